@@ -1,0 +1,3 @@
+from natlens.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""The records of a case, as canonical rows."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from natlens.analyses import load_sql
+from natlens.case import Case
+from natlens.engine import Engine
+from natlens.errors import UsageError
+from natlens.schema import FIELDS_BY_NAME, FLOWS_SCHEMA, column_name
+
+ALL = "all"
+
+
+def default_columns(case: Case) -> list[str]:
+    """The fields of the formats the case has seen, in canonical order, then provenance."""
+    seen: set[str] = set()
+    unknown = False
+    for fmt in case.manifest.get("formats", []):
+        for name in fmt["fields"]:
+            if name in FIELDS_BY_NAME:
+                seen.add(column_name(name))
+            else:
+                unknown = True
+    columns = [f.name for f in FLOWS_SCHEMA if f.name in seen]
+    if unknown:
+        columns.append("extra")
+    return [*columns, "source", "line"]
+
+
+def records_sql(columns: list[str], limit: int | None) -> str:
+    unknown = [c for c in columns if c not in FLOWS_SCHEMA.names]
+    if unknown:
+        raise UsageError(
+            f"unknown column {unknown[0]!r}",
+            hint="columns are AWS field names with '-' as '_', e.g. pkt_srcaddr, log_status",
+        )
+    if limit is not None and limit < 0:
+        raise UsageError("--limit must be 0 or more")
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    sql = load_sql("records").format(columns=quoted, limit=limit if limit is not None else ALL)
+    return sql.replace("LIMIT all", "").rstrip() + "\n"
+
+
+def records(
+    engine: Engine, case: Case, columns: list[str] | None = None, limit: int | None = None
+) -> pa.Table:
+    engine.register_case(case)
+    return engine.query(records_sql(columns or default_columns(case), limit))

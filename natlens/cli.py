@@ -1,0 +1,238 @@
+"""The command line: parse arguments, call the library, render. Nothing else lives here."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from natlens import __version__
+from natlens.errors import EXIT_INPUT, EXIT_OK, EXIT_USAGE, NatlensError, UsageError
+
+EXIT_CODES_HELP = """exit codes:
+  0   done (lines that could not be read are reported, and do not fail the run)
+  1   an analysis found what --fail-on asked about
+  2   input problem: --strict stopped at a problem, a source or case cannot be read, or
+      nothing at all could be read
+  3   environment problem: something natlens needs is not installed or did not start
+  64  usage error: a bad option or argument
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _source_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("reading sources")
+    group.add_argument(
+        "--log-format",
+        metavar="FORMAT",
+        help="the flow log's format string, as 'aws ec2 describe-flow-logs' prints it "
+        "('${version} ${account-id} ...'), for records without a header line",
+    )
+    group.add_argument("--since", metavar="TIME", help="ISO 8601, epoch seconds, or 6h/7d ago")
+    group.add_argument("--until", metavar="TIME", help="ISO 8601, epoch seconds, or 6h/7d ago")
+    group.add_argument(
+        "--strict", action="store_true", help="stop at the first problem (exit code 2)"
+    )
+    group.add_argument("--endpoint-url", metavar="URL", help="S3 or CloudWatch Logs endpoint")
+    group.add_argument("--profile", help="AWS profile (standard boto3 credential chain)")
+    group.add_argument("--region", help="AWS region")
+    group.add_argument(
+        "--log-stream",
+        metavar="NAME",
+        help="cwl:// sources: log stream names (comma separated) or a prefix ending in '*'",
+    )
+
+
+def _engine_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("engine")
+    group.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb")
+    group.add_argument("--spark-master", metavar="URL", help="Spark master URL (default: local[2])")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="natlens",
+        description="Explain AWS VPC Flow Logs and Network Firewall logs.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"natlens {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    ingest = commands.add_parser(
+        "ingest",
+        help="read flow logs into a case directory",
+        description="Read VPC flow logs from files, directories, globs, s3://bucket/prefix or "
+        "cwl://LOG_GROUP into a case: Parquet tables and a manifest. Sources read before are "
+        "not read again; new sources append.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ingest.add_argument("sources", nargs="+", metavar="SOURCE")
+    ingest.add_argument("--case", required=True, metavar="DIR", help="the case directory")
+    ingest.add_argument("--json", action="store_true", help="print the accounting as JSON")
+    _source_options(ingest)
+    ingest.set_defaults(run=cmd_ingest)
+
+    records = commands.add_parser(
+        "records",
+        help="print canonical flow records",
+        description="Print the canonical records of a case, or of sources read into a "
+        "temporary case. JSONL keys are the canonical column names.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    records.add_argument("inputs", nargs="+", metavar="CASE_OR_SOURCE")
+    records.add_argument("--limit", type=int, default=None, help="at most N records")
+    records.add_argument("--format", choices=("table", "jsonl", "csv"), default="table")
+    records.add_argument(
+        "--columns", metavar="A,B", help="columns to print (default: the fields seen)"
+    )
+    records.add_argument(
+        "--all-columns", action="store_true", help="every canonical column, NULL or not"
+    )
+    _source_options(records)
+    _engine_options(records)
+    records.set_defaults(run=cmd_records)
+    return parser
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from natlens.ingest import ingest
+    from natlens.render.ingest_report import write_text
+
+    report = ingest(args.sources, args.case, _ingest_options(args))
+    data = report.to_json()
+    data["coverage_gaps"] = _case_gaps(args.case)
+    if args.json:
+        json.dump(data, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        write_text(data, sys.stdout)
+    return _ingest_exit(data)
+
+
+def cmd_records(args: argparse.Namespace) -> int:
+    from natlens.analyses.records import default_columns, records
+    from natlens.engine import open_engine
+    from natlens.render import render
+    from natlens.schema import FLOWS_SCHEMA
+
+    with _case_from_inputs(args) as case, open_engine(args.engine, args.spark_master) as engine:
+        if args.all_columns:
+            columns = list(FLOWS_SCHEMA.names)
+        elif args.columns:
+            columns = [c.strip() for c in args.columns.split(",") if c.strip()]
+        else:
+            columns = default_columns(case)
+        table = records(engine, case, columns, args.limit)
+        render(table, args.format, sys.stdout)
+    return EXIT_OK
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _ingest_options(args: argparse.Namespace) -> Any:
+    from natlens.formats.logformat import parse_log_format
+    from natlens.ingest import IngestOptions
+    from natlens.sources import SourceOptions
+    from natlens.sources.timerange import TimeRange, parse_time
+
+    since = parse_time(args.since) if args.since else None
+    until = parse_time(args.until) if args.until else None
+    if since is not None and until is not None and since > until:
+        raise UsageError("--since is later than --until")
+    return IngestOptions(
+        log_format=parse_log_format(args.log_format) if args.log_format else None,
+        strict=args.strict,
+        sources=SourceOptions(
+            time_range=TimeRange(since, until),
+            endpoint_url=args.endpoint_url,
+            profile=args.profile,
+            region=args.region,
+            log_stream=args.log_stream,
+        ),
+    )
+
+
+def _ingest_exit(data: dict[str, Any]) -> int:
+    lines = data["lines"]
+    if lines["records"] == 0 and lines["skipped"] > 0:
+        return EXIT_INPUT  # nothing could be read
+    if any(k == "unreadable" for k in data["skipped"]) and lines["records"] == 0:
+        return EXIT_INPUT
+    return EXIT_OK
+
+
+def _case_gaps(case_dir: str) -> list[dict[str, Any]]:
+    from natlens.case import Case
+
+    return list(Case.open(case_dir).manifest.get("coverage_gaps", []))
+
+
+@contextlib.contextmanager
+def _case_from_inputs(args: argparse.Namespace) -> Iterator[Any]:
+    """A case directory as given, or the sources read into a temporary case."""
+    from natlens.case import Case, is_case
+    from natlens.ingest import ingest
+
+    if len(args.inputs) == 1 and is_case(args.inputs[0]):
+        yield Case.open(args.inputs[0])
+        return
+    cases = [i for i in args.inputs if is_case(i)]
+    if cases:
+        raise UsageError(
+            f"{cases[0]} is a case: give one case, or sources only",
+            hint="to add sources to a case: natlens ingest SOURCE... --case DIR",
+        )
+    with tempfile.TemporaryDirectory(prefix="natlens-case-") as tmp:
+        report = ingest(args.inputs, os.path.join(tmp, "case"), _ingest_options(args))
+        data = report.to_json()
+        skipped = data["lines"]["skipped"]
+        if skipped:
+            sys.stderr.write(
+                f"natlens: {skipped:,} line(s) skipped while reading; "
+                "'natlens ingest ... --json' lists them\n"
+            )
+            for reason, entry in data["skipped"].items():
+                for example in entry["examples"][:2]:
+                    sys.stderr.write(f"  {reason}: {example}\n")
+        yield Case.open(report.case)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.run(args))
+    except NatlensError as exc:
+        sys.stderr.write(f"natlens: error: {exc}\n")
+        return exc.exit_code
+    except BrokenPipeError:
+        # The reader of our output went away (natlens records ... | head): not an error.
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,242 @@
+"""Run analysis SQL on DuckDB (the embedded default) or Apache Spark.
+
+Analyses are written once in a restricted DuckDB dialect and translated by sqlglot. sqlglot
+passes some DuckDB-only syntax through untouched, so ``check_portable`` rejects it before it can
+reach another engine: GROUP BY must name expressions (no aliases, no ALL), no QUALIFY, no list or
+struct slicing, ORDER BY only at the top level. Sessions run in UTC.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlglot
+from sqlglot import exp
+
+from natlens.case import TABLES, Case
+from natlens.errors import EnvironmentProblem, UsageError
+
+ENGINES = ("duckdb", "spark")
+DIALECTS = ("duckdb", "spark", "athena")
+
+
+def translate(sql: str, dialect: str) -> str:
+    """The analysis SQL for ``dialect`` (duckdb, spark, athena)."""
+    if dialect not in DIALECTS:
+        raise UsageError(f"unknown SQL dialect {dialect!r}", hint=f"use one of {DIALECTS}")
+    return sqlglot.transpile(sql, read="duckdb", write=dialect, pretty=True)[0]
+
+
+def check_portable(sql: str) -> list[str]:
+    """Constructs that sqlglot would carry to another engine unchanged, or that mean something
+    else there. An empty list means the query is in the portable subset."""
+    problems = []
+    for tree in sqlglot.parse(sql, read="duckdb"):
+        if tree is None:
+            continue
+        if list(tree.find_all(exp.Qualify)):
+            problems.append("QUALIFY: filter a window function in an outer query instead")
+        for group in tree.find_all(exp.Group):
+            if group.args.get("all"):
+                problems.append("GROUP BY ALL: list the grouped expressions")
+            select = group.parent
+            aliases = (
+                {e.alias for e in select.expressions if isinstance(e, exp.Alias)}
+                if isinstance(select, exp.Select)
+                else set()
+            )
+            columns = _source_columns(select) if isinstance(select, exp.Select) else set()
+            for expression in group.expressions:
+                if (
+                    isinstance(expression, exp.Column)
+                    and not expression.table
+                    and expression.name in aliases
+                    and expression.name not in columns
+                ):
+                    problems.append(f"GROUP BY {expression.name}: group by the expression")
+                if isinstance(expression, exp.Literal):
+                    problems.append("GROUP BY position: group by the expression")
+        for bracket in tree.find_all(exp.Bracket):
+            if any(isinstance(e, exp.Slice) for e in bracket.expressions):
+                problems.append("list slicing [a:b]: not portable")
+        for order in tree.find_all(exp.Order):
+            if order.parent is not tree and not isinstance(order.parent, exp.Window):
+                problems.append("ORDER BY inside a subquery: order only the final result")
+    return problems
+
+
+def _source_columns(select: exp.Select) -> set[str]:
+    """Column names the FROM clause provides, when they can be known (canonical tables)."""
+    names: set[str] = set()
+    for table in select.find_all(exp.Table):
+        schema = TABLES.get(table.name)
+        if schema is not None:
+            names.update(schema.names)
+    return names
+
+
+class Engine(ABC):
+    name: str
+
+    @abstractmethod
+    def register_case(self, case: Case) -> None: ...
+
+    @abstractmethod
+    def query(self, sql: str) -> pa.Table: ...
+
+    def close(self) -> None:  # noqa: B027 - optional for engines that hold nothing
+        pass
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _EmptyTables:
+    """An empty Parquet file per table with its whole canonical schema, read before the parts."""
+
+    def __init__(self) -> None:
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+
+    def path(self, name: str) -> Path:
+        if self._dir is None:
+            self._dir = tempfile.TemporaryDirectory(prefix="natlens-empty-")
+        path = Path(self._dir.name) / f"{name}.parquet"
+        if not path.exists():
+            pq.write_table(TABLES[name].empty_table(), path)
+        return path
+
+    def cleanup(self) -> None:
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
+
+
+class DuckDBEngine(Engine):
+    name = "duckdb"
+
+    def __init__(
+        self,
+        memory_limit: str | None = None,
+        temp_directory: str | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.con = duckdb.connect()
+        self.con.execute("SET TimeZone = 'UTC'")
+        if memory_limit:
+            self.con.execute(f"SET memory_limit = '{memory_limit}'")
+        if temp_directory:
+            self.con.execute(f"SET temp_directory = '{temp_directory}'")
+        if threads:
+            self.con.execute(f"SET threads = {int(threads)}")
+        self._empty = _EmptyTables()
+
+    def register_case(self, case: Case) -> None:
+        for name in TABLES:
+            # The empty file carries the whole schema; parts hold the columns their records have.
+            parts = [str(self._empty.path(name)), *map(str, case.parts(name))]
+            files = ", ".join("'" + p.replace("'", "''") + "'" for p in parts)
+            self.con.execute(
+                f"CREATE OR REPLACE VIEW {name} AS "
+                f"SELECT * FROM read_parquet([{files}], union_by_name = true)"
+            )
+
+    def query(self, sql: str) -> pa.Table:
+        return self.con.execute(sql).to_arrow_table()
+
+    def close(self) -> None:
+        self.con.close()
+        self._empty.cleanup()
+
+
+_SPARK_SESSIONS: dict[str, Any] = {}
+
+
+def spark_session(master: str = "local[2]") -> Any:
+    """One Spark session per master for the whole process: it takes seconds to start."""
+    if master in _SPARK_SESSIONS:
+        return _SPARK_SESSIONS[master]
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise EnvironmentProblem(
+            "--engine spark needs PySpark, which is not installed",
+            hint="pip install 'natlens[spark]' (and a Java 17+ runtime)",
+        ) from None
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
+    builder = (
+        SparkSession.builder.master(master)
+        .appName("natlens")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+    )
+    if master.startswith("local"):
+        builder = builder.config("spark.driver.host", "127.0.0.1").config(
+            "spark.driver.bindAddress", "127.0.0.1"
+        )
+    try:
+        session = builder.getOrCreate()
+    except Exception as exc:
+        raise EnvironmentProblem(
+            f"Spark did not start ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+            hint="Spark needs a Java 17+ runtime: apt-get install openjdk-17-jre-headless",
+        ) from None
+    session.sparkContext.setLogLevel("ERROR")
+    _SPARK_SESSIONS[master] = session
+    return session
+
+
+class SparkEngine(Engine):
+    name = "spark"
+
+    def __init__(self, master: str = "local[2]") -> None:
+        self.spark = spark_session(master)
+        self._empty = _EmptyTables()
+
+    def register_case(self, case: Case) -> None:
+        for name in TABLES:
+            parts = [str(self._empty.path(name)), *map(str, case.parts(name))]
+            frame = self.spark.read.option("mergeSchema", "true").parquet(*parts)
+            frame.select(*TABLES[name].names).createOrReplaceTempView(name)
+
+    def query(self, sql: str) -> pa.Table:
+        table = self.spark.sql(translate(sql, "spark")).toArrow()
+        # Spark returns large_string; give callers DuckDB's types so results compare equal.
+        return table.cast(
+            pa.schema(
+                [pa.field(f.name, _small(f.type)) for f in table.schema],
+                metadata=table.schema.metadata,
+            )
+        )
+
+    def close(self) -> None:
+        self._empty.cleanup()
+
+
+def _small(dtype: pa.DataType) -> pa.DataType:
+    if pa.types.is_large_string(dtype):
+        return pa.string()
+    if pa.types.is_map(dtype):
+        return pa.map_(_small(dtype.key_type), _small(dtype.item_type))
+    return dtype
+
+
+def open_engine(name: str = "duckdb", spark_master: str | None = None, **options: Any) -> Engine:
+    if name == "duckdb":
+        return DuckDBEngine(**options)
+    if name == "spark":
+        return SparkEngine(spark_master or "local[2]")
+    raise UsageError(f"unknown engine {name!r}", hint=f"use one of {ENGINES}")

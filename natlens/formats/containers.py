@@ -1,0 +1,354 @@
+"""What a byte stream holds, told by its content rather than its name.
+
+gzip (including several members back to back), Parquet as S3 delivers it, the JSON that
+``aws logs filter-log-events``/``get-log-events`` print, CloudWatch Logs subscription payloads
+(gzip + base64 JSON with ``logEvents``, alone, per line, or wrapped in a Lambda ``awslogs`` event,
+or back to back as Firehose writes them), ``--output text`` CLI dumps, and plain text lines
+(with or without a CloudWatch export timestamp in front). Every one becomes pieces for the
+record parser.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import io
+import json
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from isal import igzip
+
+from natlens.accounting import Problem
+
+BLOCK_BYTES = 1 << 24
+MAX_LINE_BYTES = 1 << 20
+EVENTS_PER_PIECE = 100_000
+
+
+@dataclass
+class TextPiece:
+    """Whole record lines; the first is line ``first_line`` of ``source``."""
+
+    source: str
+    block: bytes
+    first_line: int
+
+
+@dataclass
+class TablePiece:
+    """Columns read from a Parquet file; the first row is row ``first_line`` of ``source``."""
+
+    source: str
+    table: pa.Table
+    first_line: int
+
+
+@dataclass
+class LinesPassedOver:
+    """Lines that are not records and not problems: CLI tokens, control messages.
+
+    They were handed to the parser as blank lines (to keep line numbers); ``count`` moves them
+    from the blank count to the metadata count.
+    """
+
+    source: str
+    count: int
+
+
+@dataclass
+class SourceProblem:
+    """A problem with a source or part of it, found before parsing."""
+
+    problem: Problem
+
+
+Piece = TextPiece | TablePiece | LinesPassedOver | SourceProblem
+
+
+def read_container(source: str, raw: IO[bytes]) -> Iterator[Piece]:
+    """Read one file or object, whatever container it is in."""
+    stream: Any = io.BufferedReader(raw, buffer_size=1 << 20)
+    head = stream.peek(8)[:8]
+    if not head:
+        return
+    if head[:2] == b"\x1f\x8b":
+        inner: Any = io.BufferedReader(igzip.IGzipFile(fileobj=stream), buffer_size=1 << 20)
+        try:
+            inner_head = inner.peek(8)[:8]
+        except (OSError, EOFError, zlib.error) as exc:
+            yield SourceProblem(Problem("bad-container", source, None, f"not valid gzip: {exc}"))
+            return
+        yield from _read_decoded(source, inner, inner_head, compressed=True)
+        return
+    yield from _read_decoded(source, stream, head, compressed=False)
+
+
+def _read_decoded(source: str, stream: Any, head: bytes, compressed: bool) -> Iterator[Piece]:
+    if head[:4] == b"PAR1":
+        yield from _read_parquet(source, stream)
+        return
+    first = head.lstrip()[:1]
+    if first in (b"{", b"["):
+        yield from _read_json(source, _read_all(source, stream))
+        return
+    if head.startswith(b"H4sI"):  # base64 of a gzip header: subscription payloads, one per line
+        yield from _read_json(source, _read_all(source, stream), base64_lines=True)
+        return
+    if not compressed and _looks_binary(stream.peek(8192)[:8192]):
+        yield SourceProblem(
+            Problem("not-text", source, None, "binary data, not a log file: nothing read")
+        )
+        return
+    yield from _read_text(source, stream)
+
+
+def _looks_binary(sample: bytes) -> bool:
+    if b"\x00" in sample:
+        return True
+    controls = sum(1 for b in sample if b < 9 or 13 < b < 32)
+    return len(sample) > 0 and controls / len(sample) > 0.1
+
+
+def _read_all(source: str, stream: IO[bytes]) -> bytes:
+    chunks = []
+    try:
+        while chunk := stream.read(BLOCK_BYTES):
+            chunks.append(chunk)
+    except (OSError, EOFError, zlib.error):
+        pass  # a truncated JSON document fails to parse and is reported there
+    return b"".join(chunks)
+
+
+def _read_text(source: str, stream: IO[bytes]) -> Iterator[Piece]:
+    """Blocks of whole lines; a cut stream keeps every whole line before the cut."""
+    line = 1
+    rest = b""
+    cli_text: bool | None = None
+    while True:
+        try:
+            chunk = stream.read(BLOCK_BYTES)
+        except (OSError, EOFError, zlib.error) as exc:
+            if rest:
+                yield _lines_problem(
+                    "truncated",
+                    source,
+                    line,
+                    f"the compressed stream ends inside this line ({exc}); "
+                    "every line before it was read",
+                )
+            else:
+                yield SourceProblem(
+                    Problem(
+                        "truncated",
+                        source,
+                        line,
+                        f"the compressed stream ends early ({exc}); every line before was read",
+                        count=0,
+                    )
+                )
+            return
+        if not chunk:
+            if rest:
+                yield from _text_piece(source, rest + b"\n", line, cli_text)
+            return
+        data = rest + chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            if len(data) > MAX_LINE_BYTES:
+                yield _lines_problem(
+                    "not-text", source, line, f"a line longer than {MAX_LINE_BYTES} bytes"
+                )
+                line += 1
+                after = _skip_to_newline(stream)
+                if after is None:
+                    return
+                rest = after
+                continue
+            rest = data
+            continue
+        block, rest = data[: cut + 1], data[cut + 1 :]
+        if cli_text is None:
+            cli_text = block.startswith(b"EVENTS\t") or _cli_tokens_first(block)
+        yield from _text_piece(source, block, line, cli_text)
+        line += block.count(b"\n")
+
+
+def _skip_to_newline(stream: IO[bytes]) -> bytes | None:
+    """Drop bytes up to the next newline; returns what follows it, or None at the end."""
+    while True:
+        chunk = stream.read(BLOCK_BYTES)
+        if not chunk:
+            return None
+        cut = chunk.find(b"\n")
+        if cut >= 0:
+            return chunk[cut + 1 :]
+
+
+def _lines_problem(reason: str, source: str, line: int, message: str) -> SourceProblem:
+    return SourceProblem(Problem(reason, source, line, message, count=1))
+
+
+def _cli_tokens_first(block: bytes) -> bool:
+    """``get-log-events --output text`` starts with a line of the two page tokens."""
+    first = block[: block.find(b"\n")]
+    parts = first.split(b"\t")
+    return len(parts) == 2 and all(p[:2] in (b"b/", b"f/") for p in parts)
+
+
+def _text_piece(source: str, block: bytes, line: int, cli_text: bool | None) -> Iterator[Piece]:
+    if not cli_text:
+        yield TextPiece(source, block, line)
+        return
+    # aws logs ... --output text prints each event as EVENTS and its scalar keys in sorted order:
+    # filter-log-events: eventId ingestionTime logStreamName message timestamp;
+    # get-log-events: ingestionTime message timestamp. Other lines are page tokens and the
+    # SEARCHEDLOGSTREAMS list.
+    out, passed = [], 0
+    for raw in block.split(b"\n")[:-1]:
+        parts = raw.rstrip(b"\r").split(b"\t")
+        if parts[0] == b"EVENTS" and len(parts) == 6:
+            out.append(parts[4])
+        elif parts[0] == b"EVENTS" and len(parts) == 4:
+            out.append(parts[2])
+        else:
+            out.append(b"")
+            passed += int(bool(raw.strip()))
+    yield TextPiece(source, b"\n".join(out) + b"\n", line)
+    if passed:
+        yield LinesPassedOver(source, passed)
+
+
+def _read_parquet(source: str, stream: IO[bytes]) -> Iterator[Piece]:
+    data = _read_all(source, stream)
+    try:
+        parquet = pq.ParquetFile(io.BytesIO(data))
+        row = 1
+        for batch in parquet.iter_batches(batch_size=1 << 20):
+            table = pa.Table.from_batches([batch])
+            yield TablePiece(source, table, row)
+            row += table.num_rows
+    except (pa.ArrowException, OSError) as exc:
+        yield SourceProblem(
+            Problem("bad-container", source, None, f"damaged Parquet file: {exc}", count=0)
+        )
+
+
+# -- CloudWatch Logs JSON ----------------------------------------------------------------------
+
+
+def _read_json(source: str, data: bytes, base64_lines: bool = False) -> Iterator[Piece]:
+    """Events from CloudWatch Logs JSON; each event's message is one record line.
+
+    Event numbers stand in for line numbers: event N of the file is reported as ``source:N``.
+    """
+    reader = _EventReader(source)
+    if base64_lines:
+        for raw in data.split(b"\n"):
+            if raw.strip():
+                reader.payload(raw.strip())
+    else:
+        reader.document(data)
+    yield from reader.problems
+    messages = reader.messages
+    for start in range(0, len(messages), EVENTS_PER_PIECE):
+        chunk = messages[start : start + EVENTS_PER_PIECE]
+        yield TextPiece(source, "\n".join(chunk).encode() + b"\n", start + 1)
+    if reader.control:
+        yield TextPiece(source, b"\n" * reader.control, len(messages) + 1)
+        yield LinesPassedOver(source, reader.control)
+
+
+class _EventReader:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.messages: list[str] = []
+        self.problems: list[SourceProblem] = []
+        self.control = 0
+
+    def _bad(self, message: str) -> None:
+        self.problems.append(
+            SourceProblem(Problem("bad-json", self.source, None, message, count=0))
+        )
+
+    def document(self, data: bytes) -> None:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self._bad(f"not UTF-8 JSON ({exc})")
+            return
+        decoder = json.JSONDecoder()
+        pos = 0
+        while True:
+            while pos < len(text) and text[pos] in " \t\r\n":
+                pos += 1
+            if pos >= len(text):
+                return
+            try:
+                value, pos = decoder.raw_decode(text, pos)
+            except json.JSONDecodeError as exc:
+                self._bad(f"line {exc.lineno} column {exc.colno}: {exc.msg}")
+                nxt = text.find("\n", exc.pos)
+                if nxt < 0:
+                    return
+                pos = nxt + 1
+                continue
+            self.value(value)
+
+    def payload(self, encoded: bytes) -> None:
+        """A subscription payload: base64 of gzip of JSON."""
+        try:
+            self.document(gzip.decompress(base64.b64decode(encoded, validate=True)))
+        except (binascii.Error, OSError, EOFError, zlib.error) as exc:
+            self.problems.append(
+                SourceProblem(
+                    Problem(
+                        "bad-container",
+                        self.source,
+                        None,
+                        f"a subscription payload is not base64 gzip: {exc}",
+                        count=0,
+                    )
+                )
+            )
+
+    def value(self, value: object) -> None:
+        if isinstance(value, list):
+            for item in value:
+                self.value(item)
+        elif isinstance(value, str):
+            self.messages.append(_one_line(value))
+        elif isinstance(value, dict):
+            self.object(value)
+        else:
+            self._bad(f"a JSON {type(value).__name__} where an event or a message was expected")
+
+    def object(self, obj: dict[str, object]) -> None:
+        if obj.get("messageType") == "CONTROL_MESSAGE":
+            self.control += 1
+            return
+        awslogs = obj.get("awslogs")
+        if isinstance(awslogs, dict) and isinstance(awslogs.get("data"), str):
+            self.payload(str(awslogs["data"]).encode())  # a Lambda subscription event
+            return
+        for key in ("logEvents", "events"):
+            events = obj.get(key)
+            if isinstance(events, list):
+                for event in events:
+                    self.value(event)
+                return
+        message = obj.get("message")
+        if isinstance(message, str):
+            self.messages.append(_one_line(message))
+            return
+        keys = ", ".join(sorted(obj)[:6])
+        self._bad(f"a JSON object with no events and no message (keys: {keys})")
+
+
+def _one_line(message: str) -> str:
+    return message.replace("\r", " ").replace("\n", " ")

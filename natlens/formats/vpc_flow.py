@@ -1,0 +1,574 @@
+"""VPC flow log records: text lines to typed Arrow columns, every line accounted for.
+
+A block of whole lines is parsed column-wise with Arrow. Clean blocks (single spaces, no blank
+lines, every value valid) take a fast path through Arrow's CSV reader; any other block takes the
+general path, which splits on runs of whitespace (aws-facts §3.5: AWS's own example has a double
+space), finds each bad line and says why.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from natlens.accounting import Accounting, Problem
+from natlens.formats.logformat import LineFormat, format_string, header_fields, resolve_format
+from natlens.schema import ADDRESS_INT_SUFFIX, FIELDS_BY_NAME, FlowField, Kind
+
+_IPV4 = r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$"
+_IPV4_NAMED = r"^(?P<a>\d{1,3})\.(?P<b>\d{1,3})\.(?P<c>\d{1,3})\.(?P<d>\d{1,3})$"
+_IPV6 = r"^[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*$"
+_UNSIGNED = r"^[0-9]{1,18}$"
+_INT32_MAX = 2**31 - 1
+# aws-facts / peers.md §0: start and end sometimes arrive in milliseconds; values past 2^31
+# cannot be seconds (year 2038), so they are divided by 1000.
+_MS_THRESHOLD = 2**31
+EXAMPLES_PER_BLOCK = 5
+# Address columns are converted side by side: Arrow's regex kernels use one core each.
+_POOL = ThreadPoolExecutor(2, thread_name_prefix="natlens-parse")
+# Whitespace Arrow's CSV reader would not treat as a field separator: such blocks take the general
+# path. Double spaces, blank lines and leading or trailing spaces need no scan: they change a
+# line's field count, which the CSV reader refuses.
+_IRREGULAR = (b"\t", b"\r", b"\x0b", b"\x0c")
+
+
+def _parquet_field(column: str) -> str:
+    """A Parquet column's field name: AWS writes ``log_status`` for ``log-status``."""
+    lowered = column.strip().lower()
+    for candidate in (lowered, lowered.replace("_", "-")):
+        if candidate in FIELDS_BY_NAME:
+            return candidate
+    return column
+
+
+def _field(name: str) -> FlowField:
+    """A known field, or an unknown one kept as text (its values go to the ``extra`` column)."""
+    return FIELDS_BY_NAME.get(name) or FlowField(name, None, Kind.STRING)
+
+
+@dataclass
+class _Rows:
+    """Typed columns of the good rows of a block, with their line numbers."""
+
+    columns: dict[str, pa.Array]
+    lines: np.ndarray
+    # IPv4 integers already computed while checking addresses, by field name.
+    ipv4: dict[str, pa.Array] = field(default_factory=dict)
+
+
+class FlowParser:
+    """Parses the record lines of one source, block by block.
+
+    The field order is fixed by the first line: a header, the given format, or the default
+    format when the line fits it. A header later in the stream (files joined with ``cat``) switches
+    the format from that line on.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        acct: Accounting,
+        given: tuple[str, ...] | None = None,
+        given_origin: str = "--log-format",
+        since: int | None = None,
+        until: int | None = None,
+    ) -> None:
+        self.source = source
+        self.acct = acct
+        self.given = given
+        self.given_origin = given_origin
+        self.since = since
+        self.until = until
+        self.fmt: LineFormat | None = None
+        self.unreadable = False  # no format fits: every line is reported as no-format
+        self.records = 0
+
+    # -- public --------------------------------------------------------------------------------
+
+    def feed(self, block: bytes, first_line: int) -> Iterator[pa.Table]:
+        """Parse ``block`` (whole lines, each ending in a newline) whose first line is numbered
+        ``first_line``. Yields tables of typed columns named as canonical columns, plus ``line``.
+        """
+        if not block:
+            return
+        if not block.endswith(b"\n"):
+            block += b"\n"
+        if self.fmt is None and not self.unreadable:
+            block, first_line = self._start(block, first_line)
+        if not block:
+            return
+        if self.unreadable:
+            self._skip_all(block, first_line)
+            return
+        yield from self._parse(block, first_line)
+
+    def feed_table(self, table: pa.Table, first_row: int) -> Iterator[pa.Table]:
+        """Parse columns read from Parquet (aws-facts §2.2): typed by AWS, named with ``_``."""
+        n = table.num_rows
+        self.acct.counts.lines += n
+        columns: dict[str, pa.Array] = {}
+        bad_field = np.full(n, -1, dtype=np.int64)
+        bad_text: dict[int, str] = {}
+        names: list[str] = []
+        for i, raw_name in enumerate(table.column_names):
+            name = _parquet_field(raw_name)
+            names.append(name)
+            col = table.column(raw_name).combine_chunks()
+            kind = _field(name).kind
+            if pa.types.is_integer(col.type) and kind in (Kind.INT32, Kind.INT64):
+                col = col.cast(pa.int64())
+                too_big = _INT32_MAX if kind is Kind.INT32 else 2**63 - 1
+                ok = pc.fill_null(
+                    pc.and_(pc.greater_equal(col, 0), pc.less_equal(col, too_big)), True
+                )
+                invalid = ~ok.to_numpy(zero_copy_only=False)
+                text = col.cast(pa.string())
+            else:
+                text = col if pa.types.is_string(col.type) else col.cast(pa.string())
+                text = pc.if_else(pc.equal(text, "-"), pa.scalar(None, pa.string()), text)
+                col, found = _convert(text, kind)
+                invalid = found if found is not None else np.zeros(n, dtype=bool)
+            if invalid.any():
+                rows = np.flatnonzero(invalid)
+                for j in rows[: 2 * EXAMPLES_PER_BLOCK]:
+                    bad_text.setdefault(int(j), text[int(j)].as_py())
+                rows = rows[bad_field[rows] < 0]
+                bad_field[rows] = i
+            columns[name] = col
+        self._report(
+            "bad-value",
+            np.flatnonzero(bad_field >= 0),
+            first_row,
+            lambda row: (
+                f"{bad_text.get(row)!r} is not {_expected(_field(names[bad_field[row]]).kind)}",
+                names[bad_field[row]],
+            ),
+        )
+        keep = bad_field < 0
+        if not keep.all():
+            mask = pa.array(keep)
+            columns = {name: col.filter(mask) for name, col in columns.items()}
+        good = _Rows(columns, first_row + np.flatnonzero(keep).astype(np.int64))
+        self.acct.counts.records += len(good.lines)
+        yield from self._emit(good, LineFormat(tuple(names), "parquet"))
+
+    # -- format --------------------------------------------------------------------------------
+
+    def _start(self, block: bytes, first_line: int) -> tuple[bytes, int]:
+        """Fix the format from the first text line; returns the block from the first record on."""
+        pos, line_no = 0, first_line
+        while pos < len(block):
+            end = block.index(b"\n", pos)
+            try:
+                text = block[pos:end].decode("utf-8")
+            except UnicodeDecodeError:
+                self.acct.counts.lines += 1
+                self.acct.problem(
+                    Problem("not-text", self.source, line_no, "the line is not UTF-8 text")
+                )
+                pos, line_no = end + 1, line_no + 1
+                continue
+            if not text.strip():
+                self.acct.counts.lines += 1
+                self.acct.counts.blank += 1
+                pos, line_no = end + 1, line_no + 1
+                continue
+            fields = header_fields(text)
+            if fields is not None:
+                self.fmt = LineFormat(fields, "header")
+                self.acct.counts.lines += 1
+                self.acct.counts.headers += 1
+                return block[end + 1 :], line_no + 1
+            self.fmt = resolve_format(text, self.given, self.given_origin)
+            if self.fmt is None:
+                self.unreadable = True
+                self.acct.counts.lines += 1
+                self.acct.problem(
+                    Problem(
+                        "no-format",
+                        self.source,
+                        line_no,
+                        f"no header line and no --log-format, and the first record "
+                        f"({len(text.split())} fields) does not read as the default format "
+                        "(14 fields, version 2). Pass --log-format with the flow log's format "
+                        "string: aws ec2 describe-flow-logs --query 'FlowLogs[].LogFormat'",
+                    )
+                )
+                self._skip_all(block[end + 1 :], line_no + 1)
+                return b"", line_no
+            return block[pos:], line_no
+        return b"", line_no
+
+    def _skip_all(self, block: bytes, first_line: int) -> None:
+        """Account for the lines of a source whose format is unknown."""
+        lines = block.split(b"\n")[:-1]
+        blank = sum(1 for line in lines if not line.strip())
+        self.acct.counts.lines += len(lines)
+        self.acct.counts.blank += blank
+        if len(lines) > blank:
+            self.acct.problem(
+                Problem(
+                    "no-format",
+                    self.source,
+                    first_line,
+                    f"{len(lines) - blank} line(s) not read: no format fits this source "
+                    "(see its first no-format problem)",
+                    count=len(lines) - blank,
+                )
+            )
+
+    # -- parsing -------------------------------------------------------------------------------
+
+    def _parse(self, block: bytes, first_line: int) -> Iterator[pa.Table]:
+        assert self.fmt is not None
+        rows = self._fast(block, first_line) if self._clean(block) else None
+        if rows is None:
+            yield from self._general(block, first_line)
+            return
+        self.acct.counts.lines += len(rows.lines)
+        self.acct.counts.records += len(rows.lines)
+        yield from self._emit(rows, self.fmt)
+
+    def _clean(self, block: bytes) -> bool:
+        assert self.fmt is not None
+        has_number = any(_field(f).kind in (Kind.INT32, Kind.INT64) for f in self.fmt.fields)
+        return (
+            has_number  # a header line inside a text-only format would read as a record
+            and not block.startswith((b" ", b"\n"))
+            and not any(marker in block for marker in _IRREGULAR)
+        )
+
+    def _fast(self, block: bytes, first_line: int) -> _Rows | None:
+        """Arrow's CSV reader on a clean block; None sends the block to the general path."""
+        assert self.fmt is not None
+        names = [f"_prefix{i}" for i in range(self.fmt.prefix)] + list(self.fmt.fields)
+        types = {}
+        for name in names:
+            f = _field(name)
+            types[name] = pa.int64() if f.kind in (Kind.INT32, Kind.INT64) else pa.string()
+        try:
+            table = pacsv.read_csv(
+                io.BytesIO(block),
+                read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 22),
+                parse_options=pacsv.ParseOptions(
+                    delimiter=" ",
+                    quote_char=False,
+                    escape_char=False,
+                    double_quote=False,
+                    ignore_empty_lines=False,
+                ),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=types,
+                    null_values=["-"],
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return None
+        columns: dict[str, pa.Array] = {}
+        addresses: list[str] = []
+        for name in self.fmt.fields:
+            col = table.column(name).combine_chunks()
+            kind = _field(name).kind
+            if kind in (Kind.INT32, Kind.INT64):
+                low, high = pc.min_max(col).values()
+                limit = _INT32_MAX if kind is Kind.INT32 else None
+                if (low.as_py() or 0) < 0 or (limit and (high.as_py() or 0) > limit):
+                    return None
+            elif kind is Kind.ADDRESS:
+                addresses.append(name)
+            columns[name] = col
+        ipv4: dict[str, pa.Array] = {}
+        for name, (value, ok) in zip(
+            addresses, _POOL.map(_address, [columns[a] for a in addresses]), strict=True
+        ):
+            if ok is not None and not pc.all(ok).as_py():
+                return None
+            ipv4[name] = value
+        lines = np.arange(first_line, first_line + table.num_rows, dtype=np.int64)
+        return _Rows(columns, lines, ipv4)
+
+    def _general(self, block: bytes, first_line: int) -> Iterator[pa.Table]:
+        """Any block: find each line that is blank, a header, or cannot be read, and why."""
+        assert self.fmt is not None
+        fmt = self.fmt
+        block, not_text = self._repair_utf8(block, first_line)
+        ends = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
+        offsets = np.empty(len(ends) + 1, np.int32)
+        offsets[0] = 0
+        offsets[1:] = ends + 1
+        nrows = len(ends)
+        lines = pa.Array.from_buffers(
+            pa.string(), nrows, [None, pa.py_buffer(offsets), pa.py_buffer(block)]
+        )
+        parts = pc.ascii_split_whitespace(lines)
+        ntok = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
+        text = np.ones(nrows, dtype=bool)
+        text[not_text] = False
+        blank = (ntok == 0) & text
+        good = (ntok == fmt.prefix + len(fmt.fields)) & text
+
+        # Values of the rows with the right number of fields, checked field by field; the
+        # first bad field of each row is the one reported.
+        good_idx = np.flatnonzero(good)
+        good_parts = parts.take(pa.array(good_idx))
+        bad_field = np.full(nrows, -1, dtype=np.int64)
+        bad_text: dict[int, str] = {}
+        columns: dict[str, pa.Array] = {}
+        for i, name in enumerate(fmt.fields):
+            col = pc.list_element(good_parts, fmt.prefix + i)
+            col = pc.if_else(pc.equal(col, "-"), pa.scalar(None, pa.string()), col)
+            typed, invalid = _convert(col, _field(name).kind)
+            if invalid is not None:
+                for j in np.flatnonzero(invalid)[: 2 * EXAMPLES_PER_BLOCK]:
+                    bad_text.setdefault(int(good_idx[j]), col[int(j)].as_py())
+                rows = good_idx[invalid]
+                rows = rows[bad_field[rows] < 0]
+                bad_field[rows] = i
+            columns[name] = typed
+
+        # A failing line may be a header: files joined with cat, each with its own header.
+        failing = (text & ~blank & ~good) | (bad_field >= 0)
+        first_char = np.frombuffer(block, np.uint8)[offsets[:-1][:nrows]] if nrows else []
+        may_be_header = failing & (np.asarray(first_char) >= 97) & (np.asarray(first_char) <= 122)
+        switch_at: int | None = None
+        header = np.zeros(nrows, dtype=bool)
+        for row in np.flatnonzero(may_be_header):
+            fields = header_fields(lines[int(row)].as_py())
+            if fields is None:
+                continue
+            header[row] = True
+            if fields != fmt.fields:
+                switch_at = int(row)
+                self.fmt = LineFormat(fields, "header")
+                break
+        stop = nrows if switch_at is None else switch_at
+        within = np.arange(nrows) < stop
+
+        count_rows = np.flatnonzero(failing & ~good & ~header & within)
+        value_rows = np.flatnonzero((bad_field >= 0) & ~header & within)
+        self._report(
+            "field-count",
+            count_rows,
+            first_line,
+            lambda row: (
+                f"{int(ntok[row]) - fmt.prefix} fields, but the format ({fmt.describe()}: "
+                f"{format_string(fmt.fields)[:100]}) has {len(fmt.fields)}",
+                None,
+            ),
+        )
+        self._report(
+            "bad-value",
+            value_rows,
+            first_line,
+            lambda row: (
+                f"{bad_text.get(row)!r} is not "
+                f"{_expected(_field(fmt.fields[bad_field[row]]).kind)}",
+                fmt.fields[bad_field[row]],
+            ),
+        )
+        self.acct.counts.lines += stop
+        self.acct.counts.headers += int((header & within).sum())
+        self.acct.counts.blank += int((blank & within).sum())
+
+        keep = (bad_field[good_idx] < 0) & (good_idx < stop)
+        if not keep.all():
+            mask = pa.array(keep)
+            columns = {name: col.filter(mask) for name, col in columns.items()}
+        rows = _Rows(columns, first_line + good_idx[keep].astype(np.int64))
+        self.acct.counts.records += len(rows.lines)
+        yield from self._emit(rows, fmt)
+
+        if switch_at is not None:
+            rest = block[int(offsets[switch_at + 1]) :]
+            if rest:
+                yield from self._parse(rest, first_line + switch_at + 1)
+
+    def _report(
+        self,
+        reason: str,
+        rows: np.ndarray,
+        first_line: int,
+        describe: Callable[[int], tuple[str, str | None]],
+    ) -> None:
+        """Report the first lines one by one, and the rest of the block as one count."""
+        for row in rows[:EXAMPLES_PER_BLOCK]:
+            message, field = describe(int(row))
+            self.acct.problem(
+                Problem(reason, self.source, first_line + int(row), message, field=field)
+            )
+        rest = rows[EXAMPLES_PER_BLOCK:]
+        if len(rest):
+            self.acct.problem(
+                Problem(
+                    reason,
+                    self.source,
+                    first_line + int(rest[0]),
+                    f"{len(rest)} more line(s) in this block from here, like the ones before",
+                    count=len(rest),
+                )
+            )
+
+    def _repair_utf8(self, block: bytes, first_line: int) -> tuple[bytes, list[int]]:
+        """Blank out lines that are not UTF-8 text, reporting each; returns their rows."""
+        try:
+            block.decode("utf-8")
+            return block, []
+        except UnicodeDecodeError:
+            pass
+        out, bad = [], []
+        for row, line in enumerate(block.split(b"\n")[:-1]):
+            try:
+                line.decode("utf-8")
+                out.append(line)
+            except UnicodeDecodeError:
+                bad.append(row)
+                out.append(b"")
+                self.acct.problem(
+                    Problem("not-text", self.source, first_line + row, "the line is not UTF-8")
+                )
+        return b"\n".join(out) + b"\n", bad
+
+    # -- output --------------------------------------------------------------------------------
+
+    def _emit(self, rows: _Rows, fmt: LineFormat) -> Iterator[pa.Table]:
+        if len(rows.lines) == 0:
+            return
+        table = finish_columns(rows.columns, rows.lines, rows.ipv4)
+        table, dropped = filter_time(table, self.since, self.until)
+        if dropped:
+            self.acct.counts.records -= dropped
+            self.acct.counts.filtered += dropped
+        self.records += table.num_rows
+        self.acct.format_seen(fmt.fields, fmt.origin, self.source, table.num_rows)
+        if table.num_rows:
+            yield table
+
+
+def finish_columns(
+    columns: dict[str, pa.Array], lines: np.ndarray, ipv4: dict[str, pa.Array] | None = None
+) -> pa.Table:
+    """Typed field columns (by AWS name) to canonical columns, derived columns and ``line``."""
+    ipv4 = ipv4 or {}
+    out: dict[str, pa.Array] = {}
+    extra_names: list[str] = []
+    for name, col in columns.items():
+        field = FIELDS_BY_NAME.get(name)
+        if field is None:
+            extra_names.append(name)
+            continue
+        if name in ("start", "end"):
+            col = pc.if_else(pc.greater(col, _MS_THRESHOLD), pc.divide(col, 1000), col)
+        col = col.cast(field.arrow_type)
+        out[field.column] = col
+        if field.kind is Kind.ADDRESS:
+            value = ipv4.get(name)
+            out[field.column + ADDRESS_INT_SUFFIX] = (
+                value if value is not None else ipv4_to_int(col)
+            )
+    if extra_names:
+        out["extra"] = _extra_map({name: columns[name] for name in extra_names}, len(lines))
+    out["line"] = pa.array(lines, pa.int64())
+    return pa.table(out)
+
+
+def filter_time(table: pa.Table, since: int | None, until: int | None) -> tuple[pa.Table, int]:
+    """Keep records whose capture window overlaps [since, until]; returns the dropped count."""
+    if since is None and until is None:
+        return table, 0
+    names = table.column_names
+    keep = None
+    if since is not None and "end" in names:
+        keep = pc.fill_null(pc.greater_equal(table["end"], since), True)
+    if until is not None and "start" in names:
+        cond = pc.fill_null(pc.less_equal(table["start"], until), True)
+        keep = cond if keep is None else pc.and_(keep, cond)
+    if keep is None:
+        return table, 0
+    kept = table.filter(keep)
+    return kept, table.num_rows - kept.num_rows
+
+
+def ipv4_to_int(col: pa.Array) -> pa.Array:
+    """Dotted-quad text to its 32-bit value as int64; NULL for IPv6, NULL and invalid text."""
+    parts = pc.extract_regex(col, _IPV4_NAMED)
+    octets = [pc.cast(pc.struct_field(parts, k), pa.int64()) for k in "abcd"]
+    value = pc.add(
+        pc.add(pc.multiply(octets[0], 1 << 24), pc.multiply(octets[1], 1 << 16)),
+        pc.add(pc.multiply(octets[2], 1 << 8), octets[3]),
+    )
+    too_big = pc.fill_null(
+        pc.or_(
+            pc.or_(pc.greater(octets[0], 255), pc.greater(octets[1], 255)),
+            pc.or_(pc.greater(octets[2], 255), pc.greater(octets[3], 255)),
+        ),
+        False,
+    )
+    return pc.if_else(too_big, pa.scalar(None, pa.int64()), value)
+
+
+def _address(col: pa.Array) -> tuple[pa.Array, pa.Array | None]:
+    """The IPv4 integers of an address column, and where any value is not an address (None
+    when all are). Text that is not IPv4 must look like IPv6."""
+    value = ipv4_to_int(col)
+    suspect = pc.and_(pc.is_valid(col), pc.is_null(value))
+    if not pc.any(suspect).as_py():
+        return value, None
+    v6 = pc.fill_null(pc.match_substring_regex(col, _IPV6), False)
+    return value, pc.or_(pc.invert(suspect), v6)
+
+
+def _convert(col: pa.Array, kind: Kind) -> tuple[pa.Array, np.ndarray | None]:
+    """Check and type one text column; returns the typed column and the rows that failed."""
+    if kind is Kind.STRING:
+        return col, None
+    if kind is Kind.ADDRESS:
+        _value, ok = _address(col)
+        if ok is None:
+            return col, None
+        invalid = ~ok.to_numpy(zero_copy_only=False)
+        return pc.if_else(ok, col, pa.scalar(None, pa.string())), invalid
+    ok = pc.fill_null(pc.match_substring_regex(col, _UNSIGNED), True)
+    safe = pc.if_else(ok, col, pa.scalar(None, pa.string()))
+    typed = pc.cast(safe, pa.int64())
+    if kind is Kind.INT32:
+        in_range = pc.fill_null(pc.less_equal(typed, _INT32_MAX), True)
+        ok = pc.and_(ok, in_range)
+        typed = pc.if_else(in_range, typed, pa.scalar(None, pa.int64()))
+    invalid = ~ok.to_numpy(zero_copy_only=False)
+    return typed, invalid if invalid.any() else None
+
+
+def _expected(kind: Kind) -> str:
+    return {
+        Kind.INT32: "a whole number from 0 to 2147483647 (or '-')",
+        Kind.INT64: "a whole number (or '-')",
+        Kind.ADDRESS: "an IPv4 or IPv6 address (or '-')",
+        Kind.STRING: "text",
+    }[kind]
+
+
+def _extra_map(columns: dict[str, pa.Array], n: int) -> pa.Array:
+    """Unknown fields as one map column: {field name: value}, NULL values left out."""
+    names = list(columns)
+    values = np.empty((n, len(names)), dtype=object)
+    for j, name in enumerate(names):
+        values[:, j] = columns[name].to_numpy(zero_copy_only=False)
+    keys, items, offsets = [], [], [0]
+    for row in values:
+        for name, value in zip(names, row, strict=True):
+            if value is not None:
+                keys.append(name)
+                items.append(value)
+        offsets.append(len(keys))
+    return pa.MapArray.from_arrays(
+        pa.array(offsets, pa.int32()), pa.array(keys, pa.string()), pa.array(items, pa.string())
+    )

@@ -1,0 +1,358 @@
+"""Read sources into a case: sources -> containers -> record parser -> Parquet.
+
+Three stages run at once, joined by small bounded queues so memory stays flat however large the
+input: a reader thread (listing, downloading, decompressing), a parser thread (Arrow), and the
+Parquet writer in the calling thread. All accounting happens in the parser thread.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from natlens.accounting import Accounting
+from natlens.case import ROW_GROUP_ROWS, Case
+from natlens.engine import DuckDBEngine
+from natlens.formats.containers import LinesPassedOver, SourceProblem, TablePiece, TextPiece
+from natlens.formats.vpc_flow import FlowParser
+from natlens.schema import FLOWS_SCHEMA
+from natlens.sources import SourceOptions, Unit, expand
+from natlens.sources.timerange import merge
+
+T = TypeVar("T")
+# Columns whose values repeat a lot: dictionary encoding makes them small and fast to read.
+_DICTIONARY_COLUMNS = [
+    "account_id", "interface_id", "action", "log_status", "vpc_id", "subnet_id", "instance_id",
+    "type", "region", "az_id", "flow_direction", "pkt_src_aws_service", "pkt_dst_aws_service",
+    "source",
+]  # fmt: skip
+
+
+@dataclass
+class IngestOptions:
+    log_format: tuple[str, ...] | None = None
+    strict: bool = False
+    sources: SourceOptions = field(default_factory=SourceOptions)
+
+
+@dataclass
+class IngestReport:
+    case: Path
+    accounting: Accounting
+    records_written: int
+    parts: list[str]
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "case": str(self.case),
+            "records_written": self.records_written,
+            "parts": self.parts,
+            "seconds": round(self.seconds, 3),
+            **self.accounting.to_json(),
+        }
+
+
+@dataclass
+class _UnitStart:
+    unit: Unit
+
+
+@dataclass
+class _UnitEnd:
+    unit: Unit
+
+
+@dataclass
+class _UnitUnchanged:
+    unit: Unit
+
+
+@dataclass
+class _UnitDone:
+    unit: Unit
+    records: int
+    failed: bool
+
+
+def ingest(sources: list[str], case_dir: str | Path, options: IngestOptions) -> IngestReport:
+    started = time.monotonic()
+    case = Case.create_or_open(case_dir)
+    acct = Accounting(strict=options.strict)
+    known: dict[str, dict[str, Any]] = case.manifest["sources"]
+    coverage: dict[str, list[list[int]]] = case.manifest["cloudwatch_coverage"]
+
+    units = expand(sources, options.sources, coverage)
+    read_items = _prefetch(_read_stage(units, known), depth=4)
+    done: list[_UnitDone] = []
+    tables = _prefetch(_parse_stage(read_items, acct, options, done), depth=4)
+
+    parts = _Parts(case)
+    try:
+        for table in tables:
+            parts.write(table)
+        written = parts.close()
+    except BaseException:
+        parts.abort()
+        raise
+
+    replaced = {d.unit.id for d in done if d.unit.coverage is None and d.unit.id in known}
+    if replaced:
+        case.remove_sources(replaced)
+        acct.sources_replaced = len(replaced)
+    names = []
+    for path, rows in written:
+        case.add_part(path, rows)
+        names.append(str(path.relative_to(case.path)))
+    _record(case, done, acct, names, sources)
+    _summarize(case)
+    case.save()
+    total = sum(rows for _path, rows in written)
+    return IngestReport(case.path, acct, total, names, time.monotonic() - started)
+
+
+class _Parts:
+    """The part files of one ingest: one per set of columns (in practice, one per format).
+
+    Like AWS's own Parquet files, a part holds only the columns its records have; engines read
+    the parts by column name, so every canonical column is there, NULL where a part lacks it.
+    """
+
+    def __init__(self, case: Case) -> None:
+        self.case = case
+        self.open: dict[tuple[str, ...], _Part] = {}
+
+    def write(self, table: pa.Table) -> None:
+        key = tuple(table.column_names)
+        part = self.open.get(key)
+        if part is None:
+            part = self.open[key] = _Part(self.case.new_part_path("flows"), table.schema)
+        part.write(table)
+
+    def close(self) -> list[tuple[Path, int]]:
+        return [(part.path, part.close()) for part in self.open.values()]
+
+    def abort(self) -> None:
+        for part in self.open.values():
+            part.abort()
+
+
+class _Part:
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.path = path
+        self.writer = pq.ParquetWriter(
+            path,
+            schema,
+            compression="zstd",
+            compression_level=1,
+            use_dictionary=[c for c in _DICTIONARY_COLUMNS if c in schema.names],
+        )
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
+        self.rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        self.pending.append(table)
+        self.pending_rows += table.num_rows
+        if self.pending_rows >= ROW_GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending:
+            self.writer.write_table(pa.concat_tables(self.pending), row_group_size=ROW_GROUP_ROWS)
+            self.rows += self.pending_rows
+            self.pending, self.pending_rows = [], 0
+
+    def close(self) -> int:
+        self._flush()
+        self.writer.close()
+        return self.rows
+
+    def abort(self) -> None:
+        self.writer.close()
+        self.path.unlink(missing_ok=True)
+
+
+def _read_stage(units: Iterator[Unit], known: dict[str, dict[str, Any]]) -> Iterator[object]:
+    for unit in units:
+        seen = known.get(unit.id)
+        if unit.coverage is None and seen and seen.get("fingerprint") == unit.fingerprint:
+            yield _UnitUnchanged(unit)
+            continue
+        yield _UnitStart(unit)
+        yield from unit.read()
+        yield _UnitEnd(unit)
+
+
+def _parse_stage(
+    items: Iterator[object], acct: Accounting, options: IngestOptions, done: list[_UnitDone]
+) -> Iterator[pa.Table]:
+    window = options.sources.time_range
+    parsers: dict[str, FlowParser] = {}
+    unit: Unit | None = None
+    lines_at_start = 0
+    failed = False
+    for item in items:
+        if isinstance(item, _UnitUnchanged):
+            acct.sources_skipped_unchanged += 1
+        elif isinstance(item, _UnitStart):
+            unit, parsers, failed = item.unit, {}, False
+            lines_at_start = acct.counts.lines
+        elif isinstance(item, _UnitEnd):
+            assert unit is not None
+            acct.sources_read += 1
+            records = sum(p.records for p in parsers.values())
+            if acct.counts.lines == lines_at_start and not failed:
+                acct.empty_sources.append(unit.id)
+            done.append(_UnitDone(unit, records, failed))
+            unit = None
+        elif isinstance(item, SourceProblem):
+            acct.counts.lines += item.problem.count
+            failed = failed or item.problem.reason == "unreadable"
+            acct.problem(item.problem)
+        elif isinstance(item, LinesPassedOver):
+            acct.counts.blank -= item.count
+            acct.counts.metadata += item.count
+        elif isinstance(item, TextPiece | TablePiece):
+            assert unit is not None
+            parser = parsers.get(item.source)
+            if parser is None:
+                given = options.log_format or unit.given_format
+                origin = "--log-format" if options.log_format else unit.given_origin
+                parser = FlowParser(item.source, acct, given, origin, window.since, window.until)
+                parsers[item.source] = parser
+            if isinstance(item, TextPiece):
+                produced = parser.feed(item.block, item.first_line)
+            else:
+                produced = parser.feed_table(item.table, item.first_line)
+            for table in produced:
+                yield conform(table, item.source)
+        else:  # pragma: no cover - every item type is handled above
+            raise TypeError(f"unexpected item {item!r}")
+
+
+def conform(table: pa.Table, source: str) -> pa.Table:
+    """A parsed table's canonical columns, typed and in schema order, with its source."""
+    n = table.num_rows
+    columns, fields = [], []
+    for column in FLOWS_SCHEMA:
+        if column.name == "source":
+            columns.append(pa.repeat(pa.scalar(source, pa.string()), n))
+        elif column.name in table.column_names:
+            columns.append(table.column(column.name).cast(column.type))
+        else:
+            continue
+        fields.append(column)
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+
+def _record(
+    case: Case, done: list[_UnitDone], acct: Accounting, parts: list[str], requested: list[str]
+) -> None:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for entry in done:
+        unit = entry.unit
+        if unit.coverage is not None:
+            key, lo, hi = unit.coverage
+            if not entry.failed and hi > lo:
+                coverage = case.manifest["cloudwatch_coverage"]
+                coverage[key] = merge(coverage.get(key, []), (lo, hi))
+            continue
+        if entry.failed:
+            continue  # not read: try again next time
+        case.manifest["sources"][unit.id] = {
+            "fingerprint": unit.fingerprint,
+            "records": entry.records,
+            "ingested": now,
+        }
+    formats = {tuple(f["fields"]): f for f in case.manifest["formats"]}
+    for fields, seen in acct.formats.items():
+        entry_json = formats.setdefault(
+            fields, {"fields": list(fields), "origin": seen["origin"], "records": 0}
+        )
+        entry_json["records"] += seen["records"]
+    case.manifest["formats"] = list(formats.values())
+    summary = acct.to_json()
+    case.manifest["ingests"].append(
+        {
+            "at": now,
+            "sources": requested,
+            "parts": parts,
+            "lines": summary["lines"],
+            "skipped": {k: v["lines"] for k, v in summary["skipped"].items()},
+        }
+    )
+
+
+def _summarize(case: Case) -> None:
+    """Time range and coverage gaps (NODATA/SKIPDATA per interface) of the whole case."""
+    with DuckDBEngine() as engine:
+        engine.register_case(case)
+        span = engine.query('SELECT min(start) AS low, max("end") AS high FROM flows')
+        gaps = engine.query(
+            """
+            SELECT interface_id, log_status, count(*) AS records,
+                   min(start) AS first_start, max("end") AS last_end
+            FROM flows
+            WHERE log_status IN ('NODATA', 'SKIPDATA')
+            GROUP BY interface_id, log_status
+            ORDER BY log_status DESC, interface_id
+            """
+        )
+    low, high = span["low"][0].as_py(), span["high"][0].as_py()
+    case.manifest["time_range"] = None if low is None else {"start": low, "end": high}
+    case.manifest["coverage_gaps"] = gaps.to_pylist()
+
+
+_DONE = object()
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def _prefetch(items: Iterator[T], depth: int) -> Iterator[T]:
+    """Run ``items`` in a thread, ``depth`` items ahead; exceptions surface in the consumer."""
+    channel: queue.Queue[object] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(value: object) -> bool:
+        while not stop.is_set():
+            try:
+                channel.put(value, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as exc:
+            put(_Failure(exc))
+
+    thread = threading.Thread(target=run, name="natlens-stage", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = channel.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        thread.join(timeout=5)

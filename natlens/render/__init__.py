@@ -1,0 +1,44 @@
+"""Renderers: result tables to text. Looked up by name in one registry; they never query."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TextIO
+
+import pyarrow as pa
+
+from natlens.errors import UsageError
+
+Renderer = Callable[[pa.Table, TextIO], None]
+RENDERERS: dict[str, Renderer] = {}
+
+
+def register(name: str) -> Callable[[Renderer], Renderer]:
+    def add(fn: Renderer) -> Renderer:
+        RENDERERS[name] = fn
+        return fn
+
+    return add
+
+
+def render(table: pa.Table, fmt: str, out: TextIO) -> None:
+    try:
+        renderer = RENDERERS[fmt]
+    except KeyError:
+        raise UsageError(
+            f"unknown output format {fmt!r}", hint=f"use one of {sorted(RENDERERS)}"
+        ) from None
+    renderer(table, out)
+
+
+def plain(value: object) -> object:
+    """A cell as JSON would hold it: maps become objects."""
+    if isinstance(value, list) and value and isinstance(value[0], tuple):
+        return dict(value)
+    if isinstance(value, list) and not value:
+        return {}
+    return value
+
+
+# Built-in renderers register themselves on import, the same way an extension would.
+from natlens.render import delimited, text_table  # noqa: E402,F401

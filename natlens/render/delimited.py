@@ -1,0 +1,38 @@
+"""JSON lines and CSV: one row per line, keys are canonical column names."""
+
+from __future__ import annotations
+
+import csv
+import json
+from typing import TextIO
+
+import pyarrow as pa
+
+from natlens.render import plain, register
+
+
+@register("jsonl")
+def jsonl(table: pa.Table, out: TextIO) -> None:
+    names = table.column_names
+    for batch in table.to_batches(max_chunksize=65536):
+        columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
+        for row in zip(*columns, strict=True):
+            record = {name: plain(value) for name, value in zip(names, row, strict=True)}
+            out.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+
+@register("csv")
+def csv_(table: pa.Table, out: TextIO) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(table.column_names)
+    for batch in table.to_batches(max_chunksize=65536):
+        columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
+        for row in zip(*columns, strict=True):
+            writer.writerow(["" if v is None else _cell(v) for v in row])
+
+
+def _cell(value: object) -> object:
+    value = plain(value)
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"))
+    return value

@@ -1,0 +1,40 @@
+"""An aligned text table for a terminal. NULL shows as '-', as AWS writes it."""
+
+from __future__ import annotations
+
+import json
+from typing import TextIO
+
+import pyarrow as pa
+
+from natlens.render import plain, register
+
+MAX_CELL = 48
+
+
+@register("table")
+def table(data: pa.Table, out: TextIO) -> None:
+    names = data.column_names
+    rows = [[_cell(v) for v in row] for row in zip(*data.to_pydict().values(), strict=True)]
+    widths = [len(n) for n in names]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    numeric = [pa.types.is_integer(f.type) or pa.types.is_floating(f.type) for f in data.schema]
+    out.write(_line(names, widths, [False] * len(names)) + "\n")
+    for row in rows:
+        out.write(_line(row, widths, numeric) + "\n")
+    if not rows:
+        out.write("(no rows)\n")
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    value = plain(value)
+    text = json.dumps(value, separators=(",", ":")) if isinstance(value, dict) else str(value)
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+
+
+def _line(cells: list[str], widths: list[int], right: list[bool]) -> str:
+    parts = [c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right, strict=True)]
+    return "  ".join(parts).rstrip()

@@ -1,0 +1,141 @@
+"""Canonical tables and vocabularies.
+
+Every flow log field AWS documents is one row of ``FLOW_FIELDS``: its AWS name, the record version
+that introduced it, and how it is typed. Column names follow AWS's Athena convention (the field
+name with ``-`` replaced by ``_``) and column types follow AWS's Parquet delivery (aws-facts §1.2).
+A new field is one line here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+import pyarrow as pa
+
+
+class Kind(Enum):
+    """How a field's text is checked and typed."""
+
+    INT32 = "int32"
+    INT64 = "int64"
+    STRING = "string"
+    ADDRESS = "address"  # IPv4 or IPv6 text, kept as text; IPv4 also as an integer column
+
+
+ARROW_TYPES = {
+    Kind.INT32: pa.int32(),
+    Kind.INT64: pa.int64(),
+    Kind.STRING: pa.string(),
+    Kind.ADDRESS: pa.string(),
+}
+
+
+@dataclass(frozen=True)
+class FlowField:
+    name: str  # AWS spelling, as in a format string: "pkt-srcaddr"
+    version: int | None  # None: AWS documents the field but its version number was not found
+    kind: Kind
+
+    @property
+    def column(self) -> str:
+        return column_name(self.name)
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return ARROW_TYPES[self.kind]
+
+
+def column_name(field: str) -> str:
+    """AWS field name to Athena column name: ``log-status`` -> ``log_status``."""
+    return field.replace("-", "_")
+
+
+def _fields(version: int | None, kind: Kind, names: str) -> list[FlowField]:
+    return [FlowField(name, version, kind) for name in names.split()]
+
+
+S, I32, I64, ADDR = Kind.STRING, Kind.INT32, Kind.INT64, Kind.ADDRESS
+
+# aws-facts §1.2. Transit gateway fields (version 6) follow AWS's transit gateway flow log table.
+FLOW_FIELDS: tuple[FlowField, ...] = tuple(
+    _fields(2, I32, "version")
+    + _fields(2, S, "account-id interface-id")
+    + _fields(2, ADDR, "srcaddr dstaddr")
+    + _fields(2, I32, "srcport dstport protocol")
+    + _fields(2, I64, "packets bytes start end")
+    + _fields(2, S, "action log-status")
+    + _fields(3, S, "vpc-id subnet-id instance-id")
+    + _fields(3, I32, "tcp-flags")
+    + _fields(3, S, "type")
+    + _fields(3, ADDR, "pkt-srcaddr pkt-dstaddr")
+    + _fields(4, S, "region az-id sublocation-type sublocation-id")
+    + _fields(5, S, "pkt-src-aws-service pkt-dst-aws-service flow-direction")
+    + _fields(5, I32, "traffic-path")
+    + _fields(
+        6,
+        S,
+        "resource-type tgw-id tgw-attachment-id tgw-src-vpc-account-id tgw-dst-vpc-account-id "
+        "tgw-src-vpc-id tgw-dst-vpc-id tgw-src-subnet-id tgw-dst-subnet-id tgw-src-eni "
+        "tgw-dst-eni tgw-src-az-id tgw-dst-az-id tgw-pair-attachment-id",
+    )
+    + _fields(
+        6,
+        I64,
+        "packets-lost-no-route packets-lost-blackhole packets-lost-mtu-exceeded "
+        "packets-lost-ttl-expired",
+    )
+    + _fields(
+        7,
+        S,
+        "ecs-cluster-arn ecs-cluster-name ecs-container-instance-arn ecs-container-instance-id "
+        "ecs-container-id ecs-second-container-id ecs-service-name ecs-task-definition-arn "
+        "ecs-task-arn ecs-task-id",
+    )
+    # aws-facts §1.2: reject-reason is version 8 in every third-party parser; AWS's cell not seen.
+    + _fields(8, S, "reject-reason")
+    # Newer fields AWS documents without a version number we could confirm (aws-facts §1.2, §10).
+    + _fields(None, S, "resource-id")
+    + _fields(None, I32, "encryption-status")
+    + _fields(
+        None,
+        S,
+        "instance-tag instance-tag-2 interface-tag interface-tag-2 asg-tag asg-tag-2 "
+        "interface-type next-hop-interface-id next-hop-subnet-id next-hop-az-id next-hop-vpc-id "
+        "next-hop-interface-type",
+    )
+)
+
+FIELDS_BY_NAME: dict[str, FlowField] = {f.name: f for f in FLOW_FIELDS}
+
+# The default format (aws-facts §1.1): every version 2 field, in table order. It cannot change.
+DEFAULT_FORMAT: tuple[str, ...] = tuple(f.name for f in FLOW_FIELDS if f.version == 2)
+
+# A field name as AWS spells them in format strings and header lines.
+FIELD_NAME_RE = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
+
+# Columns natlens adds to every flows row.
+PROVENANCE_COLUMNS = (
+    pa.field("source", pa.string()),  # file path, s3:// URI or cwl://group/stream
+    pa.field("line", pa.int64()),  # 1-based line (text), row (Parquet) or event number (JSON/API)
+)
+# Unknown fields are kept, keyed by the name the header or format string gave them.
+EXTRA_COLUMN = pa.field("extra", pa.map_(pa.string(), pa.string()))
+# IPv4 addresses as integers, so that CIDR tests are arithmetic in every engine. NULL for IPv6.
+ADDRESS_INT_SUFFIX = "_v4"
+DERIVED_COLUMNS = tuple(
+    pa.field(f.column + ADDRESS_INT_SUFFIX, pa.int64()) for f in FLOW_FIELDS if f.kind is ADDR
+)
+
+FLOWS_SCHEMA = pa.schema(
+    [pa.field(f.column, f.arrow_type) for f in FLOW_FIELDS]
+    + list(DERIVED_COLUMNS)
+    + [EXTRA_COLUMN]
+    + list(PROVENANCE_COLUMNS)
+)
+
+# Record-level values (aws-facts §1.3).
+ACTIONS = ("ACCEPT", "REJECT")
+LOG_STATUSES = ("OK", "NODATA", "SKIPDATA")
+GAP_STATUSES = ("NODATA", "SKIPDATA")

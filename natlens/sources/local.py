@@ -1,0 +1,57 @@
+"""Local files, directories (recursive) and globs."""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from natlens.accounting import Problem
+from natlens.errors import SourceError
+from natlens.formats.containers import Piece, SourceProblem, read_container
+from natlens.sources import Unit
+
+
+def units(source: str) -> Iterator[Unit]:
+    path = Path(source).expanduser()
+    if any(ch in source for ch in "*?["):
+        matches = sorted(glob.glob(os.path.expanduser(source), recursive=True))
+        files = [Path(m) for m in matches if Path(m).is_file()]
+        if not files:
+            raise SourceError(f"{source}: the pattern matches no files")
+    elif path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p, path))
+    elif path.exists():
+        files = [path]
+    else:
+        raise SourceError(
+            f"{source}: no such file or directory",
+            hint="give files, directories, globs, s3://bucket/prefix or cwl://log-group",
+        )
+    for file in files:
+        yield _unit(file)
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def _unit(path: Path) -> Unit:
+    resolved = path.resolve()
+    try:
+        stat = resolved.stat()
+        fingerprint = f"size={stat.st_size};mtime_ns={stat.st_mtime_ns}"
+    except OSError:
+        fingerprint = "unreadable"
+    return Unit(str(resolved), fingerprint, lambda: _read(str(resolved)))
+
+
+def _read(path: str) -> Iterator[Piece]:
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below, after the generator is done
+    except OSError as exc:
+        yield SourceProblem(Problem("unreadable", path, None, exc.strerror or str(exc), count=0))
+        return
+    with handle:
+        yield from read_container(path, handle)
