@@ -337,8 +337,8 @@ class FlowParser:
 
         # A failing line may be a header: files joined with cat, each with its own header.
         failing = (text & ~blank & ~good) | (bad_field >= 0)
-        first_char = np.frombuffer(block, np.uint8)[offsets[:-1][:nrows]] if nrows else []
-        may_be_header = failing & (np.asarray(first_char) >= 97) & (np.asarray(first_char) <= 122)
+        first_char: np.ndarray = np.frombuffer(block, np.uint8)[offsets[:-1]]
+        may_be_header = failing & (first_char >= 97) & (first_char <= 122)
         switch_at: int | None = None
         header = np.zeros(nrows, dtype=bool)
         for row in np.flatnonzero(may_be_header):
