@@ -174,7 +174,8 @@ def _read_text(source: str, stream: IO[bytes]) -> Iterator[Piece]:
             continue
         block, rest = data[: cut + 1], data[cut + 1 :]
         if cli_text is None:
-            cli_text = block.startswith(b"EVENTS\t") or _cli_tokens_first(block)
+            head = block[:65536]
+            cli_text = head.startswith(b"EVENTS\t") or b"\nEVENTS\t" in head
         yield from _text_piece(source, block, line, cli_text)
         line += block.count(b"\n")
 
@@ -192,13 +193,6 @@ def _skip_to_newline(stream: IO[bytes]) -> bytes | None:
 
 def _lines_problem(reason: str, source: str, line: int, message: str) -> SourceProblem:
     return SourceProblem(Problem(reason, source, line, message, count=1))
-
-
-def _cli_tokens_first(block: bytes) -> bool:
-    """``get-log-events --output text`` starts with a line of the two page tokens."""
-    first = block[: block.find(b"\n")]
-    parts = first.split(b"\t")
-    return len(parts) == 2 and all(p[:2] in (b"b/", b"f/") for p in parts)
 
 
 def _text_piece(source: str, block: bytes, line: int, cli_text: bool | None) -> Iterator[Piece]:

@@ -309,8 +309,11 @@ class FlowParser:
         lines = pa.Array.from_buffers(
             pa.string(), nrows, [None, pa.py_buffer(offsets), pa.py_buffer(block)]
         )
-        parts = pc.ascii_split_whitespace(lines)
-        ntok = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
+        # Arrow's split keeps empty strings at the ends (unlike str.split): trim first.
+        trimmed = pc.ascii_trim_whitespace(lines)
+        parts = pc.ascii_split_whitespace(trimmed)
+        ntok = pc.list_value_length(parts).to_numpy(zero_copy_only=False).copy()
+        ntok[pc.binary_length(trimmed).to_numpy(zero_copy_only=False) == 0] = 0
         text = np.ones(nrows, dtype=bool)
         text[not_text] = False
         blank = (ntok == 0) & text

@@ -1,0 +1,79 @@
+"""Shared fixtures: engines (DuckDB and one Spark session per run), the S3 server, the CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from natlens.cli import main
+from natlens.engine import DuckDBEngine, Engine, SparkEngine
+
+FIXTURES = Path(__file__).parent / "fixtures"
+AWS_EXAMPLES = FIXTURES / "aws"
+
+# Tests never reach the network beyond this machine: boto3 must not find real credentials.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "natlens-test")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "natlens-test")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.pop("AWS_PROFILE", None)
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> object:
+        return json.loads(self.out)
+
+    def jsonl(self) -> list[dict[str, object]]:
+        return [json.loads(line) for line in self.out.splitlines() if line.strip()]
+
+
+def run_cli(*args: str | os.PathLike[str]) -> Run:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    return Run(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def natlens():
+    return run_cli
+
+
+@pytest.fixture(scope="session")
+def spark_engine() -> Iterator[SparkEngine]:
+    engine = SparkEngine()
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(params=["duckdb", pytest.param("spark", marks=pytest.mark.spark)])
+def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """Runs a test once on DuckDB and once on Spark: every analysis must agree on both."""
+    if request.param == "duckdb":
+        with DuckDBEngine() as duck:
+            yield duck
+    else:
+        yield request.getfixturevalue("spark_engine")
+
+
+@pytest.fixture(scope="session")
+def s3_server():  # type: ignore[no-untyped-def]
+    from tests.s3server import S3Server
+
+    server = S3Server()
+    yield server
+    server.stop()
