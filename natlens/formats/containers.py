@@ -109,49 +109,62 @@ def _read_decoded(source: str, stream: Any, head: bytes, compressed: bool) -> It
 
 
 def _looks_binary(sample: bytes) -> bool:
-    if b"\x00" in sample:
-        return True
+    """Mostly control bytes: an image, an archive. One stray NUL in a log does not count."""
     controls = sum(1 for b in sample if b < 9 or 13 < b < 32)
     return len(sample) > 0 and controls / len(sample) > 0.1
 
 
 def _read_all(source: str, stream: IO[bytes]) -> bytes:
+    """The whole stream; a truncated document then fails to parse and is reported there."""
     chunks = []
-    try:
-        while chunk := stream.read(BLOCK_BYTES):
-            chunks.append(chunk)
-    except (OSError, EOFError, zlib.error):
-        pass  # a truncated JSON document fails to parse and is reported there
-    return b"".join(chunks)
+    while True:
+        chunk, error = _read_block(stream)
+        chunks.append(chunk)
+        if error is not None or not chunk:
+            return b"".join(chunks)
 
 
-def _read_text(source: str, stream: IO[bytes]) -> Iterator[Piece]:
+def _read_block(stream: Any) -> tuple[bytes, Exception | None]:
+    """Up to BLOCK_BYTES, gathered one underlying read at a time so that what was read before a
+    broken stream is kept."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < BLOCK_BYTES:
+        try:
+            chunk = stream.read1(BLOCK_BYTES - size)
+        except (OSError, EOFError, zlib.error) as exc:
+            return b"".join(chunks), exc
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks), None
+
+
+def _read_text(source: str, stream: Any) -> Iterator[Piece]:
     """Blocks of whole lines; a cut stream keeps every whole line before the cut."""
     line = 1
     rest = b""
     cli_text: bool | None = None
     while True:
-        try:
-            chunk = stream.read(BLOCK_BYTES)
-        except (OSError, EOFError, zlib.error) as exc:
-            if rest:
-                yield _lines_problem(
+        chunk, error = _read_block(stream)
+        if error is not None:
+            data = rest + chunk
+            cut = data.rfind(b"\n")
+            if cut >= 0:
+                block, data = data[: cut + 1], data[cut + 1 :]
+                yield from _text_piece(source, block, line, cli_text)
+                line += block.count(b"\n")
+            yield SourceProblem(
+                Problem(
                     "truncated",
                     source,
                     line,
-                    f"the compressed stream ends inside this line ({exc}); "
-                    "every line before it was read",
+                    f"the compressed stream ends early ({error}); every line before this one "
+                    "was read",
+                    count=1 if data else 0,
                 )
-            else:
-                yield SourceProblem(
-                    Problem(
-                        "truncated",
-                        source,
-                        line,
-                        f"the compressed stream ends early ({exc}); every line before was read",
-                        count=0,
-                    )
-                )
+            )
             return
         if not chunk:
             if rest:

@@ -378,8 +378,10 @@ class FlowParser:
                 fmt.fields[bad_field[row]],
             ),
         )
-        self.acct.counts.lines += stop
-        self.acct.counts.headers += int((header & within).sum())
+        # The header that switches the format is counted here; its lines after it, later.
+        switching = int(switch_at is not None)
+        self.acct.counts.lines += stop + switching
+        self.acct.counts.headers += int((header & within).sum()) + switching
         self.acct.counts.blank += int((blank & within).sum())
 
         keep = (bad_field[good_idx] < 0) & (good_idx < stop)
