@@ -25,7 +25,8 @@ from natlens.schema import ADDRESS_INT_SUFFIX, FIELDS_BY_NAME, FlowField, Kind
 _IPV4 = r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$"
 _IPV4_NAMED = r"^(?P<a>\d{1,3})\.(?P<b>\d{1,3})\.(?P<c>\d{1,3})\.(?P<d>\d{1,3})$"
 _IPV6 = r"^[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*$"
-_UNSIGNED = r"^[0-9]{1,18}$"
+_UNSIGNED = r"^[0-9]{1,19}$"
+_INT64_MAX_TEXT = str(2**63 - 1)
 _INT32_MAX = 2**31 - 1
 # aws-facts / peers.md §0: start and end sometimes arrive in milliseconds; values past 2^31
 # cannot be seconds (year 2038), so they are divided by 1000.
@@ -542,6 +543,11 @@ def _convert(col: pa.Array, kind: Kind) -> tuple[pa.Array, np.ndarray | None]:
         invalid = ~ok.to_numpy(zero_copy_only=False)
         return pc.if_else(ok, col, pa.scalar(None, pa.string())), invalid
     ok = pc.fill_null(pc.match_substring_regex(col, _UNSIGNED), True)
+    # 19 digits may still pass 2^63 - 1; same-length digit strings compare like numbers.
+    too_big = pc.and_(
+        pc.equal(pc.utf8_length(col), len(_INT64_MAX_TEXT)), pc.greater(col, _INT64_MAX_TEXT)
+    )
+    ok = pc.and_(ok, pc.invert(pc.fill_null(too_big, False)))
     safe = pc.if_else(ok, col, pa.scalar(None, pa.string()))
     typed = pc.cast(safe, pa.int64())
     if kind is Kind.INT32:
