@@ -18,11 +18,13 @@ from natlens.engine import DuckDBEngine, Engine, SparkEngine
 FIXTURES = Path(__file__).parent / "fixtures"
 AWS_EXAMPLES = FIXTURES / "aws"
 
-# Tests never reach the network beyond this machine: boto3 must not find real credentials.
-os.environ.setdefault("AWS_ACCESS_KEY_ID", "natlens-test")
-os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "natlens-test")
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-os.environ.pop("AWS_PROFILE", None)
+# Tests never reach the network beyond this machine, and boto3 must never find real credentials:
+# these are the local S3 server's (tests/s3server.py).
+os.environ["AWS_ACCESS_KEY_ID"] = "natlens-test"
+os.environ["AWS_SECRET_ACCESS_KEY"] = "natlens-test-secret"
+os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+    os.environ.pop(variable, None)
 
 
 @dataclass

@@ -81,7 +81,9 @@ def _events(records: list[str], start: int = 1_700_000_000_000) -> list[dict[str
 def cloudwatch_export(records: list[str]) -> bytes:
     """A CloudWatch Logs export task object: the event time, a space, the message."""
     return gzip.compress(
-        "".join(f"2023-11-14T22:13:{20 + i % 30:02d}.000Z {line}\n" for i, line in enumerate(records)).encode()
+        "".join(
+            f"2023-11-14T22:13:{20 + i % 30:02d}.000Z {line}\n" for i, line in enumerate(records)
+        ).encode()
     )
 
 
@@ -105,7 +107,9 @@ def filter_log_events_json(records: list[str]) -> bytes:
 
 
 def get_log_events_json(records: list[str]) -> bytes:
-    events = [{k: e[k] for k in ("timestamp", "message", "ingestionTime")} for e in _events(records)]
+    events = [
+        {k: e[k] for k in ("timestamp", "message", "ingestionTime")} for e in _events(records)
+    ]
     return json.dumps(
         {"events": events, "nextForwardToken": "f/1", "nextBackwardToken": "b/1"}, indent=4
     ).encode()
@@ -119,8 +123,14 @@ def filter_log_events_text(records: list[str]) -> bytes:
     for e in _events(records):
         lines.append(
             "\t".join(
-                ["EVENTS", str(e["eventId"]), str(e["ingestionTime"]), str(e["logStreamName"]),
-                 str(e["message"]), str(e["timestamp"])]
+                [
+                    "EVENTS",
+                    str(e["eventId"]),
+                    str(e["ingestionTime"]),
+                    str(e["logStreamName"]),
+                    str(e["message"]),
+                    str(e["timestamp"]),
+                ]
             )
         )
     lines.append("SEARCHEDLOGSTREAMS\teni-1235b8ca123456789-all\tTrue")
@@ -145,9 +155,10 @@ def subscription_payloads(records: list[str]) -> bytes:
     """Base64 of gzip of the JSON, one payload per line (as a Kinesis consumer would save it)."""
     control = {"messageType": "CONTROL_MESSAGE", "owner": "CloudwatchLogs", "logEvents": []}
     payloads = [control, subscription_message(records)]
-    return b"\n".join(
-        base64.b64encode(gzip.compress(json.dumps(p).encode())) for p in payloads
-    ) + b"\n"
+    return (
+        b"\n".join(base64.b64encode(gzip.compress(json.dumps(p).encode())) for p in payloads)
+        + b"\n"
+    )
 
 
 def lambda_event(records: list[str]) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -27,10 +28,23 @@ COMPONENT_PORTS = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+ACCESS_KEY = "natlens-test"
+SECRET_KEY = "natlens-test-secret"
+
+
+def _free_port(taken: set[int]) -> int:
+    """A free port below 45000: weed's workers dial some ports at +10000."""
+    while True:
+        port = random.randint(20000, 45000)
+        if port in taken:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        taken.add(port)
+        return port
 
 
 def weed_binary() -> str:
@@ -44,7 +58,8 @@ def weed_binary() -> str:
 class S3Server:
     def __init__(self) -> None:
         self.dir = tempfile.mkdtemp(prefix="natlens-weed-")
-        self.ports = {name: _free_port() for name in COMPONENT_PORTS}
+        taken: set[int] = set()
+        self.ports = {name: _free_port(taken) for name in COMPONENT_PORTS}
         self.endpoint = f"http://127.0.0.1:{self.ports['s3.port']}"
         args = [
             weed_binary(),
@@ -60,15 +75,17 @@ class S3Server:
             *(f"-{name}={port}" for name, port in self.ports.items()),
         ]
         self.log = open(os.path.join(self.dir, "weed.log"), "w")  # noqa: SIM115
-        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        # weed mini makes these the S3 credentials, and enforces them.
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self._wait()
 
     def client(self):  # type: ignore[no-untyped-def]
         return boto3.client(
             "s3",
             endpoint_url=self.endpoint,
-            aws_access_key_id="natlens",
-            aws_secret_access_key="natlens",
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
             region_name="us-east-1",
         )
 

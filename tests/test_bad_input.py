@@ -94,7 +94,11 @@ def test_binary_garbage_and_empty_files(tmp_path, natlens) -> None:
 
 def test_invalid_utf8_line_in_text(tmp_path, natlens) -> None:
     source = tmp_path / "latin.log"
-    source.write_bytes(f"{HEADER}\n{GOOD}\n".encode() + b"2 caf\xe9 eni-1 - - - - - - - 1 2 - NODATA\n" + f"{GOOD}\n".encode())
+    source.write_bytes(
+        f"{HEADER}\n{GOOD}\n".encode()
+        + b"2 caf\xe9 eni-1 - - - - - - - 1 2 - NODATA\n"
+        + f"{GOOD}\n".encode()
+    )
     report = ingest(natlens, tmp_path, source)
     assert report["lines"]["records"] == 2
     assert report["skipped"]["not-text"]["examples"][0].startswith(f"{source}:3: not-text")
@@ -139,7 +143,9 @@ def test_files_joined_with_cat_switch_format_at_each_header(tmp_path, natlens) -
 
 def test_milliseconds_are_normalised_to_seconds(tmp_path, natlens) -> None:
     source = tmp_path / "ms.log"
-    source.write_text(f"{HEADER}\n" + GOOD.replace("1418530010 1418530070", "1418530010123 1418530070999") + "\n")
+    source.write_text(
+        f"{HEADER}\n" + GOOD.replace("1418530010 1418530070", "1418530010123 1418530070999") + "\n"
+    )
     run = natlens("records", source, "--format", "jsonl")
     row = run.jsonl()[0]
     assert (row["start"], row["end"]) == (1418530010, 1418530070)
@@ -149,7 +155,9 @@ def test_broken_json_and_base64(tmp_path, natlens) -> None:
     (tmp_path / "in").mkdir()
     _fields, records = c.split_fixture(AWS_EXAMPLES / "accepted-rejected.log")
     (tmp_path / "in" / "events.json").write_bytes(c.filter_log_events_json(records)[:-40])
-    (tmp_path / "in" / "payload.b64").write_bytes(b"H4sIAAAA!!!notbase64\n" + c.subscription_payloads(records))
+    (tmp_path / "in" / "payload.b64").write_bytes(
+        b"H4sIAAAA!!!notbase64\n" + c.subscription_payloads(records)
+    )
     report = ingest(natlens, tmp_path, tmp_path / "in")
     assert report["lines"]["records"] == 2  # the payloads that were whole
     assert "bad-json" in report["skipped"]
@@ -166,7 +174,9 @@ def test_every_reason_is_documented() -> None:
 @pytest.mark.parametrize("line", ["", " ", "\t\t", "-", "- - -", "2 " * 40, "\x00\x01\x02"])
 def test_odd_lines_are_accounted(tmp_path, natlens, line: str) -> None:
     source = tmp_path / "odd.log"
-    source.write_bytes(f"{HEADER}\n{GOOD}\n".encode() + line.encode() + b"\n" + f"{GOOD}\n".encode())
+    source.write_bytes(
+        f"{HEADER}\n{GOOD}\n".encode() + line.encode() + b"\n" + f"{GOOD}\n".encode()
+    )
     report = ingest(natlens, tmp_path, source)
     assert report["lines"]["records"] == 2
     assert report["lines"]["lines"] == 4

@@ -22,7 +22,7 @@ from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from isal import igzip
+from isal import isal_zlib
 
 from natlens.accounting import Problem
 
@@ -78,15 +78,88 @@ def read_container(source: str, raw: IO[bytes]) -> Iterator[Piece]:
     if not head:
         return
     if head[:2] == b"\x1f\x8b":
-        inner: Any = io.BufferedReader(igzip.IGzipFile(fileobj=stream), buffer_size=1 << 20)
+        inner = Gunzip(stream)
         try:
             inner_head = inner.peek(8)[:8]
         except (OSError, EOFError, zlib.error) as exc:
-            yield SourceProblem(Problem("bad-container", source, None, f"not valid gzip: {exc}"))
+            yield SourceProblem(
+                Problem("bad-container", source, None, f"not valid gzip: {exc}", count=0)
+            )
             return
         yield from _read_decoded(source, inner, inner_head, compressed=True)
         return
     yield from _read_decoded(source, stream, head, compressed=False)
+
+
+class Gunzip:
+    """Streaming gunzip over any number of gzip members, keeping every byte before a cut.
+
+    ``read1`` returns decompressed bytes as they come; at a cut or damaged stream it raises
+    (EOFError or zlib.error) only once everything before it has been returned.
+    """
+
+    RAW_CHUNK = 1 << 20
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.inflate = isal_zlib.decompressobj(wbits=31)
+        self.in_member = False  # bytes of a member were fed and its end has not come yet
+        self.buffer = b""
+        self.pending_error: Exception | None = None
+        self.done = False
+
+    def _fill(self) -> None:
+        while not self.buffer and not self.done and self.pending_error is None:
+            data = self.raw.read(self.RAW_CHUNK)
+            if not data:
+                self.done = True
+                if self.in_member:
+                    self.pending_error = EOFError(
+                        "compressed stream ended before the end of its last gzip member"
+                    )
+                return
+            try:
+                while data:
+                    self.in_member = True
+                    self.buffer += self.inflate.decompress(data)
+                    if not self.inflate.eof:
+                        break
+                    # One member ended; the next (if any) starts with the unused bytes.
+                    data = self.inflate.unused_data
+                    self.inflate = isal_zlib.decompressobj(wbits=31)
+                    self.in_member = False
+            except (zlib.error, isal_zlib.error) as exc:
+                self.pending_error = zlib.error(f"damaged gzip data: {exc}")
+
+    def read1(self, size: int = -1) -> bytes:
+        self._fill()
+        if not self.buffer:
+            if self.pending_error is not None:
+                error, self.pending_error = self.pending_error, None
+                self.done = True
+                raise error
+            return b""
+        if size < 0 or size >= len(self.buffer):
+            out, self.buffer = self.buffer, b""
+        else:
+            out, self.buffer = self.buffer[:size], self.buffer[size:]
+        return out
+
+    def read(self, size: int = -1) -> bytes:
+        chunks = []
+        while size < 0 or sum(map(len, chunks)) < size:
+            chunk = self.read1(-1 if size < 0 else size - sum(map(len, chunks)))
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def peek(self, size: int = 1) -> bytes:
+        self._fill()
+        if not self.buffer and self.pending_error is not None:
+            error, self.pending_error = self.pending_error, None
+            raise error
+        return self.buffer[: max(size, 1)]
 
 
 def _read_decoded(source: str, stream: Any, head: bytes, compressed: bool) -> Iterator[Piece]:
