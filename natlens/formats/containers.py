@@ -91,6 +91,9 @@ def read_container(source: str, raw: IO[bytes]) -> Iterator[Piece]:
     yield from _read_decoded(source, stream, head, compressed=False)
 
 
+_ISAL_ERROR: type[Exception] = isal_zlib.error  # type: ignore[assignment]
+
+
 class Gunzip:
     """Streaming gunzip over any number of gzip members, keeping every byte before a cut.
 
@@ -128,7 +131,7 @@ class Gunzip:
                     data = self.inflate.unused_data
                     self.inflate = isal_zlib.decompressobj(wbits=31)
                     self.in_member = False
-            except (zlib.error, isal_zlib.error) as exc:
+            except (zlib.error, _ISAL_ERROR) as exc:
                 self.pending_error = zlib.error(f"damaged gzip data: {exc}")
 
     def read1(self, size: int = -1) -> bytes:
@@ -146,12 +149,14 @@ class Gunzip:
         return out
 
     def read(self, size: int = -1) -> bytes:
-        chunks = []
-        while size < 0 or sum(map(len, chunks)) < size:
-            chunk = self.read1(-1 if size < 0 else size - sum(map(len, chunks)))
+        chunks: list[bytes] = []
+        got = 0
+        while size < 0 or got < size:
+            chunk = self.read1(-1 if size < 0 else size - got)
             if not chunk:
                 break
             chunks.append(chunk)
+            got += len(chunk)
         return b"".join(chunks)
 
     def peek(self, size: int = 1) -> bytes:
