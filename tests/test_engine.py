@@ -1,0 +1,100 @@
+"""One suite on every engine: DuckDB and Spark must return the same rows."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from natlens.analyses import load_sql
+from natlens.analyses.records import records, records_sql
+from natlens.case import Case
+from natlens.engine import check_portable, spark_session, translate
+from natlens.errors import EnvironmentProblem
+from natlens.schema import FLOWS_SCHEMA
+from tests.conftest import AWS_EXAMPLES
+
+ANALYSES = ["records"]
+
+
+@pytest.fixture(scope="module")
+def examples_case(tmp_path_factory):  # type: ignore[no-untyped-def]
+    from natlens.ingest import IngestOptions, ingest
+
+    path = tmp_path_factory.mktemp("examples") / "case"
+    ingest([str(AWS_EXAMPLES)], path, IngestOptions())
+    return Case.open(path)
+
+
+def test_records_read_the_same_on_every_engine(engine, examples_case) -> None:
+    from natlens.engine import DuckDBEngine
+
+    table = records(engine, examples_case, list(FLOWS_SCHEMA.names))
+    with DuckDBEngine() as duck:
+        reference = records(duck, examples_case, list(FLOWS_SCHEMA.names))
+    assert table.num_rows == 27  # every record line of aws-facts §3
+    assert table.schema.names == reference.schema.names
+    assert table.to_pylist() == reference.to_pylist()
+
+
+def test_limit_and_columns(engine, examples_case) -> None:
+    table = records(engine, examples_case, ["srcaddr", "dstport", "extra", "line"], limit=3)
+    assert table.num_rows == 3
+    assert table.column_names == ["srcaddr", "dstport", "extra", "line"]
+
+
+def test_empty_case_has_every_column(engine, tmp_path) -> None:
+    case = Case.create_or_open(tmp_path / "empty")
+    table = records(engine, case, list(FLOWS_SCHEMA.names))
+    assert table.num_rows == 0
+    assert table.schema.names == FLOWS_SCHEMA.names
+
+
+@pytest.mark.parametrize("name", ANALYSES)
+def test_analyses_stay_in_the_portable_subset(name: str) -> None:
+    assert check_portable(load_sql(name)) == []
+    assert check_portable(records_sql(["srcaddr", "line"], 10)) == []
+
+
+@pytest.mark.parametrize(
+    ("sql", "problem"),
+    [
+        ("SELECT srcaddr, count(*) AS n FROM flows GROUP BY ALL", "GROUP BY ALL"),
+        ("SELECT srcaddr AS a, count(*) FROM flows GROUP BY a", "GROUP BY a"),
+        ("SELECT srcaddr, count(*) FROM flows GROUP BY 1", "GROUP BY position"),
+        ("SELECT * FROM flows QUALIFY row_number() OVER (ORDER BY line) = 1", "QUALIFY"),
+        ("SELECT [1, 2, 3][1:2] AS x", "slicing"),
+        ("SELECT * FROM (SELECT * FROM flows ORDER BY line) AS t", "ORDER BY inside"),
+    ],
+)
+def test_non_portable_sql_is_caught(sql: str, problem: str) -> None:
+    found = check_portable(sql)
+    assert any(problem in p for p in found), found
+
+
+def test_grouping_by_a_column_is_fine() -> None:
+    sql = "SELECT srcaddr, count(*) AS n FROM flows GROUP BY srcaddr ORDER BY n DESC"
+    assert check_portable(sql) == []
+
+
+@pytest.mark.parametrize("dialect", ["spark", "athena", "duckdb"])
+def test_translation(dialect: str) -> None:
+    text = translate(records_sql(["srcaddr", "end"], 5), dialect)
+    assert "LIMIT 5" in text
+    assert ("`end`" if dialect == "spark" else '"end"') in text
+
+
+def test_missing_pyspark_gives_a_one_line_hint(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "pyspark", None)
+    monkeypatch.setitem(sys.modules, "pyspark.sql", None)
+    with pytest.raises(EnvironmentProblem) as caught:
+        spark_session("local[1]")
+    assert "pip install 'natlens[spark]'" in str(caught.value)
+
+
+@pytest.mark.spark
+def test_cli_records_on_spark(natlens, examples_case, spark_engine) -> None:
+    duck = natlens("records", examples_case.path, "--format", "jsonl")
+    spark = natlens("records", examples_case.path, "--format", "jsonl", "--engine", "spark")
+    assert spark.code == 0, spark.err
+    assert spark.out == duck.out
