@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -34,6 +35,15 @@ _DICTIONARY_COLUMNS = [
     "type", "region", "az_id", "flow_direction", "pkt_src_aws_service", "pkt_dst_aws_service",
     "source",
 ]  # fmt: skip
+
+
+_STATISTICS_COLUMNS = [
+    "start", "end", "srcport", "dstport", "protocol", "srcaddr_v4", "dstaddr_v4",
+    "pkt_srcaddr_v4", "pkt_dstaddr_v4", "line",
+]  # fmt: skip
+
+
+_DELTA_COLUMNS = ["start", "end", "line"]
 
 
 @dataclass
@@ -154,6 +164,10 @@ class _Part:
             compression="zstd",
             compression_level=1,
             use_dictionary=[c for c in _DICTIONARY_COLUMNS if c in schema.names],
+            # Min/max statistics where they let engines skip row groups: times, ports, addresses.
+            write_statistics=[c for c in _STATISTICS_COLUMNS if c in schema.names],
+            # Near-monotonic integers shrink to a few bits each before compression.
+            column_encoding={c: "DELTA_BINARY_PACKED" for c in _DELTA_COLUMNS if c in schema.names},
         )
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
@@ -245,11 +259,14 @@ def conform(table: pa.Table, source: str) -> pa.Table:
     columns, fields = [], []
     for column in FLOWS_SCHEMA:
         if column.name == "source":
-            columns.append(pa.repeat(pa.scalar(source, pa.string()), n))
-        elif column.name in table.column_names:
-            columns.append(table.column(column.name).cast(column.type))
-        else:
+            # One value per table: a dictionary column, written dictionary-encoded as is.
+            indices = pa.array(np.zeros(n, dtype=np.int32))
+            columns.append(pa.DictionaryArray.from_arrays(indices, pa.array([source])))
+            fields.append(pa.field("source", pa.dictionary(pa.int32(), pa.string())))
             continue
+        if column.name not in table.column_names:
+            continue
+        columns.append(table.column(column.name).cast(column.type))
         fields.append(column)
     return pa.Table.from_arrays(columns, schema=pa.schema(fields))
 

@@ -16,7 +16,11 @@ from natlens.cli import main
 from natlens.engine import DuckDBEngine, Engine, SparkEngine
 
 FIXTURES = Path(__file__).parent / "fixtures"
-AWS_EXAMPLES = FIXTURES / "aws"
+ROOT = Path(__file__).parents[1]
+# Every record line of AWS's examples page (aws-facts §3), one file each, with a header as S3
+# delivers it; their meanings, written from AWS's explanations, are in fixtures/aws.
+AWS_EXAMPLES = ROOT / "examples" / "aws-docs"
+AWS_MEANINGS = FIXTURES / "aws"
 
 # Tests never reach the network beyond this machine, and boto3 must never find real credentials:
 # these are the local S3 server's (tests/s3server.py).

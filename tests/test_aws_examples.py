@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from tests import containers as c
-from tests.conftest import AWS_EXAMPLES
+from tests.conftest import AWS_EXAMPLES, AWS_MEANINGS
 
 EXAMPLES = sorted(p.stem for p in AWS_EXAMPLES.glob("*.log"))
 
 
 def expected(name: str) -> list[dict[str, object]]:
-    path = AWS_EXAMPLES / f"{name}.expected.jsonl"
+    path = AWS_MEANINGS / f"{name}.expected.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 

@@ -6,6 +6,7 @@ natlens sends rather than what comes back.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import boto3
@@ -34,10 +35,8 @@ def logs():  # type: ignore[no-untyped-def]
 
 
 def put(logs, stream: str, messages: list[tuple[int, str]]) -> None:  # type: ignore[no-untyped-def]
-    try:
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
         logs.create_log_stream(logGroupName=GROUP, logStreamName=stream)
-    except logs.exceptions.ResourceAlreadyExistsException:
-        pass
     logs.put_log_events(
         logGroupName=GROUP,
         logStreamName=stream,
@@ -48,8 +47,16 @@ def put(logs, stream: str, messages: list[tuple[int, str]]) -> None:  # type: ig
 
 def test_reads_every_stream_in_the_time_range(tmp_path, natlens, logs) -> None:
     now = int(time.time()) - 3600
-    put(logs, "eni-0a1b2c3d4e5f60718-all", [(now + 60 * i, record(now + 60 * i, 40000 + i)) for i in range(10)])
-    put(logs, "eni-0ffff000011112222-all", [(now + 60 * i, record(now + 60 * i, 50000 + i)) for i in range(10)])
+    put(
+        logs,
+        "eni-0a1b2c3d4e5f60718-all",
+        [(now + 60 * i, record(now + 60 * i, 40000 + i)) for i in range(10)],
+    )
+    put(
+        logs,
+        "eni-0ffff000011112222-all",
+        [(now + 60 * i, record(now + 60 * i, 50000 + i)) for i in range(10)],
+    )
     run = natlens(
         "ingest", f"cwl://{GROUP}", "--case", tmp_path / "case", "--json",
         "--since", str(now + 120), "--until", str(now + 420),
@@ -69,13 +76,23 @@ def test_reads_every_stream_in_the_time_range(tmp_path, natlens, logs) -> None:
 
 def test_second_ingest_reads_only_the_new_time_range(tmp_path, natlens, logs) -> None:
     now = int(time.time()) - 7200
-    put(logs, "eni-0a1b2c3d4e5f60718-all", [(now + 60 * i, record(now + 60 * i, 40000 + i)) for i in range(60)])
+    put(
+        logs,
+        "eni-0a1b2c3d4e5f60718-all",
+        [(now + 60 * i, record(now + 60 * i, 40000 + i)) for i in range(60)],
+    )
     args = ("--case", tmp_path / "case", "--json")
-    first = natlens("ingest", f"cwl://{GROUP}", *args, "--since", str(now), "--until", str(now + 1799)).json()
+    first = natlens(
+        "ingest", f"cwl://{GROUP}", *args, "--since", str(now), "--until", str(now + 1799)
+    ).json()
     assert first["lines"]["records"] == 30
-    again = natlens("ingest", f"cwl://{GROUP}", *args, "--since", str(now), "--until", str(now + 1799)).json()
+    again = natlens(
+        "ingest", f"cwl://{GROUP}", *args, "--since", str(now), "--until", str(now + 1799)
+    ).json()
     assert again["lines"]["records"] == 0 and again["sources"]["read"] == 0
-    more = natlens("ingest", f"cwl://{GROUP}", *args, "--since", str(now), "--until", str(now + 3599)).json()
+    more = natlens(
+        "ingest", f"cwl://{GROUP}", *args, "--since", str(now), "--until", str(now + 3599)
+    ).json()
     assert more["lines"]["records"] == 30  # only the second half hour was fetched
     rows = natlens("records", tmp_path / "case", "--format", "jsonl").jsonl()
     assert sorted(r["srcport"] for r in rows) == list(range(40000, 40060))

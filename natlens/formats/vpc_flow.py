@@ -8,7 +8,6 @@ space), finds each bad line and says why.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,7 +21,6 @@ from natlens.accounting import Accounting, Problem
 from natlens.formats.logformat import LineFormat, format_string, header_fields, resolve_format
 from natlens.schema import ADDRESS_INT_SUFFIX, FIELDS_BY_NAME, FlowField, Kind
 
-_IPV4 = r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$"
 _IPV4_NAMED = r"^(?P<a>\d{1,3})\.(?P<b>\d{1,3})\.(?P<c>\d{1,3})\.(?P<d>\d{1,3})$"
 _IPV6 = r"^[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*$"
 _UNSIGNED = r"^[0-9]{1,19}$"
@@ -256,7 +254,7 @@ class FlowParser:
             types[name] = pa.int64() if f.kind in (Kind.INT32, Kind.INT64) else pa.string()
         try:
             table = pacsv.read_csv(
-                io.BytesIO(block),
+                pa.BufferReader(pa.py_buffer(block)),  # no copy of the block
                 read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 22),
                 parse_options=pacsv.ParseOptions(
                     delimiter=" ",
