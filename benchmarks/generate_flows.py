@@ -44,7 +44,8 @@ def generate(path: Path, records: int, seed: int = 7) -> Path:
              ELSE ((b % 200) + 13) || '.' || (c % 256) || '.' || (a % 256) || '.' || (b % 254 + 1)
         END AS public,
         CASE WHEN c % 20 < 16 THEN 6 WHEN c % 20 < 19 THEN 17 ELSE 1 END AS proto,
-        [443, 443, 443, 80, 53, 123, 22, 5432][(a % 8)::BIGINT + 1] AS service,
+        CASE WHEN c % 20 BETWEEN 16 AND 18 THEN [53, 53, 123][(a % 3)::BIGINT + 1]
+             ELSE [443, 443, 443, 443, 80, 22, 5432][(a % 7)::BIGINT + 1] END AS service,
         CASE WHEN a % 3 = 0 THEN 1024 + b % 64511 ELSE 32768 + b % 28232 END AS ephemeral,
         1 + (c % 200) AS packets,
         1700000000 + i // 4000 * 60 AS win

@@ -86,7 +86,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    data = HERE / "data" / f"flows-{args.records}-seed{args.seed}.log.gz"
+    data = HERE / "data" / f"flows-v2-{args.records}-seed{args.seed}.log.gz"
     if not data.exists():
         # In a child process: Linux children inherit their parent's peak RSS, so the process
         # that runs the contenders must stay small.

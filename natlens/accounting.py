@@ -9,6 +9,7 @@ The invariant, per ingest and per source::
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,11 +43,22 @@ class Problem:
     count: int = 1
 
     def where(self) -> str:
-        return self.source if self.line is None else f"{self.source}:{self.line}"
+        source = _display(self.source)
+        return source if self.line is None else f"{source}:{self.line}"
 
     def __str__(self) -> str:
         what = f"field {self.field}: " if self.field else ""
         return f"{self.where()}: {self.reason}: {what}{self.message}"
+
+
+def _display(source: str) -> str:
+    """A local path as the user would write it from here: relative when under this directory."""
+    if not source.startswith("/"):
+        return source
+    try:
+        return os.path.relpath(source) if source.startswith(os.getcwd() + os.sep) else source
+    except ValueError:
+        return source
 
 
 @dataclass

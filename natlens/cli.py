@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from natlens import __version__
-from natlens.errors import EXIT_INPUT, EXIT_OK, EXIT_USAGE, NatlensError, UsageError
+from natlens.errors import EXIT_INPUT, EXIT_OK, EXIT_USAGE, InputError, NatlensError, UsageError
 
 EXIT_CODES_HELP = """exit codes:
   0   done (lines that could not be read are reported, and do not fail the run)
@@ -203,6 +203,9 @@ def _case_from_inputs(args: argparse.Namespace) -> Iterator[Any]:
         report = ingest(args.inputs, os.path.join(tmp, "case"), _ingest_options(args))
         data = report.to_json()
         skipped = data["lines"]["skipped"]
+        if report.records_written == 0 and report.accounting.examples:
+            first = next(iter(report.accounting.examples.values()))[0]
+            raise InputError(str(first))
         if skipped:
             sys.stderr.write(
                 f"natlens: {skipped:,} line(s) skipped while reading; "

@@ -1,0 +1,84 @@
+"""Docs that cannot drift: the README's examples run, the CLI reference is --help, every column
+and every command is documented."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+
+import pytest
+
+from natlens.cli import build_parser
+from natlens.schema import FLOWS_SCHEMA
+from tests.conftest import ROOT, run_cli
+
+README = (ROOT / "README.md").read_text()
+
+
+def console_examples() -> list[tuple[str, str]]:
+    """(command, expected output) for every `$ natlens ...` line in ```console blocks."""
+    examples = []
+    for block in re.findall(r"```console\n(.*?)```", README, re.S):
+        command, output = None, []
+        for line in block.splitlines():
+            if line.startswith("$ natlens "):
+                if command:
+                    examples.append((command, "\n".join(output)))
+                command, output = line[len("$ natlens ") :], []
+            else:
+                output.append(line)
+        if command:
+            examples.append((command, "\n".join(output)))
+    return examples
+
+
+def test_readme_opens_with_the_two_commands() -> None:
+    head = "\n".join(README.splitlines()[:10])
+    assert "make demo" in head and "make test" in head
+
+
+@pytest.mark.parametrize(("command", "expected"), console_examples())
+def test_readme_examples_are_real(command: str, expected: str, monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)
+    run = run_cli(*shlex.split(command))
+    assert (run.err + run.out).rstrip("\n") == expected.rstrip("\n")
+
+
+def test_cli_reference_is_current(monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen", ROOT / "scripts" / "gen_cli_docs.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (ROOT / "docs" / "cli.md").read_text() == module.render(), (
+        "run: python scripts/gen_cli_docs.py"
+    )
+
+
+def test_every_command_is_documented() -> None:
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    cli = (ROOT / "docs" / "cli.md").read_text()
+    for name in commands:
+        assert f"## natlens {name}" in cli
+
+
+def test_every_column_is_documented() -> None:
+    case_doc = (ROOT / "docs" / "case.md").read_text()
+    for name in FLOWS_SCHEMA.names:
+        assert f"`{name}`" in case_doc, name
+
+
+def test_help_works_for_every_command() -> None:
+    for args in (["--help"], ["ingest", "--help"], ["records", "--help"]):
+        run = run_cli(*args)
+        assert run.code == 0 and "usage: natlens" in run.out
+
+
+def test_usage_errors_exit_64() -> None:
+    assert run_cli("ingest").code == 64
+    assert run_cli("records", "x", "--format", "xml").code == 64
+    assert run_cli().code == 64
