@@ -22,9 +22,7 @@ def render() -> str:
         "current.\n",
         "```\n" + parser.format_help().rstrip() + "\n```\n",
     ]
-    subparsers = next(
-        a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
-    )
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     for name, sub in subparsers.choices.items():
         parts.append(f"## natlens {name}\n")
         parts.append("```\n" + sub.format_help().rstrip() + "\n```\n")

@@ -3,7 +3,6 @@ and every command is documented."""
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 

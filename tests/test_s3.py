@@ -142,3 +142,26 @@ def test_missing_bucket_is_a_clear_error(tmp_path, natlens, s3_server) -> None:
     assert run.code == 2
     assert "s3://natlens-no-such-bucket/AWSLogs/: cannot list objects" in run.err
     assert "hint:" in run.err
+
+
+def test_every_aws_example_from_s3(tmp_path, natlens, s3_server, bucket) -> None:
+    """aws-facts §3: every example record, delivered as S3 delivers it, read with its meaning."""
+    from tests.test_aws_examples import EXAMPLES, assert_meaning
+
+    client = s3_server.client()
+    when = datetime(2024, 6, 1, 12, tzinfo=UTC)
+    keys = {}
+    for i, name in enumerate(EXAMPLES):
+        key = aws_key("plain", when + timedelta(minutes=5 * i))
+        fields, records = c.split_fixture(AWS_EXAMPLES / f"{name}.log")
+        client.put_object(Bucket=bucket, Key=key, Body=c.gzip_text(fields, records))
+        keys[f"s3://{bucket}/{key}"] = name
+    run = natlens(
+        "ingest", f"s3://{bucket}/logs/", "--case", tmp_path / "case",
+        "--endpoint-url", s3_server.endpoint, "--json",
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    assert run.json()["lines"]["skipped"] == 0
+    rows = natlens("records", tmp_path / "case", "--format", "jsonl", "--all-columns").jsonl()
+    for uri, name in keys.items():
+        assert_meaning([r for r in rows if r["source"] == uri], name)

@@ -71,8 +71,9 @@ class SourceProblem:
 Piece = TextPiece | TablePiece | LinesPassedOver | SourceProblem
 
 
-def read_container(source: str, raw: IO[bytes]) -> Iterator[Piece]:
-    """Read one file or object, whatever container it is in."""
+def read_container(source: str, raw: IO[bytes], path: str | None = None) -> Iterator[Piece]:
+    """Read one file or object, whatever container it is in. ``path``: the file on disk, when
+    there is one, so that Parquet is read a row group at a time instead of whole."""
     stream: Any = io.BufferedReader(raw, buffer_size=1 << 20)
     head = stream.peek(8)[:8]
     if not head:
@@ -87,6 +88,9 @@ def read_container(source: str, raw: IO[bytes]) -> Iterator[Piece]:
             )
             return
         yield from _read_decoded(source, inner, inner_head, compressed=True)
+        return
+    if head[:4] == b"PAR1" and path is not None:
+        yield from _read_parquet(source, path)
         return
     yield from _read_decoded(source, stream, head, compressed=False)
 
@@ -169,7 +173,7 @@ class Gunzip:
 
 def _read_decoded(source: str, stream: Any, head: bytes, compressed: bool) -> Iterator[Piece]:
     if head[:4] == b"PAR1":
-        yield from _read_parquet(source, stream)
+        yield from _read_parquet(source, io.BytesIO(_read_all(source, stream)))
         return
     first = head.lstrip()[:1]
     if first in (b"{", b"["):
@@ -309,10 +313,9 @@ def _text_piece(source: str, block: bytes, line: int, cli_text: bool | None) -> 
         yield LinesPassedOver(source, passed)
 
 
-def _read_parquet(source: str, stream: IO[bytes]) -> Iterator[Piece]:
-    data = _read_all(source, stream)
+def _read_parquet(source: str, file: str | IO[bytes]) -> Iterator[Piece]:
     try:
-        parquet = pq.ParquetFile(io.BytesIO(data))
+        parquet = pq.ParquetFile(file)
         row = 1
         for batch in parquet.iter_batches(batch_size=1 << 20):
             table = pa.Table.from_batches([batch])

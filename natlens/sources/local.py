@@ -54,4 +54,4 @@ def _read(path: str) -> Iterator[Piece]:
         yield SourceProblem(Problem("unreadable", path, None, exc.strerror or str(exc), count=0))
         return
     with handle:
-        yield from read_container(path, handle)
+        yield from read_container(path, handle, path=path)
