@@ -92,6 +92,16 @@ def test_binary_garbage_and_empty_files(tmp_path, natlens) -> None:
     assert "image.png" in report["skipped"]["not-text"]["examples"][0]
 
 
+def test_a_link_to_nothing_is_reported(tmp_path, natlens) -> None:
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "good.log").write_text(f"{HEADER}\n{GOOD}\n")
+    (tmp_path / "logs" / "gone.log").symlink_to(tmp_path / "nowhere.log")
+    report = ingest(natlens, tmp_path, tmp_path / "logs")
+    assert report["lines"]["records"] == 1
+    example = report["skipped"]["unreadable"]["examples"][0]
+    assert example.endswith("gone.log: unreadable: No such file or directory")
+
+
 def test_invalid_utf8_line_in_text(tmp_path, natlens) -> None:
     source = tmp_path / "latin.log"
     source.write_bytes(

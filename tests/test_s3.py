@@ -165,3 +165,42 @@ def test_every_aws_example_from_s3(tmp_path, natlens, s3_server, bucket) -> None
     rows = natlens("records", tmp_path / "case", "--format", "jsonl", "--all-columns").jsonl()
     for uri, name in keys.items():
         assert_meaning([r for r in rows if r["source"] == uri], name)
+
+
+def test_an_object_that_cannot_be_read_is_reported_and_the_rest_read(
+    tmp_path, natlens, s3_server, bucket
+) -> None:
+    """A bucket policy denies GetObject under one prefix: listing works, reading does not."""
+    import json
+
+    client = s3_server.client()
+    when = datetime(2024, 6, 1, 12, tzinfo=UTC)
+    ts = int(when.timestamp())
+    put_file(client, bucket, "logs/open/a.log.gz", [record(ts, 41000)])
+    put_file(client, bucket, "logs/secret/b.log.gz", [record(ts, 41001)])
+    put_file(client, bucket, "logs/zzz/c.log.gz", [record(ts, 41002)])
+    deny = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{bucket}/logs/secret/*",
+            }
+        ],
+    }
+    client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(deny))
+    args = ("--case", tmp_path / "case", "--endpoint-url", s3_server.endpoint, "--json")
+    report = natlens("ingest", f"s3://{bucket}/logs/", *args).json()
+    assert report["lines"]["records"] == 2
+    example = report["skipped"]["unreadable"]["examples"][0]
+    assert (
+        example == f"s3://{bucket}/logs/secret/b.log.gz: unreadable: AccessDenied: Access Denied."
+    )
+
+    # Not recorded as read: once readable, the next ingest reads it.
+    client.delete_bucket_policy(Bucket=bucket)
+    again = natlens("ingest", f"s3://{bucket}/logs/", *args).json()
+    assert (again["sources"]["read"], again["sources"]["unchanged"]) == (1, 2)
+    assert again["lines"]["records"] == 1

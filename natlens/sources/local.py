@@ -21,7 +21,12 @@ def units(source: str) -> Iterator[Unit]:
         if not files:
             raise SourceError(f"{source}: the pattern matches no files")
     elif path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p, path))
+        # A link to nothing is listed too: reading it reports it, rather than passing it over.
+        files = sorted(
+            p
+            for p in path.rglob("*")
+            if (p.is_file() or (p.is_symlink() and not p.exists())) and not _hidden(p, path)
+        )
     elif path.exists():
         files = [path]
     else:
@@ -38,7 +43,7 @@ def _hidden(path: Path, root: Path) -> bool:
 
 
 def _unit(path: Path) -> Unit:
-    resolved = path.resolve()
+    resolved = path if path.is_symlink() and not path.exists() else path.resolve()
     try:
         stat = resolved.stat()
         fingerprint = f"size={stat.st_size};mtime_ns={stat.st_mtime_ns}"
