@@ -81,3 +81,14 @@ def test_usage_errors_exit_64() -> None:
     assert run_cli("ingest").code == 64
     assert run_cli("records", "x", "--format", "xml").code == 64
     assert run_cli().code == 64
+
+
+def test_python_dash_m_and_console_script() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    for command in ([sys.executable, "-m", "natlens", "--version"],
+                    [str(Path(sys.executable).with_name("natlens")), "--version"]):  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        assert done.stdout.strip() == "natlens 0.1.0"

@@ -62,6 +62,33 @@ class _Rows:
     ipv4: dict[str, pa.Array] = field(default_factory=dict)
 
 
+class _BadValues:
+    """The first bad field of each row, and the text of the first few bad values per field."""
+
+    def __init__(self, nrows: int, fields: tuple[str, ...]) -> None:
+        self.fields = fields
+        self.field = np.full(nrows, -1, dtype=np.int64)
+        self.text: dict[int, str] = {}
+
+    def add(self, index: int, invalid: np.ndarray | None, text: pa.Array, rows: np.ndarray) -> None:
+        """``invalid[j]`` is true when ``text[j]``, the value of row ``rows[j]``, is bad."""
+        if invalid is None or not invalid.any():
+            return
+        found = np.flatnonzero(invalid)
+        for j in found[: 2 * EXAMPLES_PER_BLOCK]:
+            self.text.setdefault(int(rows[j]), text[int(j)].as_py())
+        target = rows[found]
+        self.field[target[self.field[target] < 0]] = index
+
+    @property
+    def rows(self) -> np.ndarray:
+        return self.field >= 0
+
+    def describe(self, row: int) -> tuple[str, str | None]:
+        name = self.fields[self.field[row]]
+        return f"{self.text.get(row)!r} is not {_expected(_field(name).kind)}", name
+
+
 class FlowParser:
     """Parses the record lines of one source, block by block.
 
@@ -112,51 +139,33 @@ class FlowParser:
         """Parse columns read from Parquet (aws-facts §2.2): typed by AWS, named with ``_``."""
         n = table.num_rows
         self.acct.counts.lines += n
+        names = tuple(_parquet_field(raw) for raw in table.column_names)
+        bad = _BadValues(n, names)
+        every_row = np.arange(n)
         columns: dict[str, pa.Array] = {}
-        bad_field = np.full(n, -1, dtype=np.int64)
-        bad_text: dict[int, str] = {}
-        names: list[str] = []
-        for i, raw_name in enumerate(table.column_names):
-            name = _parquet_field(raw_name)
-            names.append(name)
+        for i, (name, raw_name) in enumerate(zip(names, table.column_names, strict=True)):
             col = table.column(raw_name).combine_chunks()
             kind = _field(name).kind
             if pa.types.is_integer(col.type) and kind in (Kind.INT32, Kind.INT64):
                 col = col.cast(pa.int64())
-                too_big = _INT32_MAX if kind is Kind.INT32 else 2**63 - 1
-                ok = pc.fill_null(
-                    pc.and_(pc.greater_equal(col, 0), pc.less_equal(col, too_big)), True
-                )
-                invalid = ~ok.to_numpy(zero_copy_only=False)
-                text = col.cast(pa.string())
+                limit = _INT32_MAX if kind is Kind.INT32 else 2**63 - 1
+                in_range = pc.and_(pc.greater_equal(col, 0), pc.less_equal(col, limit))
+                invalid = ~pc.fill_null(in_range, True).to_numpy(zero_copy_only=False)
+                bad.add(i, invalid, col.cast(pa.string()), every_row)
             else:
                 text = col if pa.types.is_string(col.type) else col.cast(pa.string())
                 text = pc.if_else(pc.equal(text, "-"), pa.scalar(None, pa.string()), text)
-                col, found = _convert(text, kind)
-                invalid = found if found is not None else np.zeros(n, dtype=bool)
-            if invalid.any():
-                rows = np.flatnonzero(invalid)
-                for j in rows[: 2 * EXAMPLES_PER_BLOCK]:
-                    bad_text.setdefault(int(j), text[int(j)].as_py())
-                rows = rows[bad_field[rows] < 0]
-                bad_field[rows] = i
+                col, invalid_text = _convert(text, kind)
+                bad.add(i, invalid_text, text, every_row)
             columns[name] = col
-        self._report(
-            "bad-value",
-            np.flatnonzero(bad_field >= 0),
-            first_row,
-            lambda row: (
-                f"{bad_text.get(row)!r} is not {_expected(_field(names[bad_field[row]]).kind)}",
-                names[bad_field[row]],
-            ),
-        )
-        keep = bad_field < 0
+        self._report("bad-value", np.flatnonzero(bad.rows), first_row, bad.describe)
+        keep = ~bad.rows
         if not keep.all():
             mask = pa.array(keep)
             columns = {name: col.filter(mask) for name, col in columns.items()}
         good = _Rows(columns, first_row + np.flatnonzero(keep).astype(np.int64))
         self.acct.counts.records += len(good.lines)
-        yield from self._emit(good, LineFormat(tuple(names), "parquet"))
+        yield from self._emit(good, LineFormat(names, "parquet"))
 
     # -- format --------------------------------------------------------------------------------
 
@@ -322,23 +331,17 @@ class FlowParser:
         # first bad field of each row is the one reported.
         good_idx = np.flatnonzero(good)
         good_parts = parts.take(pa.array(good_idx))
-        bad_field = np.full(nrows, -1, dtype=np.int64)
-        bad_text: dict[int, str] = {}
+        bad = _BadValues(nrows, fmt.fields)
         columns: dict[str, pa.Array] = {}
         for i, name in enumerate(fmt.fields):
             col = pc.list_element(good_parts, fmt.prefix + i)
             col = pc.if_else(pc.equal(col, "-"), pa.scalar(None, pa.string()), col)
             typed, invalid = _convert(col, _field(name).kind)
-            if invalid is not None:
-                for j in np.flatnonzero(invalid)[: 2 * EXAMPLES_PER_BLOCK]:
-                    bad_text.setdefault(int(good_idx[j]), col[int(j)].as_py())
-                rows = good_idx[invalid]
-                rows = rows[bad_field[rows] < 0]
-                bad_field[rows] = i
+            bad.add(i, invalid, col, good_idx)
             columns[name] = typed
 
         # A failing line may be a header: files joined with cat, each with its own header.
-        failing = (text & ~blank & ~good) | (bad_field >= 0)
+        failing = (text & ~blank & ~good) | bad.rows
         first_char: np.ndarray = np.frombuffer(block, np.uint8)[offsets[:-1]]
         may_be_header = failing & (first_char >= 97) & (first_char <= 122)
         switch_at: int | None = None
@@ -356,7 +359,7 @@ class FlowParser:
         within = np.arange(nrows) < stop
 
         count_rows = np.flatnonzero(failing & ~good & ~header & within)
-        value_rows = np.flatnonzero((bad_field >= 0) & ~header & within)
+        value_rows = np.flatnonzero(bad.rows & ~header & within)
         self._report(
             "field-count",
             count_rows,
@@ -367,23 +370,14 @@ class FlowParser:
                 None,
             ),
         )
-        self._report(
-            "bad-value",
-            value_rows,
-            first_line,
-            lambda row: (
-                f"{bad_text.get(row)!r} is not "
-                f"{_expected(_field(fmt.fields[bad_field[row]]).kind)}",
-                fmt.fields[bad_field[row]],
-            ),
-        )
+        self._report("bad-value", value_rows, first_line, bad.describe)
         # The header that switches the format is counted here; its lines after it, later.
         switching = int(switch_at is not None)
         self.acct.counts.lines += stop + switching
         self.acct.counts.headers += int((header & within).sum()) + switching
         self.acct.counts.blank += int((blank & within).sum())
 
-        keep = (bad_field[good_idx] < 0) & (good_idx < stop)
+        keep = ~bad.rows[good_idx] & (good_idx < stop)
         if not keep.all():
             mask = pa.array(keep)
             columns = {name: col.filter(mask) for name, col in columns.items()}
