@@ -104,6 +104,48 @@ def build_parser() -> argparse.ArgumentParser:
     _source_options(records)
     _engine_options(records)
     records.set_defaults(run=cmd_records)
+
+    from natlens.simulate import DELIVERIES, SCENARIOS
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="write labelled flow logs, firewall logs and VPC context for a scenario",
+        description="Simulate AWS traffic and write the logs AWS would write for it (flow logs "
+        "on every interface that sees the traffic, Network Firewall logs, describe-* JSON) and "
+        "the truth about every connection. The same seed gives the same output.",
+        epilog="scenarios:\n"
+        + "\n".join(f"  {name:17} {s.description}" for name, s in SCENARIOS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    simulate.add_argument("outdir", metavar="OUTDIR")
+    simulate.add_argument("--scenario", choices=list(SCENARIOS), default="nat-basic")
+    simulate.add_argument("--minutes", type=int, default=60, help="simulated time (default 60)")
+    simulate.add_argument(
+        "--records", type=int, help="about this many flow log records (scales the traffic)"
+    )
+    simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument(
+        "--log-format",
+        metavar="FORMAT",
+        help="default, v3, v5, or an AWS format string ('${version} ${srcaddr} ...')",
+    )
+    simulate.add_argument("--interval", type=int, choices=(60, 600), default=60,
+                          help="capture window in seconds (default 60)")  # fmt: skip
+    simulate.add_argument("--delivery", choices=DELIVERIES, help="default: s3-text")
+    simulate.add_argument("--json", action="store_true", help="print the summary as JSON")
+    simulate.set_defaults(run=cmd_simulate)
+
+    demo = commands.add_parser(
+        "demo",
+        help="simulate a small world, read it, and show what natlens sees",
+        description="Simulate a VPC whose Network Firewall sits after its NAT gateways, read its "
+        "flow logs into a case, and show the first things natlens can tell about it.",
+    )
+    demo.add_argument(
+        "directory", nargs="?", metavar="DIR", help="keep the world and case here (default: a "
+        "temporary directory, removed afterwards)",
+    )  # fmt: skip
+    demo.set_defaults(run=cmd_demo)
     return parser
 
 
@@ -140,6 +182,74 @@ def cmd_records(args: argparse.Namespace) -> int:
             columns = default_columns(case)
         table = records(engine, case, columns, args.limit)
         render(table, args.format, sys.stdout)
+    return EXIT_OK
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from natlens.simulate import SimulateOptions, simulate
+
+    summary = simulate(
+        args.outdir,
+        SimulateOptions(
+            scenario=args.scenario,
+            minutes=args.minutes,
+            records=args.records,
+            seed=args.seed,
+            log_format=args.log_format,
+            interval=args.interval,
+            delivery=args.delivery,
+        ),
+    )
+    if args.json:
+        json.dump(summary, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    out = sys.stdout
+    out.write(f"{summary['scenario']}: {summary['description']}\n")
+    out.write(
+        f"{summary['minutes']} minutes, seed {summary['seed']}: {summary['connections']:,} "
+        f"connections, {summary['records']:,} flow log records, {summary['firewall_events']:,} "
+        f"firewall events, {summary['public_addresses']} internet addresses "
+        f"({summary['seconds']:.1f} s)\n"
+    )
+    out.write(f"context (describe-* JSON): {os.path.join(args.outdir, 'context')}\n")
+    out.write(f"truth: {os.path.join(args.outdir, 'truth')}\n")
+    out.write("read the flow logs with:\n")
+    for flow_log in summary["flow_logs"]:
+        source = os.path.join(args.outdir, "flowlogs", flow_log["name"])
+        command = f"  natlens ingest {source} --case {os.path.join(args.outdir, 'case')}"
+        if flow_log["delivery"] not in ("s3-text", "parquet"):
+            command += f" --log-format '{flow_log['log_format']}'"  # no header line to read
+        out.write(command + "\n")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from natlens.demo import run_demo
+    from natlens.render import render
+
+    with contextlib.ExitStack() as stack:
+        if args.directory:
+            directory = Path(args.directory)
+            directory.mkdir(parents=True, exist_ok=True)
+            for name in ("world", "case"):
+                if (directory / name).exists():
+                    import shutil
+
+                    shutil.rmtree(directory / name)
+        else:
+            directory = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="natlens-demo-"))
+            )
+        for section in run_demo(directory):
+            sys.stdout.write(f"\n{section.title}\n{'-' * len(section.title)}\n")
+            if section.text:
+                sys.stdout.write(section.text + "\n")
+            if section.table is not None:
+                sys.stdout.write("\n")
+                render(section.table, "table", sys.stdout)
     return EXIT_OK
 
 

@@ -1,0 +1,568 @@
+"""Flow log records from connections, following AWS's rules (aws-facts §1, §3).
+
+One record per direction, per network interface that sees the packets, per capture window:
+
+- the instance's interface: its own addresses (§3.6, instance ENI);
+- a NAT gateway's interface, private leg: instance -> NAT private IP, the real destination only in
+  pkt-dstaddr; the reply NAT private IP -> instance with the real source in pkt-srcaddr (§3.6);
+- the NAT gateway's public leg: NAT private IP and its translated port (1024-65535) <-> the
+  internet host (§3.6, §4);
+- a firewall endpoint's interface, where the route tables send traffic through one: an "in" and an
+  "out" record per direction, the endpoint's own address in dstaddr/srcaddr and the packet's in
+  pkt-*. AWS documents no example for firewall endpoints; this follows its transit gateway and NAT
+  gateway examples (§3.6, §3.7) for a hop that forwards packets it did not originate.
+
+tcp-flags are OR'ed over the window (§1.4): SYN 2 in the client's first window, SYN-ACK 18 in the
+server's, FIN 1 in the last, 3 and 19 when a short connection fits in one window, 0 in between,
+RST 4 from a NAT gateway answering a connection it timed out. Packets and bytes are spread over
+the windows by time and are the same on every interface that sees that direction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from natlens.formats.logformat import parse_log_format
+from natlens.schema import DEFAULT_FORMAT, FIELDS_BY_NAME, FLOW_FIELDS
+from natlens.simulate import traffic as t
+from natlens.simulate.traffic import AddressTable, Batch
+from natlens.simulate.world import ACCOUNT, REGION, World
+
+REQUEST, RESPONSE = 0, 1
+SYN, FIN, RST, SYN_ACK = 2, 1, 4, 18
+
+V3_FORMAT = (
+    *DEFAULT_FORMAT,
+    "vpc-id",
+    "subnet-id",
+    "instance-id",
+    "tcp-flags",
+    "type",
+    "pkt-srcaddr",
+    "pkt-dstaddr",
+)
+V5_FORMAT = tuple(f.name for f in FLOW_FIELDS if f.version is not None and f.version <= 5)
+NAMED_FORMATS = {"default": DEFAULT_FORMAT, "v3": V3_FORMAT, "v5": V5_FORMAT}
+
+
+def resolve_format(text: str) -> tuple[str, ...]:
+    return NAMED_FORMATS.get(text) or parse_log_format(text)
+
+
+def format_version(fields: tuple[str, ...]) -> int:
+    """aws-facts §1.1: the highest version among the chosen fields (2 for the default)."""
+    versions = [FIELDS_BY_NAME[f].version or 2 for f in fields if f in FIELDS_BY_NAME]
+    return max([2, *versions])
+
+
+@dataclass
+class Interfaces:
+    """Per-interface columns, indexed like World.interfaces()."""
+
+    id: list[str]
+    subnet: list[str]
+    instance: list[str]
+    az_id: list[str]
+    az: list[str]
+
+    @classmethod
+    def of(cls, world: World) -> Interfaces:
+        enis = world.interfaces()
+        return cls(
+            [e.id for e in enis],
+            [e.subnet.id for e in enis],
+            [e.instance_id or "-" for e in enis],
+            [e.subnet.az_id for e in enis],
+            [e.subnet.az for e in enis],
+        )
+
+
+@dataclass
+class Windows:
+    """One row per connection, direction and capture window."""
+
+    conn: np.ndarray  # row in the batch
+    direction: np.ndarray
+    tail: np.ndarray  # the idle-timeout retry and its RST (instance and NAT private leg only)
+    window: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    packets: np.ndarray
+    bytes: np.ndarray
+    flags: np.ndarray
+
+
+def windows(batch: Batch, interval: int, sim_end: int) -> Windows:
+    """Split each direction of each connection over the capture windows it has packets in."""
+    n = len(batch)
+    has_response = (batch.response_packets > 0) & (batch.kind != t.SCAN)
+    spans = [
+        # (rows, direction, start, end, packets, size, tail)
+        (
+            np.arange(n),
+            REQUEST,
+            batch.start,
+            batch.end,
+            batch.request_packets,
+            batch.request_size,
+            False,
+        ),
+        (
+            np.flatnonzero(has_response),
+            RESPONSE,
+            batch.start,
+            batch.end,
+            batch.response_packets,
+            batch.response_size,
+            False,
+        ),
+    ]
+    idle = np.flatnonzero(batch.tail > 0)
+    if len(idle):
+        spans.append(
+            (idle, REQUEST, batch.tail, batch.tail, np.ones(n, np.int64), batch.request_size, True)
+        )
+        spans.append(
+            (idle, RESPONSE, batch.tail, batch.tail, np.ones(n, np.int64), np.full(n, 40), True)
+        )
+    parts = [
+        _split(batch, rows, d, s[rows], e[rows], p[rows], z[rows], tail, interval)
+        for rows, d, s, e, p, z, tail in spans
+    ]
+    out = Windows(
+        *(np.concatenate([getattr(w, f) for w in parts]) for f in Windows.__dataclass_fields__)
+    )
+    keep = out.start < sim_end
+    return Windows(*(getattr(out, f)[keep] for f in Windows.__dataclass_fields__))
+
+
+def _split(
+    batch: Batch,
+    rows: np.ndarray,
+    direction: int,
+    start: np.ndarray,
+    end: np.ndarray,
+    packets: np.ndarray,
+    size: np.ndarray,
+    tail: bool,
+    interval: int,
+) -> Windows:
+    first, last = start // interval, end // interval
+    count = (last - first + 1).astype(np.int64)
+    index = np.repeat(np.arange(len(rows)), count)
+    offset = np.arange(len(index)) - np.repeat(np.cumsum(count) - count, count)
+    window = first[index] + offset
+    w_start = np.maximum(start[index], window * interval)
+    w_end = np.minimum(end[index], window * interval + interval - 1)
+    # Packets by time: the share of the span up to the end of each window, rounded down.
+    span = (end - start + 1)[index]
+    upto = np.floor(packets[index] * (w_end - start[index] + 1) / span).astype(np.int64)
+    before = np.floor(packets[index] * (w_start - start[index]) / span).astype(np.int64)
+    share = np.maximum(1, upto - before)
+    is_first, is_last = offset == 0, offset == count[index] - 1
+    protocol = batch.protocol[rows][index]
+    variant = batch.variant[rows][index]
+    flags = np.zeros(len(index), dtype=np.int64)
+    tcp = protocol == 6
+    if tail:
+        flags[tcp] = 0 if direction == REQUEST else RST
+    elif direction == REQUEST:
+        flags[tcp & is_first] |= SYN
+        ends_cleanly = (variant != t.BLOCKED) & (variant != t.IDLE_RST)
+        kind = batch.kind[rows][index]
+        flags[tcp & is_last & ends_cleanly & (kind != t.SCAN)] |= FIN
+    else:
+        flags[tcp & is_first] |= SYN_ACK
+        flags[tcp & is_last & (variant != t.IDLE_RST)] |= FIN
+    return Windows(
+        conn=rows[index],
+        direction=np.full(len(index), direction),
+        tail=np.full(len(index), tail),
+        window=window,
+        start=w_start,
+        end=w_end,
+        packets=share,
+        bytes=share * size[index],
+        flags=flags,
+    )
+
+
+# -- interfaces that see each direction ---------------------------------------------------------
+
+
+@dataclass
+class Records:
+    """Flow log records as typed columns (NULL where AWS writes '-'), with their truth."""
+
+    columns: dict[str, pa.Array]
+    truth: dict[str, pa.Array]
+    interface: np.ndarray  # index into World.interfaces()
+    window: np.ndarray
+
+    def take(self, rows: np.ndarray) -> Records:
+        index = pa.array(rows)
+        return Records(
+            {k: v.take(index) for k, v in self.columns.items()},
+            {k: v.take(index) for k, v in self.truth.items()},
+            self.interface[rows],
+            self.window[rows],
+        )
+
+    def __len__(self) -> int:
+        return len(self.interface)
+
+
+class Renderer:
+    def __init__(self, world: World, table: AddressTable, interval: int, sim_end: int) -> None:
+        self.world, self.table, self.interval, self.sim_end = world, table, interval, sim_end
+        self.interfaces = Interfaces.of(world)
+        enis = world.interfaces()
+        position = {e.id: k for k, e in enumerate(enis)}
+        self.instance_eni = np.array([position[i.eni.id] for i in world.instances])
+        self.nat_eni = np.array([position[n.eni.id] for n in world.nats])
+        endpoint_by_az = {e.eni.subnet.az: position[e.eni.id] for e in world.endpoints}
+        self.endpoint_eni_of_nat = np.array(
+            [endpoint_by_az.get(n.eni.subnet.az, -1) for n in world.nats]
+        )
+        self.endpoint_addr_of_nat = np.array(
+            [table.endpoint_of_az.get(n.eni.subnet.az, -1) for n in world.nats]
+        )
+        self.addresses = pa.array(table.values)
+        self.placement = world.firewall_placement
+        # Per instance (and NAT gateway) truth values, NULL last for "none".
+        self.instance_lookup = {
+            "instance_id": pa.array([i.id for i in world.instances] + [None], pa.string()),
+            "instance_eni": pa.array([i.eni.id for i in world.instances] + [None], pa.string()),
+            "instance_ip": pa.array(
+                [i.eni.private_ip for i in world.instances] + [None], pa.string()
+            ),
+        }
+        self.nat_lookup = pa.array([n.id for n in world.nats] + [None], pa.string())
+
+    def render(self, batch: Batch) -> Records:
+        w = windows(batch, self.interval, self.sim_end)
+        parts = [leg for leg in self._legs(batch, w) if leg is not None]
+        return _concat(parts)
+
+    def _legs(self, b: Batch, w: Windows) -> list[Records | None]:
+        kind = b.kind[w.conn]
+        variant = b.variant[w.conn]
+        req = w.direction == REQUEST
+        egress = kind == t.EGRESS
+        blocked = variant == t.BLOCKED
+        inst = self.table.instance[np.maximum(b.instance, 0)][w.conn]
+        nat = self.table.nat[np.maximum(b.nat, 0)][w.conn]
+        remote = b.remote[w.conn]
+        cport, sport, nport = b.client_port[w.conn], b.server_port[w.conn], b.nat_port[w.conn]
+        nat_idx = np.maximum(b.nat, 0)[w.conn]
+        ep = self.endpoint_addr_of_nat[nat_idx]
+        ep_eni = self.endpoint_eni_of_nat[nat_idx]
+        inst_eni = self.instance_eni[np.maximum(b.instance, 0)][w.conn]
+        nat_eni = self.nat_eni[nat_idx]
+        legs: list[Records | None] = []
+
+        def leg(
+            name: str,
+            mask: np.ndarray,
+            eni: np.ndarray,
+            src: np.ndarray,
+            dst: np.ndarray,
+            sport_: np.ndarray,
+            dport_: np.ndarray,
+            psrc: np.ndarray,
+            pdst: np.ndarray,
+            egress_: np.ndarray,
+            path: np.ndarray | int,
+            action: np.ndarray | None = None,
+        ) -> None:
+            rows = np.flatnonzero(mask)
+            if len(rows):
+                paths = np.broadcast_to(np.asarray(path), mask.shape)[rows]
+                legs.append(
+                    self._records(
+                        name,
+                        b,
+                        w,
+                        rows,
+                        eni[rows],
+                        src[rows],
+                        dst[rows],
+                        sport_[rows],
+                        dport_[rows],
+                        psrc[rows],
+                        pdst[rows],
+                        egress_[rows],
+                        paths,
+                        None if action is None else action[rows],
+                    )
+                )
+
+        # The instance's own interface.
+        client_side = (kind == t.EGRESS) | (kind == t.EXPOSED_OUT)
+        on_instance = client_side | (kind == t.EXPOSED_IN)
+        inst_src = _pick(req == client_side, inst, remote)
+        inst_dst = _pick(req == client_side, remote, inst)
+        ports_from = _pick(req, cport, sport)
+        ports_to = _pick(req, sport, cport)
+        # traffic-path (§1.5): to a NAT gateway or endpoint in the VPC 1; through the internet
+        # gateway 2, or 8 from a Nitro instance.
+        leg(
+            "instance",
+            on_instance,
+            inst_eni,
+            inst_src,
+            inst_dst,
+            ports_from,
+            ports_to,
+            inst_src,
+            inst_dst,
+            req == client_side,
+            np.where(kind == t.EGRESS, 1, 8),
+        )
+
+        # NAT gateway, private leg (instance <-> NAT private IP; real peer in pkt-*).
+        reaches_nat = egress & ~((self.placement == "before-nat") & blocked)
+        leg(
+            "nat-private",
+            reaches_nat,
+            nat_eni,
+            _pick(req, inst, nat),
+            _pick(req, nat, inst),
+            ports_from,
+            ports_to,
+            _pick(req, inst, remote),
+            _pick(req, remote, inst),
+            ~req,
+            1,
+        )
+
+        # NAT gateway, public leg (NAT private IP and translated port <-> internet).
+        public = reaches_nat & ~w.tail
+        leg(
+            "nat-public",
+            public,
+            nat_eni,
+            _pick(req, nat, remote),
+            _pick(req, remote, nat),
+            _pick(req, nport, sport),
+            _pick(req, sport, nport),
+            _pick(req, nat, remote),
+            _pick(req, remote, nat),
+            req,
+            2,
+        )
+        scans = kind == t.SCAN
+        rejected = b.rejected[w.conn]
+        leg(
+            "nat-public",
+            scans,
+            nat_eni,
+            remote,
+            nat,
+            cport,
+            sport,
+            remote,
+            nat,
+            np.zeros(len(req), bool),
+            2,
+            np.where(rejected, "REJECT", "ACCEPT"),
+        )
+
+        if self.placement == "after-nat":
+            through = egress & ~w.tail
+            # In: NAT -> endpoint (request) or internet -> endpoint (response and scans).
+            leg(
+                "firewall-in",
+                through,
+                ep_eni,
+                _pick(req, nat, remote),
+                ep,
+                _pick(req, nport, sport),
+                _pick(req, sport, nport),
+                _pick(req, nat, remote),
+                _pick(req, remote, nat),
+                np.zeros(len(req), bool),
+                1,
+            )
+            leg(
+                "firewall-out",
+                through & ~blocked,
+                ep_eni,
+                ep,
+                _pick(req, remote, nat),
+                _pick(req, nport, sport),
+                _pick(req, sport, nport),
+                _pick(req, nat, remote),
+                _pick(req, remote, nat),
+                np.ones(len(req), bool),
+                _pick(req, 2, 1),
+            )
+            leg(
+                "firewall-in",
+                scans,
+                ep_eni,
+                remote,
+                ep,
+                cport,
+                sport,
+                remote,
+                nat,
+                np.zeros(len(req), bool),
+                1,
+            )
+            leg(
+                "firewall-out",
+                scans,
+                ep_eni,
+                ep,
+                nat,
+                cport,
+                sport,
+                remote,
+                nat,
+                np.ones(len(req), bool),
+                1,
+            )
+        elif self.placement == "before-nat":
+            leg(
+                "firewall-in",
+                egress,
+                ep_eni,
+                _pick(req, inst, remote),
+                ep,
+                ports_from,
+                ports_to,
+                _pick(req, inst, remote),
+                _pick(req, remote, inst),
+                np.zeros(len(req), bool),
+                1,
+            )
+            leg(
+                "firewall-out",
+                egress & ~blocked,
+                ep_eni,
+                ep,
+                _pick(req, remote, inst),
+                ports_from,
+                ports_to,
+                _pick(req, inst, remote),
+                _pick(req, remote, inst),
+                np.ones(len(req), bool),
+                1,
+            )
+        return legs
+
+    def _records(
+        self,
+        name: str,
+        b: Batch,
+        w: Windows,
+        rows: np.ndarray,
+        eni: np.ndarray,
+        src: np.ndarray,
+        dst: np.ndarray,
+        sport: np.ndarray,
+        dport: np.ndarray,
+        psrc: np.ndarray,
+        pdst: np.ndarray,
+        egress: np.ndarray,
+        path: np.ndarray,
+        action: np.ndarray | None,
+    ) -> Records:
+        conn = w.conn[rows]
+        addresses = self.addresses
+        iface = self.interfaces
+        n = len(rows)
+        eni_arr = pa.array(eni)
+        protocol = b.protocol[conn]
+        icmp = protocol == 1
+        flow_direction = np.where(egress, "egress", "ingress")
+        # traffic-path is '-' on ingress records (§1.5).
+        traffic_path = pa.array(path.astype(np.int64), mask=~egress)
+        columns = {
+            "account-id": pa.array(np.full(n, ACCOUNT)),
+            "interface-id": pa.array(iface.id).take(eni_arr),
+            "srcaddr": addresses.take(pa.array(src)),
+            "dstaddr": addresses.take(pa.array(dst)),
+            "srcport": pa.array(np.where(icmp, 0, sport)),
+            "dstport": pa.array(np.where(icmp, 0, dport)),
+            "protocol": pa.array(protocol),
+            "packets": pa.array(w.packets[rows]),
+            "bytes": pa.array(w.bytes[rows]),
+            "start": pa.array(w.start[rows]),
+            "end": pa.array(w.end[rows]),
+            "action": pa.array(np.full(n, "ACCEPT") if action is None else action),
+            "log-status": pa.array(np.full(n, "OK")),
+            "vpc-id": pa.array(np.full(n, self.world.vpc_id)),
+            "subnet-id": pa.array(iface.subnet).take(eni_arr),
+            "instance-id": pa.array(iface.instance).take(eni_arr),
+            "tcp-flags": pa.array(w.flags[rows]),
+            "type": pa.array(np.full(n, "IPv4")),
+            "pkt-srcaddr": addresses.take(pa.array(psrc)),
+            "pkt-dstaddr": addresses.take(pa.array(pdst)),
+            "region": pa.array(np.full(n, REGION)),
+            "az-id": pa.array(iface.az_id).take(eni_arr),
+            "flow-direction": pa.array(flow_direction),
+            "traffic-path": traffic_path,
+        }
+        kind = b.kind[conn]
+        request = w.direction[rows] == REQUEST
+        instance = b.instance[conn]
+        truth = {
+            "connection_id": pa.array(b.id[conn]),
+            "kind": pa.array(np.array(t.KIND_NAMES)[kind]),
+            "variant": pa.array(np.array(t.VARIANT_NAMES)[b.variant[conn]]),
+            "leg": pa.array(np.full(n, name)),
+            "direction": pa.array(np.where(request, "request", "response")),
+            # The side that opened the connection: the sender of every request record.
+            "initiator": pa.array(np.where(request, "src", "dst")),
+            **{
+                name: lookup.take(pa.array(np.where(instance >= 0, instance, len(lookup) - 1)))
+                for name, lookup in self.instance_lookup.items()
+            },
+            "nat_gateway_id": self.nat_lookup.take(
+                pa.array(np.where(b.nat[conn] >= 0, b.nat[conn], len(self.nat_lookup) - 1))
+            ),
+        }
+        return Records(columns, truth, eni, w.window[rows])
+
+
+def _pick(
+    request: np.ndarray, when_request: np.ndarray | int, when_response: np.ndarray | int
+) -> np.ndarray:
+    """Per record: one value for request records, the other for response records."""
+    return np.where(request, when_request, when_response)
+
+
+def _concat(parts: list[Records]) -> Records:
+    if not parts:
+        return Records({}, {}, np.zeros(0, np.int64), np.zeros(0, np.int64))
+    keys = parts[0].columns.keys()
+    return Records(
+        {k: pa.concat_arrays([p.columns[k] for p in parts]) for k in keys},
+        {k: pa.concat_arrays([p.truth[k] for p in parts]) for k in parts[0].truth},
+        np.concatenate([p.interface for p in parts]),
+        np.concatenate([p.window for p in parts]),
+    )
+
+
+def coverage_record(
+    world: World, interfaces: Interfaces, eni: int, window: int, interval: int, status: str
+) -> dict[str, object]:
+    """A NODATA or SKIPDATA record (§1.3, §3.2): addresses, ports, counts and action are '-'."""
+    start = window * interval
+    return {
+        "account-id": ACCOUNT,
+        "interface-id": interfaces.id[eni],
+        "start": start,
+        "end": start + interval - 1,
+        "log-status": status,
+        "vpc-id": world.vpc_id,
+        "subnet-id": interfaces.subnet[eni],
+        "instance-id": interfaces.instance[eni],
+        "region": REGION,
+        "az-id": interfaces.az_id[eni],
+    }

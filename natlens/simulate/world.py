@@ -1,0 +1,651 @@
+"""The simulated VPC: subnets, instances, NAT gateways, a firewall, and the AWS CLI JSON for them.
+
+Everything is derived from the scenario and the seed, so the same seed gives the same ids and
+addresses. The describe-* output follows the shapes in aws-facts §4, §7 and §9.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+AZS = (("us-east-1a", "use1-az1"), ("us-east-1b", "use1-az2"), ("us-east-1c", "use1-az4"))
+VPC_CIDR = "10.0.0.0/16"
+# The NAT gateways' Elastic IPs and the exposed instances' public IPs (documentation ranges are
+# not routable from the internet, so these are ordinary-looking public addresses).
+NAT_PUBLIC_BASE = "54.210.10.0"
+INSTANCE_PUBLIC_BASE = "3.84.20.0"
+
+
+@dataclass(frozen=True)
+class Subnet:
+    id: str
+    cidr: str
+    az: str
+    az_id: str
+    role: str  # "private", "public", "firewall"
+
+
+@dataclass(frozen=True)
+class Interface:
+    id: str
+    subnet: Subnet
+    private_ip: str
+    kind: str  # "instance", "nat_gateway", "firewall_endpoint"
+    instance_id: str | None = None
+    public_ip: str | None = None
+    owner: str = ""  # the NAT gateway or endpoint id it belongs to
+
+
+@dataclass(frozen=True)
+class Instance:
+    id: str
+    eni: Interface
+    exposed: bool = False  # in a public subnet with a public IP, reachable from the internet
+
+
+@dataclass(frozen=True)
+class NatGateway:
+    id: str
+    eni: Interface
+    public_ip: str
+    allocation_id: str
+    association_id: str
+
+
+@dataclass(frozen=True)
+class FirewallEndpoint:
+    id: str  # vpce-...
+    eni: Interface
+
+
+@dataclass
+class World:
+    vpc_id: str
+    igw_id: str
+    subnets: list[Subnet]
+    instances: list[Instance]
+    nats: list[NatGateway]
+    firewall_placement: str | None  # "after-nat", "before-nat" or None
+    firewall_name: str | None
+    endpoints: list[FirewallEndpoint]
+    ids: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def azs(self) -> list[str]:
+        return sorted({s.az for s in self.subnets})
+
+    def nat_in(self, az: str) -> NatGateway:
+        return next(n for n in self.nats if n.eni.subnet.az == az)
+
+    def endpoint_in(self, az: str) -> FirewallEndpoint | None:
+        return next((e for e in self.endpoints if e.eni.subnet.az == az), None)
+
+    def interfaces(self) -> list[Interface]:
+        return (
+            [i.eni for i in self.instances]
+            + [n.eni for n in self.nats]
+            + [e.eni for e in self.endpoints]
+        )
+
+
+class _Ids:
+    """AWS-looking ids: a prefix and 17 hex digits, drawn from the seed."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.seen: set[str] = set()
+
+    def __call__(self, prefix: str, digits: int = 17) -> str:
+        while True:
+            value = f"{prefix}-" + "".join(self.rng.choice(list("0123456789abcdef"), digits))
+            if value not in self.seen:
+                self.seen.add(value)
+                return value
+
+
+def build_world(
+    rng: np.random.Generator,
+    azs: int,
+    instances_per_az: int,
+    firewall: str | None,
+    exposed_instances: int,
+) -> World:
+    ids = _Ids(rng)
+    vpc_id, igw_id = ids("vpc"), ids("igw")
+    subnets: list[Subnet] = []
+    instances: list[Instance] = []
+    nats: list[NatGateway] = []
+    endpoints: list[FirewallEndpoint] = []
+    nat_public = ipaddress.ip_address(NAT_PUBLIC_BASE)
+    public_base = ipaddress.ip_address(INSTANCE_PUBLIC_BASE)
+    for index, (az, az_id) in enumerate(AZS[:azs]):
+        public = Subnet(ids("subnet"), f"10.0.{index}.0/24", az, az_id, "public")
+        private = Subnet(ids("subnet"), f"10.0.{16 * (index + 1)}.0/20", az, az_id, "private")
+        subnets += [public, private]
+        nat_id = ids("nat")
+        nat_eni = Interface(
+            ids("eni"), public, f"10.0.{index}.{100 + index}", "nat_gateway", owner=nat_id
+        )
+        nats.append(
+            NatGateway(
+                nat_id, nat_eni, str(nat_public + 10 + index), ids("eipalloc"), ids("eipassoc")
+            )
+        )
+        for k in range(instances_per_az):
+            eni = Interface(
+                ids("eni"),
+                private,
+                f"10.0.{16 * (index + 1)}.{10 + 7 * k}",
+                "instance",
+                instance_id=ids("i"),
+            )
+            instances.append(Instance(str(eni.instance_id), eni))
+        if firewall:
+            fw_subnet = Subnet(ids("subnet"), f"10.0.{200 + index}.0/28", az, az_id, "firewall")
+            subnets.append(fw_subnet)
+            endpoint_id = ids("vpce")
+            eni = Interface(
+                ids("eni"),
+                fw_subnet,
+                f"10.0.{200 + index}.{5 + index}",
+                "firewall_endpoint",
+                owner=endpoint_id,
+            )
+            endpoints.append(FirewallEndpoint(endpoint_id, eni))
+    public_subnets = [s for s in subnets if s.role == "public"]
+    for k in range(exposed_instances):
+        subnet = public_subnets[k % len(public_subnets)]
+        base = subnet.cidr.split(".")[2]
+        eni = Interface(
+            ids("eni"),
+            subnet,
+            f"10.0.{base}.{40 + k}",
+            "instance",
+            instance_id=ids("i"),
+            public_ip=str(public_base + 15 + k),
+        )
+        instances.append(Instance(str(eni.instance_id), eni, exposed=True))
+    world = World(
+        vpc_id,
+        igw_id,
+        subnets,
+        instances,
+        nats,
+        firewall,
+        "egress-firewall" if firewall else None,
+        endpoints,
+    )
+    world.ids = {
+        "flow_log": ids("fl"),
+        "nacl_default": ids("acl"),
+        "nacl_public": ids("acl"),
+        "dopt": ids("dopt"),
+        "rtb_main": ids("rtb"),
+        "rtb_public": ids("rtb"),
+        "rtb_edge": ids("rtb"),
+        **{f"rtb_private_{az}": ids("rtb") for az in world.azs},
+        **{f"rtb_nat_{az}": ids("rtb") for az in world.azs},
+        **{f"rtb_firewall_{az}": ids("rtb") for az in world.azs},
+        **{f"assoc_{s.id}": ids("rtbassoc") for s in subnets},
+    }
+    return world
+
+
+# -- AWS CLI output ----------------------------------------------------------------------------
+
+
+def describe(world: World) -> dict[str, Any]:
+    """File name -> the JSON ``aws ec2 describe-*`` (and ``network-firewall describe-firewall``)
+    print for this world."""
+    files: dict[str, Any] = {
+        "describe-vpcs.json": {"Vpcs": [_vpc(world)]},
+        "describe-subnets.json": {"Subnets": [_subnet(world, s) for s in world.subnets]},
+        "describe-route-tables.json": {"RouteTables": _route_tables(world)},
+        "describe-nat-gateways.json": {"NatGateways": [_nat(world, n) for n in world.nats]},
+        "describe-network-interfaces.json": {
+            "NetworkInterfaces": [_eni(world, i) for i in world.interfaces()]
+        },
+        "describe-network-acls.json": {"NetworkAcls": _nacls(world)},
+        "describe-internet-gateways.json": {
+            "InternetGateways": [
+                {
+                    "Attachments": [{"State": "available", "VpcId": world.vpc_id}],
+                    "InternetGatewayId": world.igw_id,
+                    "OwnerId": ACCOUNT,
+                    "Tags": [{"Key": "Name", "Value": "main-igw"}],
+                }
+            ]
+        },
+        "describe-instances.json": {
+            "Reservations": [_reservation(world, i) for i in world.instances]
+        },
+    }
+    if world.firewall_name:
+        files["describe-firewall.json"] = _firewall(world)
+    return files
+
+
+def _tags(name: str) -> list[dict[str, str]]:
+    return [{"Key": "Name", "Value": name}]
+
+
+def _vpc(world: World) -> dict[str, Any]:
+    return {
+        "CidrBlock": VPC_CIDR,
+        "DhcpOptionsId": world.ids["dopt"],
+        "State": "available",
+        "VpcId": world.vpc_id,
+        "OwnerId": ACCOUNT,
+        "InstanceTenancy": "default",
+        "CidrBlockAssociationSet": [
+            {
+                "AssociationId": "vpc-cidr-assoc-" + world.vpc_id[4:],
+                "CidrBlock": VPC_CIDR,
+                "CidrBlockState": {"State": "associated"},
+            }
+        ],
+        "IsDefault": False,
+        "Tags": _tags("natlens-simulated"),
+    }
+
+
+def _subnet(world: World, subnet: Subnet) -> dict[str, Any]:
+    return {
+        "AvailabilityZone": subnet.az,
+        "AvailabilityZoneId": subnet.az_id,
+        "AvailableIpAddressCount": 250,
+        "CidrBlock": subnet.cidr,
+        "DefaultForAz": False,
+        "MapPublicIpOnLaunch": subnet.role == "public",
+        "State": "available",
+        "SubnetId": subnet.id,
+        "VpcId": world.vpc_id,
+        "OwnerId": ACCOUNT,
+        "AssignIpv6AddressOnCreation": False,
+        "Ipv6CidrBlockAssociationSet": [],
+        "SubnetArn": f"arn:aws:ec2:{REGION}:{ACCOUNT}:subnet/{subnet.id}",
+        "Tags": _tags(f"{subnet.role}-{subnet.az}"),
+    }
+
+
+def _route(destination: str, **target: str) -> dict[str, str]:
+    return {
+        "DestinationCidrBlock": destination,
+        **target,
+        "Origin": "CreateRoute",
+        "State": "active",
+    }
+
+
+def _local() -> dict[str, str]:
+    return {
+        "DestinationCidrBlock": VPC_CIDR,
+        "GatewayId": "local",
+        "Origin": "CreateRouteTable",
+        "State": "active",
+    }
+
+
+def _table(
+    world: World,
+    key: str,
+    name: str,
+    routes: list[dict[str, str]],
+    subnets: tuple[Subnet, ...] | list[Subnet] = (),
+    gateway: str | None = None,
+    main: bool = False,
+) -> dict[str, Any]:
+    rtb = world.ids[key]
+    associations: list[dict[str, Any]] = []
+    if main:
+        associations.append(
+            {
+                "Main": True,
+                "RouteTableAssociationId": world.ids[key].replace("rtb", "rtbassoc"),
+                "RouteTableId": rtb,
+                "AssociationState": {"State": "associated"},
+            }
+        )
+    for subnet in subnets:
+        associations.append(
+            {
+                "Main": False,
+                "RouteTableAssociationId": world.ids[f"assoc_{subnet.id}"],
+                "RouteTableId": rtb,
+                "SubnetId": subnet.id,
+                "AssociationState": {"State": "associated"},
+            }
+        )
+    if gateway:
+        associations.append(
+            {
+                "Main": False,
+                "RouteTableAssociationId": rtb.replace("rtb", "rtbassoc") + "e",
+                "RouteTableId": rtb,
+                "GatewayId": gateway,
+                "AssociationState": {"State": "associated"},
+            }
+        )
+    return {
+        "Associations": associations,
+        "PropagatingVgws": [],
+        "RouteTableId": rtb,
+        "Routes": [_local(), *routes],
+        "Tags": _tags(name),
+        "VpcId": world.vpc_id,
+        "OwnerId": ACCOUNT,
+    }
+
+
+def _route_tables(world: World) -> list[dict[str, Any]]:
+    """The layouts of aws-facts §7: no firewall, firewall after the NAT gateway (a), or before
+    it (b). Each AZ routes to its own NAT gateway and firewall endpoint."""
+    tables = [_table(world, "rtb_main", "main", [], main=True)]
+    public = [s for s in world.subnets if s.role == "public"]
+    placement = world.firewall_placement
+    for az in world.azs:
+        nat = world.nat_in(az)
+        endpoint = world.endpoint_in(az)
+        private = [s for s in world.subnets if s.role == "private" and s.az == az]
+        nat_subnet = nat.eni.subnet
+        if placement == "before-nat" and endpoint:
+            tables.append(
+                _table(
+                    world,
+                    f"rtb_private_{az}",
+                    f"private-{az}",
+                    [_route("0.0.0.0/0", GatewayId=endpoint.id)],
+                    private,
+                )
+            )
+            tables.append(
+                _table(
+                    world,
+                    f"rtb_firewall_{az}",
+                    f"firewall-{az}",
+                    [_route("0.0.0.0/0", NatGatewayId=nat.id)],
+                    [endpoint.eni.subnet],
+                )
+            )
+            returns = [_route(s.cidr, GatewayId=endpoint.id) for s in private]
+            exposed = [s for s in public if s.az == az and s != nat_subnet]
+            tables.append(
+                _table(
+                    world,
+                    f"rtb_nat_{az}",
+                    f"nat-{az}",
+                    [_route("0.0.0.0/0", GatewayId=world.igw_id), *returns],
+                    [nat_subnet, *exposed],
+                )
+            )
+            continue
+        tables.append(
+            _table(
+                world,
+                f"rtb_private_{az}",
+                f"private-{az}",
+                [_route("0.0.0.0/0", NatGatewayId=nat.id)],
+                private,
+            )
+        )
+        if placement == "after-nat" and endpoint:
+            tables.append(
+                _table(
+                    world,
+                    f"rtb_nat_{az}",
+                    f"nat-{az}",
+                    [_route("0.0.0.0/0", GatewayId=endpoint.id)],
+                    [nat_subnet],
+                )
+            )
+            tables.append(
+                _table(
+                    world,
+                    f"rtb_firewall_{az}",
+                    f"firewall-{az}",
+                    [_route("0.0.0.0/0", GatewayId=world.igw_id)],
+                    [endpoint.eni.subnet],
+                )
+            )
+    if placement == "after-nat":
+        edge = [
+            _route(n.eni.subnet.cidr, GatewayId=world.endpoint_in(n.eni.subnet.az).id)  # type: ignore[union-attr]
+            for n in world.nats
+        ]
+        tables.append(_table(world, "rtb_edge", "igw-edge", edge, gateway=world.igw_id))
+    if placement != "before-nat":
+        with_nat_route = {
+            s.id
+            for t in tables
+            for s in world.subnets
+            if any(a.get("SubnetId") == s.id for a in t["Associations"])
+        }
+        plain_public = [s for s in public if s.id not in with_nat_route]
+        tables.append(
+            _table(
+                world,
+                "rtb_public",
+                "public",
+                [_route("0.0.0.0/0", GatewayId=world.igw_id)],
+                plain_public,
+            )
+        )
+    return tables
+
+
+def _nat(world: World, nat: NatGateway) -> dict[str, Any]:
+    return {
+        "CreateTime": "2024-05-01T09:00:00.000Z",
+        "NatGatewayAddresses": [
+            {
+                "AllocationId": nat.allocation_id,
+                "NetworkInterfaceId": nat.eni.id,
+                "PrivateIp": nat.eni.private_ip,
+                "PublicIp": nat.public_ip,
+                "AssociationId": nat.association_id,
+                "IsPrimary": True,
+                "Status": "succeeded",
+            }
+        ],
+        "NatGatewayId": nat.id,
+        "State": "available",
+        "SubnetId": nat.eni.subnet.id,
+        "VpcId": world.vpc_id,
+        "Tags": _tags(f"nat-{nat.eni.subnet.az}"),
+        "ConnectivityType": "public",
+    }
+
+
+def _eni(world: World, eni: Interface) -> dict[str, Any]:
+    # aws-facts §4, §9: NAT gateway ENIs are requester-managed, type nat_gateway.
+    interface_type = {
+        "instance": "interface",
+        "nat_gateway": "nat_gateway",
+        "firewall_endpoint": "gateway_load_balancer_endpoint",
+    }[eni.kind]
+    description = {
+        "instance": "Primary network interface",
+        "nat_gateway": f"Interface for NAT Gateway {eni.owner}",
+        "firewall_endpoint": f"VPC Endpoint Interface {eni.owner}",
+    }[eni.kind]
+    item: dict[str, Any] = {
+        "AvailabilityZone": eni.subnet.az,
+        "AvailabilityZoneId": eni.subnet.az_id,
+        "Description": description,
+        "Groups": []
+        if eni.kind != "instance"
+        else [{"GroupName": "app", "GroupId": "sg-0a1b2c3d4e5f60789"}],
+        "InterfaceType": interface_type,
+        "Ipv6Addresses": [],
+        "MacAddress": "02:00:00:00:00:00",
+        "NetworkInterfaceId": eni.id,
+        "OwnerId": ACCOUNT,
+        "PrivateIpAddress": eni.private_ip,
+        "PrivateIpAddresses": [{"Primary": True, "PrivateIpAddress": eni.private_ip}],
+        "RequesterManaged": eni.kind != "instance",
+        "SourceDestCheck": eni.kind == "instance",
+        "Status": "in-use",
+        "SubnetId": eni.subnet.id,
+        "TagSet": [],
+        "VpcId": world.vpc_id,
+    }
+    if eni.kind == "instance":
+        item["Attachment"] = {
+            "AttachmentId": "eni-attach-" + eni.id[4:],
+            "DeviceIndex": 0,
+            "InstanceId": eni.instance_id,
+            "InstanceOwnerId": ACCOUNT,
+            "Status": "attached",
+        }
+    elif eni.kind == "nat_gateway":
+        item["RequesterId"] = "036872051663"
+        item["Attachment"] = {
+            "AttachmentId": "ela-attach-" + eni.id[4:],
+            "DeviceIndex": 1,
+            "InstanceOwnerId": "amazon-aws",
+            "Status": "attached",
+        }
+    public_ip = eni.public_ip or next((n.public_ip for n in world.nats if n.eni.id == eni.id), None)
+    if public_ip:
+        item["Association"] = {
+            "IpOwnerId": "amazon" if eni.kind == "instance" else ACCOUNT,
+            "PublicIp": public_ip,
+        }
+        item["PrivateIpAddresses"][0]["Association"] = item["Association"]
+    return item
+
+
+def _nacls(world: World) -> list[dict[str, Any]]:
+    """The default network ACL allows everything, both ways: internet packets to the NAT
+    gateway are logged ACCEPT (aws-facts §5.1). The public subnets' ACL denies telnet."""
+
+    def entries(deny_telnet: bool) -> list[dict[str, Any]]:
+        rules: list[dict[str, Any]] = []
+        for egress in (False, True):
+            if deny_telnet and not egress:
+                rules.append(
+                    {
+                        "CidrBlock": "0.0.0.0/0",
+                        "Egress": False,
+                        "PortRange": {"From": 23, "To": 23},
+                        "Protocol": "6",
+                        "RuleAction": "deny",
+                        "RuleNumber": 90,
+                    }
+                )
+            rules.append(
+                {
+                    "CidrBlock": "0.0.0.0/0",
+                    "Egress": egress,
+                    "Protocol": "-1",
+                    "RuleAction": "allow",
+                    "RuleNumber": 100,
+                }
+            )
+            rules.append(
+                {
+                    "CidrBlock": "0.0.0.0/0",
+                    "Egress": egress,
+                    "Protocol": "-1",
+                    "RuleAction": "deny",
+                    "RuleNumber": 32767,
+                }
+            )
+        return rules
+
+    public = [s for s in world.subnets if s.role == "public"]
+    others = [s for s in world.subnets if s.role != "public"]
+
+    def acl(key: str, default: bool, subnets: list[Subnet], deny_telnet: bool) -> dict[str, Any]:
+        return {
+            "Associations": [
+                {
+                    "NetworkAclAssociationId": "aclassoc-" + s.id[7:],
+                    "NetworkAclId": world.ids[key],
+                    "SubnetId": s.id,
+                }
+                for s in subnets
+            ],
+            "Entries": entries(deny_telnet),
+            "IsDefault": default,
+            "NetworkAclId": world.ids[key],
+            "Tags": _tags("default" if default else "public"),
+            "VpcId": world.vpc_id,
+            "OwnerId": ACCOUNT,
+        }
+
+    return [acl("nacl_default", True, others, False), acl("nacl_public", False, public, True)]
+
+
+def _reservation(world: World, instance: Instance) -> dict[str, Any]:
+    eni = instance.eni
+    item: dict[str, Any] = {
+        "InstanceId": instance.id,
+        "InstanceType": "m7g.large",
+        "State": {"Code": 16, "Name": "running"},
+        "PrivateIpAddress": eni.private_ip,
+        "SubnetId": eni.subnet.id,
+        "VpcId": world.vpc_id,
+        "Placement": {"AvailabilityZone": eni.subnet.az},
+        "SourceDestCheck": True,
+        "NetworkInterfaces": [
+            {
+                "NetworkInterfaceId": eni.id,
+                "PrivateIpAddress": eni.private_ip,
+                "SubnetId": eni.subnet.id,
+                "VpcId": world.vpc_id,
+                "InterfaceType": "interface",
+                "Status": "in-use",
+            }
+        ],
+        "Tags": _tags(("public-" if instance.exposed else "app-") + instance.id[-4:]),
+    }
+    if eni.public_ip:
+        item["PublicIpAddress"] = eni.public_ip
+    return {
+        "ReservationId": "r-" + instance.id[2:],
+        "OwnerId": ACCOUNT,
+        "Groups": [],
+        "Instances": [item],
+    }
+
+
+def _firewall(world: World) -> dict[str, Any]:
+    arn = f"arn:aws:network-firewall:{REGION}:{ACCOUNT}:firewall/{world.firewall_name}"
+    return {
+        "UpdateToken": "a1b2c3d4-0000-4000-8000-000000000000",
+        "Firewall": {
+            "FirewallName": world.firewall_name,
+            "FirewallArn": arn,
+            "FirewallPolicyArn": arn.replace(":firewall/", ":firewall-policy/") + "-policy",
+            "VpcId": world.vpc_id,
+            "SubnetMappings": [
+                {"SubnetId": e.eni.subnet.id, "IPAddressType": "IPV4"} for e in world.endpoints
+            ],
+            "DeleteProtection": False,
+            "SubnetChangeProtection": False,
+            "FirewallPolicyChangeProtection": False,
+            "FirewallId": "a1b2c3d4-1111-4111-8111-111111111111",
+        },
+        "FirewallStatus": {
+            "Status": "READY",
+            "ConfigurationSyncStateSummary": "IN_SYNC",
+            "SyncStates": {
+                e.eni.subnet.az: {
+                    "Attachment": {
+                        "SubnetId": e.eni.subnet.id,
+                        "EndpointId": e.id,
+                        "Status": "READY",
+                    },
+                    "Config": {},
+                }
+                for e in world.endpoints
+            },
+        },
+    }
