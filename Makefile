@@ -15,7 +15,7 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python scripts/demo.py
+	$(BIN)/natlens demo .demo
 
 test: $(STAMP)
 	./scripts/system-deps.sh --with-java

@@ -1,10 +1,11 @@
 """Ingest benchmark: natlens against a bare DuckDB read and a line-by-line Python parse.
 
-Generates N default-format records (gzip, header, a realistic mix; cached under
-benchmarks/data/), then times in one run, each in a fresh process with its peak memory:
+Simulates N default-format records with `natlens simulate` (S3 text files: gzip, a header line;
+cached under benchmarks/data/), then times in one run, each in a fresh process with its peak
+memory:
 
-  (a) DuckDB: SELECT count(*) FROM read_csv(file)         - the floor for reading the file
-  (b) natlens ingest file --case DIR                       - parse, check, type, write Parquet
+  (a) DuckDB: SELECT count(*) FROM read_csv(files)        - the floor for reading the files
+  (b) natlens ingest DIR --case DIR                        - parse, check, type, write Parquet
   (c) Python: for line in gzip: dict(zip(fields, split)) - what flowlogs-reader-style code does
 
 Targets (issue 2): (b) <= 3x (a); (b) at least 3x faster than (c); peak memory of (b) <= 1.5 GB.
@@ -31,22 +32,23 @@ DUCKDB_COUNT = """
 import sys, duckdb
 con = duckdb.connect()
 con.execute("SET enable_progress_bar = false")
-sql = f"SELECT count(*) FROM read_csv('{sys.argv[1]}', delim=' ', header=true)"
+sql = f"SELECT count(*) FROM read_csv('{sys.argv[1]}/**/*.log.gz', delim=' ', header=true)"
 print(con.execute(sql).fetchone()[0])
 """
 
 PYTHON_DICTS = """
-import gzip, sys
+import gzip, pathlib, sys
 INTS = {"version", "srcport", "dstport", "protocol", "packets", "bytes", "start", "end"}
 count = 0
-with gzip.open(sys.argv[1], "rt") as lines:
-    fields = next(lines).split()
-    for line in lines:
-        record = dict(zip(fields, line.split()))
-        for key in INTS:
-            value = record[key]
-            record[key] = None if value == "-" else int(value)
-        count += 1
+for path in sorted(pathlib.Path(sys.argv[1]).rglob("*.log.gz")):
+    with gzip.open(path, "rt") as lines:
+        fields = next(lines).split()
+        for line in lines:
+            record = dict(zip(fields, line.split()))
+            for key in INTS:
+                value = record[key]
+                record[key] = None if value == "-" else int(value)
+            count += 1
 print(count)
 """
 
@@ -86,18 +88,21 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    data = HERE / "data" / f"flows-v2-{args.records}-seed{args.seed}.log.gz"
-    if not data.exists():
+    natlens = str(Path(sys.executable).with_name("natlens"))
+    world = HERE / "data" / f"nat-basic-{args.records}-seed{args.seed}"
+    data = world / "flowlogs" / "vpc"
+    if not (world / "scenario.json").exists():
         # In a child process: Linux children inherit their parent's peak RSS, so the process
         # that runs the contenders must stay small.
-        print(f"generating {args.records:,} records ...", flush=True)
+        print(f"simulating {args.records:,} records ...", flush=True)
+        started = time.monotonic()
         subprocess.run(
-            [sys.executable, str(HERE / "generate_flows.py"), str(data),
-             "--records", str(args.records), "--seed", str(args.seed)],
-            check=True,
+            [natlens, "simulate", str(world), "--scenario", "nat-basic", "--records",
+             str(args.records), "--seed", str(args.seed), "--log-format", "default"],
+            check=True, stdout=subprocess.DEVNULL,
         )  # fmt: skip
-    size = data.stat().st_size
-    natlens = str(Path(sys.executable).with_name("natlens"))
+        print(f"simulated in {time.monotonic() - started:.1f} s", flush=True)
+    size = sum(p.stat().st_size for p in data.rglob("*.log.gz"))
 
     results = {}
     a_seconds, a_rss, a_out = run([sys.executable, "-c", DUCKDB_COUNT, str(data)])
@@ -130,7 +135,8 @@ def main() -> None:
         when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         lines = [
             f"\n### Ingest, {args.records:,} default-format records ({when})\n",
-            f"Machine: {machine()}. Input: {size / 2**20:.0f} MiB gzip, seed {args.seed}.\n",
+            f"Machine: {machine()}. Input: `natlens simulate --scenario nat-basic --records "
+            f"{args.records} --seed {args.seed}`, {size / 2**20:.0f} MiB of gzip text files.\n",
             "| run | seconds | peak memory |",
             "| --- | ---: | ---: |",
             f"| (a) DuckDB `read_csv` count | {a_seconds:.2f} | {a_rss / 2**20:.0f} MiB |",

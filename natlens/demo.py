@@ -66,8 +66,8 @@ def _ingest(report: IngestReport, case_dir: Path) -> str:
     data = report.to_json()
     lines = data["lines"]
     return (
-        f"{lines['records']:,} records from {data['sources']['read']} files into {case_dir} "
-        f"in {data['seconds']:.1f} s; {lines['skipped']} lines skipped"
+        f"{lines['records']:,} records from {data['sources']['read']} files into {case_dir}; "
+        f"{lines['skipped']} lines skipped"
     )
 
 
@@ -96,7 +96,7 @@ def _one_address(case: Case, world_dir: Path) -> list[Section]:
             FROM flows
             WHERE (srcaddr = '{address}' OR dstaddr = '{address}' OR pkt_srcaddr = '{address}'
                    OR pkt_dstaddr = '{address}') AND dstport IS NOT NULL
-            ORDER BY start, tcp_flags, interface_id
+            ORDER BY start, tcp_flags, interface_id, srcaddr, dstaddr
             LIMIT 12
             """
         )

@@ -384,3 +384,39 @@ def test_demo_runs(tmp_path, natlens) -> None:
     assert run.code == 0, run.err
     assert "One connection, four interfaces" in run.out
     assert "0 lines skipped" in run.out
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "legs"),
+    [
+        # instance, NAT private leg, NAT public leg
+        ("nat-basic", "egress", 3),
+        # ... and the firewall endpoint's in and out records
+        ("fw-after-nat", "egress", 5),
+        ("fw-before-nat", "egress", 5),
+        # unsolicited: the NAT gateway only; after the firewall, the endpoint first
+        ("nat-basic", "scan", 1),
+        ("fw-after-nat", "scan", 3),
+        ("exposed-instance", "exposed-inbound", 1),
+    ],
+)
+def test_each_window_is_seen_by_every_interface_on_the_path(worlds, name, kind, legs) -> None:
+    """Counted from the truth alone: the distinct interfaces and legs that logged each direction
+    of a connection (SKIPDATA may remove some, so the most common count is the rule)."""
+    world, _summary = worlds[name]
+    rows = (
+        duckdb.connect()
+        .execute(
+            f"""
+        SELECT n, count(*) FROM (
+          SELECT connection_id, direction, count(DISTINCT leg || interface_id) AS n
+          FROM '{world}/truth/records.parquet'
+          WHERE kind = '{kind}' AND variant IN ('normal', 'short', 'long-lived')
+          GROUP BY connection_id, direction)
+        GROUP BY n ORDER BY count(*) DESC
+        """
+        )
+        .fetchall()
+    )
+    assert rows[0][0] == legs, rows
+    assert sum(c for n, c in rows if n > legs) == 0

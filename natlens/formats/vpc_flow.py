@@ -515,13 +515,21 @@ def ipv4_to_int(col: pa.Array) -> pa.Array:
 
 def _address(col: pa.Array) -> tuple[pa.Array, pa.Array | None]:
     """The IPv4 integers of an address column, and where any value is not an address (None
-    when all are). Text that is not IPv4 must look like IPv6."""
-    value = ipv4_to_int(col)
-    suspect = pc.and_(pc.is_valid(col), pc.is_null(value))
-    if not pc.any(suspect).as_py():
+    when all are). Text that is not IPv4 must look like IPv6.
+
+    A VPC's flow logs name the same few thousand addresses millions of times: each distinct text
+    is converted once, and the results spread back by index.
+    """
+    encoded = pc.dictionary_encode(col)
+    distinct, indices = encoded.dictionary, encoded.indices
+    distinct_value = ipv4_to_int(distinct)
+    distinct_ok = pc.or_(
+        pc.is_valid(distinct_value), pc.fill_null(pc.match_substring_regex(distinct, _IPV6), False)
+    )
+    value = distinct_value.take(indices)
+    if pc.all(distinct_ok).as_py():
         return value, None
-    v6 = pc.fill_null(pc.match_substring_regex(col, _IPV6), False)
-    return value, pc.or_(pc.invert(suspect), v6)
+    return value, pc.fill_null(distinct_ok.take(indices), True)
 
 
 def _convert(col: pa.Array, kind: Kind) -> tuple[pa.Array, np.ndarray | None]:
