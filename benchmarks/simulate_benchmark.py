@@ -71,7 +71,7 @@ def main() -> None:
             *(
                 f"| {r:,} | {s:.1f} | {m / 2**30:.2f} GiB | {w / 2**30:.2f} GiB |"
                 for r, s, m, w in rows
-            ),  # fmt: skip
+            ),
             "",
             *(f"- {'PASS' if ok else 'FAIL'}: {text}" for text, ok in checks),
             "",
