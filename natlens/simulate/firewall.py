@@ -47,6 +47,20 @@ class Event:
     instance: int  # index into world.instances: who really sent it
 
 
+@dataclass
+class _Flow:
+    """What both netflow events of one flow share."""
+
+    az: str
+    flow_id: int
+    connection: int
+    instance: int
+    protocol: int
+    start: int
+    end: int
+    logged: int  # when the flow's events are written: after it ends
+
+
 def iso(epoch: float, tls_engine: bool = False) -> str:
     moment = datetime.fromtimestamp(epoch, UTC)
     if tls_engine:
@@ -171,103 +185,78 @@ class FirewallRenderer:
             )
             yield Event("tls", tls_time, text, conn, "tls_error", flow, inst)
         # netflow: one event per direction once the flow ends, to-server first.
-        logged = min(end + 30, self.sim_end - 1)
+        shared = _Flow(az, flow, conn, inst, protocol, start, end, min(end + 30, self.sim_end - 1))
         yield self._netflow(
-            az,
-            logged,
-            flow,
-            conn,
-            inst,
-            src_ip,
-            src_port,
-            dest_ip,
-            dest_port,
-            protocol,
+            shared,
+            (src_ip, src_port),
+            (dest_ip, dest_port),
             int(b.request_packets[i]),
             int(b.request_size[i]),
-            start,
-            end,
             CLIENT_FLAGS[variant],
         )
         if int(b.response_packets[i]) > 0 and variant != t.BLOCKED:
             yield self._netflow(
-                az,
-                logged,
-                flow,
-                conn,
-                inst,
-                dest_ip,
-                dest_port,
-                src_ip,
-                src_port,
-                protocol,
+                shared,
+                (dest_ip, dest_port),
+                (src_ip, src_port),
                 int(b.response_packets[i]),
                 int(b.response_size[i]),
-                start,
-                end,
                 SERVER_FLAGS[variant],
             )
 
     def _scan(self, b: Batch, i: int, values: list[str]) -> Iterator[Event]:
+        """Unsolicited packets on their way to a NAT gateway: a to-server event, nothing back."""
         nat = self.world.nats[int(b.nat[i])]
-        start, end = int(b.start[i]), int(b.end[i])
-        conn = int(b.id[i])
-        yield self._netflow(
+        start, end, conn = int(b.start[i]), int(b.end[i]), int(b.id[i])
+        shared = _Flow(
             nat.eni.subnet.az,
-            min(end + 30, self.sim_end - 1),
             self.flow_id(conn),
             conn,
             -1,
-            values[int(b.remote[i])],
-            int(b.client_port[i]),
-            nat.eni.private_ip,
-            int(b.server_port[i]),
             int(b.protocol[i]),
-            int(b.request_packets[i]),
-            int(b.request_size[i]),
             start,
             end,
+            min(end + 30, self.sim_end - 1),
+        )
+        yield self._netflow(
+            shared,
+            (values[int(b.remote[i])], int(b.client_port[i])),
+            (nat.eni.private_ip, int(b.server_port[i])),
+            int(b.request_packets[i]),
+            int(b.request_size[i]),
             0x02,
         )
 
     def _netflow(
         self,
-        az: str,
-        logged: int,
-        flow: int,
-        conn: int,
-        inst: int,
-        src_ip: str,
-        src_port: int,
-        dest_ip: str,
-        dest_port: int,
-        protocol: int,
+        flow: _Flow,
+        src: tuple[str, int],
+        dest: tuple[str, int],
         packets: int,
         size: int,
-        start: int,
-        end: int,
         flags: int,
     ) -> Event:
+        icmp = flow.protocol == 1
         event: dict[str, object] = {
-            "timestamp": iso(logged + 0.000512),
-            "flow_id": flow,
+            "timestamp": iso(flow.logged + 0.000512),
+            "flow_id": flow.flow_id,
             "event_type": "netflow",
-            "src_ip": src_ip,
-            "src_port": src_port if protocol != 1 else 0,
-            "dest_ip": dest_ip,
-            "dest_port": dest_port if protocol != 1 else 0,
-            "proto": PROTOCOLS[protocol],
+            "src_ip": src[0],
+            "src_port": 0 if icmp else src[1],
+            "dest_ip": dest[0],
+            "dest_port": 0 if icmp else dest[1],
+            "proto": PROTOCOLS[flow.protocol],
             "netflow": {
                 "pkts": packets,
                 "bytes": packets * size,
-                "start": iso(start + 0.000101),
-                "end": iso(end + 0.000909),
-                "age": end - start,
+                "start": iso(flow.start + 0.000101),
+                "end": iso(flow.end + 0.000909),
+                "age": flow.end - flow.start,
                 "min_ttl": 63,
                 "max_ttl": 64,
             },
         }
-        if protocol == 6:
+        if flow.protocol == 6:
             tcp: dict[str, object] = {"tcp_flags": f"{flags:02x}"}
             for bit, name in (
                 (0x02, "syn"),
@@ -279,8 +268,10 @@ class FirewallRenderer:
                 if flags & bit:
                     tcp[name] = True
             event["tcp"] = tcp
-        text = json.dumps(self._common(az, logged, event), separators=(",", ":"))
-        return Event("flow", logged, text, conn, "netflow", flow, inst)
+        text = json.dumps(self._common(flow.az, flow.logged, event), separators=(",", ":"))
+        return Event(
+            "flow", flow.logged, text, flow.connection, "netflow", flow.flow_id, flow.instance
+        )
 
 
 def hostnames_for(servers: int, rng: np.random.Generator) -> list[str]:

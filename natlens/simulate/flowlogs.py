@@ -371,86 +371,68 @@ class Renderer:
             np.where(rejected, "REJECT", "ACCEPT"),
         )
 
-        if self.placement == "after-nat":
-            through = egress & ~w.tail
-            # In: NAT -> endpoint (request) or internet -> endpoint (response and scans).
+        def through_endpoint(
+            mask: np.ndarray,
+            packet_src: np.ndarray,
+            packet_dst: np.ndarray,
+            src_port: np.ndarray,
+            dst_port: np.ndarray,
+            forwarded: np.ndarray,
+            out_path: np.ndarray | int,
+        ) -> None:
+            """A firewall endpoint forwards packets it did not originate: an "in" record with
+            its own address as dstaddr, an "out" record with it as srcaddr (for packets it
+            let through), the packet's addresses in pkt-*."""
+            ingress, egress_ = np.zeros(len(req), bool), np.ones(len(req), bool)
             leg(
                 "firewall-in",
-                through,
+                mask,
                 ep_eni,
-                _pick(req, nat, remote),
+                packet_src,
                 ep,
-                _pick(req, nport, sport),
-                _pick(req, sport, nport),
-                _pick(req, nat, remote),
-                _pick(req, remote, nat),
-                np.zeros(len(req), bool),
+                src_port,
+                dst_port,
+                packet_src,
+                packet_dst,
+                ingress,
                 1,
             )
             leg(
                 "firewall-out",
-                through & ~blocked,
+                mask & forwarded,
                 ep_eni,
                 ep,
+                packet_dst,
+                src_port,
+                dst_port,
+                packet_src,
+                packet_dst,
+                egress_,
+                out_path,
+            )
+
+        if self.placement == "after-nat":
+            # Between the NAT gateway and the internet gateway: the translated packets, both
+            # ways; and unsolicited packets on their way in to the NAT gateway.
+            through_endpoint(
+                egress & ~w.tail,
+                _pick(req, nat, remote),
                 _pick(req, remote, nat),
                 _pick(req, nport, sport),
                 _pick(req, sport, nport),
-                _pick(req, nat, remote),
-                _pick(req, remote, nat),
-                np.ones(len(req), bool),
+                ~blocked,
                 _pick(req, 2, 1),
             )
-            leg(
-                "firewall-in",
-                scans,
-                ep_eni,
-                remote,
-                ep,
-                cport,
-                sport,
-                remote,
-                nat,
-                np.zeros(len(req), bool),
-                1,
-            )
-            leg(
-                "firewall-out",
-                scans,
-                ep_eni,
-                ep,
-                nat,
-                cport,
-                sport,
-                remote,
-                nat,
-                np.ones(len(req), bool),
-                1,
-            )
+            through_endpoint(scans, remote, nat, cport, sport, scans, 1)
         elif self.placement == "before-nat":
-            leg(
-                "firewall-in",
+            # Between the instances and the NAT gateway: the untranslated packets.
+            through_endpoint(
                 egress,
-                ep_eni,
                 _pick(req, inst, remote),
-                ep,
-                ports_from,
-                ports_to,
-                _pick(req, inst, remote),
-                _pick(req, remote, inst),
-                np.zeros(len(req), bool),
-                1,
-            )
-            leg(
-                "firewall-out",
-                egress & ~blocked,
-                ep_eni,
-                ep,
                 _pick(req, remote, inst),
                 ports_from,
                 ports_to,
-                _pick(req, inst, remote),
-                _pick(req, remote, inst),
-                np.ones(len(req), bool),
+                ~blocked,
                 1,
             )
         return legs
