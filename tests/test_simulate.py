@@ -420,3 +420,14 @@ def test_each_window_is_seen_by_every_interface_on_the_path(worlds, name, kind, 
     )
     assert rows[0][0] == legs, rows
     assert sum(c for n, c in rows if n > legs) == 0
+
+
+def test_ten_minute_windows(tmp_path) -> None:
+    """--interval 600: records start and end inside their ten-minute capture window."""
+    summary = simulate(tmp_path / "w", SimulateOptions("nat-basic", minutes=40, seed=2,
+                                                       interval=600, log_format="v3"))  # fmt: skip
+    case = read_case(tmp_path / "w", summary)
+    con = joined(tmp_path / "w", case)
+    outside = con.execute('SELECT count(*) FROM r WHERE start // 600 != "end" // 600').fetchone()[0]
+    assert outside == 0
+    assert con.execute('SELECT max("end" - start) FROM r').fetchone()[0] >= 60
