@@ -17,8 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+import duckdb
 
 from natlens import __version__
 from natlens.errors import CaseError
@@ -115,25 +114,39 @@ class Case:
         entry["records"] += records
 
     def remove_sources(self, source_ids: set[str], table: str = "flows") -> int:
-        """Rewrite the parts that hold rows of these sources without them; returns rows removed."""
+        """Rewrite the parts that hold rows of these sources without them; returns rows removed.
+
+        DuckDB streams each part through, so memory does not grow with the part's size.
+        """
         removed = 0
         entry = self.manifest["tables"][table]
         kept_parts = []
+        con = duckdb.connect()
+        con.execute("SET memory_limit = '1GB'")
+        con.execute("SET enable_progress_bar = false")
+        con.execute("CREATE TEMP TABLE gone (source VARCHAR)")
+        con.executemany("INSERT INTO gone VALUES (?)", [[s] for s in sorted(source_ids)])
         for rel in entry["parts"]:
             part = self.path / rel
-            data = pq.read_table(part)
-            source_ids_in = pa.array(sorted(source_ids), pa.string())
-            mask = pa.compute.invert(pa.compute.is_in(data["source"], value_set=source_ids_in))
-            kept = data.filter(mask)
-            if kept.num_rows == data.num_rows:
+            path = str(part).replace("'", "''")
+            rows = f"read_parquet('{path}')"
+            gone = "source IN (SELECT source FROM gone)"
+            count = int(con.execute(f"SELECT count(*) FROM {rows} WHERE {gone}").fetchone()[0])  # type: ignore[index]
+            if count == 0:
                 kept_parts.append(rel)
                 continue
-            removed += data.num_rows - kept.num_rows
-            part.unlink()
-            if kept.num_rows:
+            total = int(con.execute(f"SELECT count(*) FROM {rows}").fetchone()[0])  # type: ignore[index]
+            removed += count
+            if count < total:
                 new = self.new_part_path(table)
-                pq.write_table(kept, new, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+                target = str(new).replace("'", "''")
+                con.execute(
+                    f"COPY (SELECT * FROM {rows} WHERE NOT {gone}) "
+                    f"TO '{target}' (FORMAT parquet, COMPRESSION zstd)"
+                )
                 kept_parts.append(str(new.relative_to(self.path)))
+            part.unlink()
+        con.close()
         entry["parts"] = kept_parts
         entry["records"] -= removed
         return removed
