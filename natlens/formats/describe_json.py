@@ -1,0 +1,212 @@
+"""The VPC model from what ``aws ec2 describe-*`` and ``aws network-firewall describe-firewall``
+print (aws-facts §4, §7, §9): the context every analysis can use.
+
+Files are recognised by their content (the top-level key: ``Vpcs``, ``Subnets``, ``RouteTables``,
+``NatGateways``, ``NetworkInterfaces``, ``NetworkAcls``, ``InternetGateways``, ``Reservations``,
+``FlowLogs``, ``Firewall``), not their names, so a directory filled by hand with the AWS CLI's own
+output works; several pages of one call are merged. A missing file narrows what can be said; a
+damaged one is reported and the rest is still read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from natlens.accounting import Problem
+
+# Top-level key -> the context attribute it fills.
+KINDS = {
+    "Vpcs": "vpcs",
+    "Subnets": "subnets",
+    "RouteTables": "route_tables",
+    "NatGateways": "nat_gateways",
+    "NetworkInterfaces": "interfaces",
+    "NetworkAcls": "network_acls",
+    "InternetGateways": "internet_gateways",
+    "Reservations": "reservations",
+    "FlowLogs": "flow_logs",
+}
+
+
+@dataclass
+class Context:
+    vpcs: list[dict[str, Any]] = field(default_factory=list)
+    subnets: list[dict[str, Any]] = field(default_factory=list)
+    route_tables: list[dict[str, Any]] = field(default_factory=list)
+    nat_gateways: list[dict[str, Any]] = field(default_factory=list)
+    interfaces: list[dict[str, Any]] = field(default_factory=list)
+    network_acls: list[dict[str, Any]] = field(default_factory=list)
+    internet_gateways: list[dict[str, Any]] = field(default_factory=list)
+    reservations: list[dict[str, Any]] = field(default_factory=list)
+    flow_logs: list[dict[str, Any]] = field(default_factory=list)
+    firewalls: list[dict[str, Any]] = field(default_factory=list)  # describe-firewall outputs
+    files: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    # -- what the analyses ask -----------------------------------------------------------------
+
+    def vpc_cidrs(self) -> list[str]:
+        cidrs: list[str] = []
+        for vpc in self.vpcs:
+            blocks = [
+                a.get("CidrBlock")
+                for a in vpc.get("CidrBlockAssociationSet", [])
+                if a.get("CidrBlockState", {}).get("State", "associated") == "associated"
+            ]
+            for cidr in [vpc.get("CidrBlock"), *blocks]:
+                if cidr and cidr not in cidrs:
+                    cidrs.append(cidr)
+        return cidrs
+
+    def nat_gateway_addresses(self) -> list[dict[str, Any]]:
+        """One row per NAT gateway address: id, ENI, private and public IP, subnet, AZ, state."""
+        azs = {s["SubnetId"]: s.get("AvailabilityZone") for s in self.subnets if "SubnetId" in s}
+        rows = []
+        for nat in self.nat_gateways:
+            for address in nat.get("NatGatewayAddresses", []):
+                rows.append({
+                    "nat_gateway_id": nat.get("NatGatewayId"),
+                    "interface_id": address.get("NetworkInterfaceId"),
+                    "private_ip": address.get("PrivateIp"),
+                    "public_ip": address.get("PublicIp"),
+                    "is_primary": address.get("IsPrimary"),
+                    "subnet_id": nat.get("SubnetId"),
+                    "availability_zone": address.get("AvailabilityZone")
+                    or azs.get(nat.get("SubnetId")),
+                    "vpc_id": nat.get("VpcId"),
+                    "state": nat.get("State"),
+                    "connectivity": nat.get("ConnectivityType", "public"),
+                })  # fmt: skip
+        # Without describe-nat-gateways, describe-network-interfaces still names them
+        # (aws-facts §4: InterfaceType nat_gateway, Description "Interface for NAT Gateway nat-…").
+        known = {r["interface_id"] for r in rows}
+        for eni in self.interfaces:
+            if eni.get("NetworkInterfaceId") in known or not _is_nat_interface(eni):
+                continue
+            description = eni.get("Description", "")
+            nat_id = (
+                description.rsplit(" ", 1)[-1]
+                if description.startswith("Interface for NAT")
+                else None
+            )
+            for private in eni.get("PrivateIpAddresses") or [
+                {"PrivateIpAddress": eni.get("PrivateIpAddress")}
+            ]:
+                rows.append({
+                    "nat_gateway_id": nat_id,
+                    "interface_id": eni.get("NetworkInterfaceId"),
+                    "private_ip": private.get("PrivateIpAddress"),
+                    "public_ip": (private.get("Association") or {}).get("PublicIp"),
+                    "is_primary": private.get("Primary"),
+                    "subnet_id": eni.get("SubnetId"),
+                    "availability_zone": eni.get("AvailabilityZone"),
+                    "vpc_id": eni.get("VpcId"),
+                    "state": None,
+                    "connectivity": None,
+                })  # fmt: skip
+        return rows
+
+    def instance_interfaces(self) -> list[dict[str, Any]]:
+        """One row per private IP of an instance's interface: ENI, instance, subnet, public IP."""
+        rows = []
+        for eni in self.interfaces:
+            instance = (eni.get("Attachment") or {}).get("InstanceId")
+            if not instance:
+                continue
+            for private in eni.get("PrivateIpAddresses") or [
+                {"PrivateIpAddress": eni.get("PrivateIpAddress")}
+            ]:
+                rows.append({
+                    "interface_id": eni.get("NetworkInterfaceId"),
+                    "instance_id": instance,
+                    "private_ip": private.get("PrivateIpAddress"),
+                    "public_ip": (private.get("Association") or {}).get("PublicIp"),
+                    "subnet_id": eni.get("SubnetId"),
+                    "availability_zone": eni.get("AvailabilityZone"),
+                    "vpc_id": eni.get("VpcId"),
+                })  # fmt: skip
+        return rows
+
+    def firewall_endpoints(self) -> list[dict[str, Any]]:
+        """Per firewall and AZ: the endpoint id and its subnet (FirewallStatus.SyncStates)."""
+        rows = []
+        for item in self.firewalls:
+            name = (item.get("Firewall") or {}).get("FirewallName")
+            states = (item.get("FirewallStatus") or {}).get("SyncStates") or {}
+            for az, state in sorted(states.items()):
+                attachment = state.get("Attachment") or {}
+                rows.append({"firewall_name": name, "availability_zone": az,
+                             "endpoint_id": attachment.get("EndpointId"),
+                             "subnet_id": attachment.get("SubnetId"),
+                             "status": attachment.get("Status")})  # fmt: skip
+        return rows
+
+
+def _is_nat_interface(eni: dict[str, Any]) -> bool:
+    # aws-facts §4: responses say "nat_gateway"; botocore's enum says "natGateway".
+    return eni.get("InterfaceType") in ("nat_gateway", "natGateway") or str(
+        eni.get("Description", "")
+    ).startswith("Interface for NAT Gateway")
+
+
+def load_context(directory: str | Path) -> Context:
+    """Read every JSON file in ``directory`` (not recursive) that AWS's CLI could have printed."""
+    context = Context()
+    root = Path(directory)
+    if not root.is_dir():
+        context.problems.append(
+            Problem("unreadable", str(root), None, "not a directory of describe-* JSON", count=0)
+        )
+        return context
+    for path in sorted(root.glob("*.json")):
+        try:
+            document = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError) as exc:
+            context.problems.append(Problem("unreadable", str(path), None, str(exc), count=0))
+            continue
+        except json.JSONDecodeError as exc:
+            context.problems.append(Problem(
+                "bad-json", str(path), exc.lineno, f"column {exc.colno}: {exc.msg}", count=0
+            ))  # fmt: skip
+            continue
+        if not isinstance(document, dict):
+            message = "expected a JSON object as the AWS CLI prints"
+            context.problems.append(Problem("bad-json", str(path), None, message, count=0))
+            continue
+        used = False
+        for key, attribute in KINDS.items():
+            items = document.get(key)
+            if isinstance(items, list):
+                getattr(context, attribute).extend(i for i in items if isinstance(i, dict))
+                used = True
+        if isinstance(document.get("Firewall"), dict):
+            context.firewalls.append(document)
+            used = True
+        if used:
+            context.files.append(str(path))
+    _dedupe(context)
+    return context
+
+
+def _dedupe(context: Context) -> None:
+    """Pages of one call, or the same file saved twice: keep each resource once."""
+    ids = {
+        "vpcs": "VpcId", "subnets": "SubnetId", "route_tables": "RouteTableId",
+        "nat_gateways": "NatGatewayId", "interfaces": "NetworkInterfaceId",
+        "network_acls": "NetworkAclId", "internet_gateways": "InternetGatewayId",
+        "reservations": "ReservationId", "flow_logs": "FlowLogId",
+    }  # fmt: skip
+    for attribute, key in ids.items():
+        seen: set[str] = set()
+        unique = []
+        for item in getattr(context, attribute):
+            identity = item.get(key)
+            if identity is not None and identity in seen:
+                continue
+            if identity is not None:
+                seen.add(identity)
+            unique.append(item)
+        setattr(context, attribute, unique)
