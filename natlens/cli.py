@@ -135,6 +135,21 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--json", action="store_true", help="print the summary as JSON")
     simulate.set_defaults(run=cmd_simulate)
 
+    sql = commands.add_parser(
+        "sql",
+        help="print an analysis's SQL for DuckDB, Spark or Athena",
+        description="Print the SQL natlens runs for an analysis, translated for another engine, "
+        "to run it yourself: on Athena over an existing flow-log table, on Spark, or on DuckDB.",
+    )
+    sql.add_argument("analysis", metavar="ANALYSIS", help="one of: records")
+    sql.add_argument("--dialect", choices=("duckdb", "spark", "athena"), default="duckdb")
+    sql.add_argument(
+        "--table", metavar="NAME", default="flows",
+        help="the flow-log table to read (default: flows, a natlens case's). Another name means "
+        "an existing table with AWS's columns only, such as Athena's vpc_flow_logs",
+    )  # fmt: skip
+    sql.set_defaults(run=cmd_sql)
+
     demo = commands.add_parser(
         "demo",
         help="simulate a small world, read it, and show what natlens sees",
@@ -221,6 +236,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if flow_log["delivery"] not in ("s3-text", "parquet"):
             command += f" --log-format '{flow_log['log_format']}'"  # no header line to read
         out.write(command + "\n")
+    return EXIT_OK
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from natlens.analyses import QUERIES
+    from natlens.engine import translate
+
+    query = QUERIES.get(args.analysis)
+    if query is None:
+        raise UsageError(
+            f"unknown analysis {args.analysis!r}", hint=f"one of: {', '.join(sorted(QUERIES))}"
+        )
+    in_case = args.table == "flows"
+    text = translate(query(in_case), args.dialect, tables={"flows": args.table})
+    sys.stdout.write(text.rstrip() + ";\n")
     return EXIT_OK
 
 

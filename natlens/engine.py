@@ -27,11 +27,18 @@ ENGINES = ("duckdb", "spark")
 DIALECTS = ("duckdb", "spark", "athena")
 
 
-def translate(sql: str, dialect: str) -> str:
-    """The analysis SQL for ``dialect`` (duckdb, spark, athena)."""
+def translate(sql: str, dialect: str, tables: dict[str, str] | None = None) -> str:
+    """The analysis SQL for ``dialect`` (duckdb, spark, athena), with tables renamed as asked
+    (an Athena user's flow-log table is rarely called ``flows``)."""
     if dialect not in DIALECTS:
         raise UsageError(f"unknown SQL dialect {dialect!r}", hint=f"use one of {DIALECTS}")
-    return sqlglot.transpile(sql, read="duckdb", write=dialect, pretty=True)[0]
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    for name, replacement in (tables or {}).items():
+        if name != replacement:
+            for table in tree.find_all(exp.Table):
+                if table.name == name:
+                    table.set("this", exp.to_identifier(replacement))
+    return tree.sql(dialect=dialect, pretty=True)
 
 
 def check_portable(sql: str) -> list[str]:

@@ -98,3 +98,32 @@ def test_cli_records_on_spark(natlens, examples_case, spark_engine) -> None:
     spark = natlens("records", examples_case.path, "--format", "jsonl", "--engine", "spark")
     assert spark.code == 0, spark.err
     assert spark.out == duck.out
+
+
+@pytest.mark.parametrize("dialect", ["duckdb", "spark", "athena"])
+def test_cli_sql_prints_the_query(natlens, dialect: str) -> None:
+    run = natlens("sql", "--dialect", dialect, "records")
+    assert run.code == 0, run.err
+    assert run.out.rstrip().endswith(";") and "FROM flows" in run.out
+    own = natlens("sql", "--dialect", dialect, "--table", "vpc_flow_logs", "records")
+    assert "FROM vpc_flow_logs" in own.out
+    assert "source" not in own.out.split("*/", 1)[1] and "line" not in own.out.split("*/", 1)[1]
+
+
+def test_printed_sql_runs_on_an_existing_table(natlens, examples_case) -> None:
+    """What a user runs: the printed query, on a table of AWS's columns with their own name."""
+    import duckdb
+
+    text = natlens("sql", "--table", "vpc_flow_logs", "records").out
+    con = duckdb.connect()
+    parts = ", ".join(f"'{p}'" for p in examples_case.parts())
+    con.execute(
+        f"CREATE VIEW vpc_flow_logs AS SELECT * FROM read_parquet([{parts}], union_by_name = true)"
+    )
+    rows = con.execute(text.rstrip().rstrip(";")).fetchall()
+    assert len(rows) == 27
+
+
+def test_unknown_analysis(natlens) -> None:
+    run = natlens("sql", "conversation")
+    assert run.code == 64 and "one of: records" in run.err

@@ -29,7 +29,9 @@ def default_columns(case: Case) -> list[str]:
     return [*columns, "source", "line"]
 
 
-def records_sql(columns: list[str], limit: int | None) -> str:
+def records_sql(columns: list[str], limit: int | None, in_case: bool = True) -> str:
+    """``in_case``: the table is a natlens case's (with ``source`` and ``line``); otherwise an
+    existing flow-log table with AWS's columns only, read in time order."""
     unknown = [c for c in columns if c not in FLOWS_SCHEMA.names]
     if unknown:
         raise UsageError(
@@ -39,7 +41,10 @@ def records_sql(columns: list[str], limit: int | None) -> str:
     if limit is not None and limit < 0:
         raise UsageError("--limit must be 0 or more")
     quoted = ", ".join(f'"{c}"' for c in columns)
-    sql = load_sql("records").format(columns=quoted, limit=limit if limit is not None else ALL)
+    order = "source, line" if in_case else '"start", interface_id, srcaddr'
+    sql = load_sql("records").format(
+        columns=quoted, order=order, limit=limit if limit is not None else ALL
+    )
     return sql.replace("LIMIT all", "").rstrip() + "\n"
 
 

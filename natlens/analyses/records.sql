@@ -1,5 +1,5 @@
--- Canonical flow records in input order: by source, then line (or row, or event number).
+-- Canonical flow records, in input order in a case (source, then line) or by time elsewhere.
 SELECT {columns}
 FROM flows
-ORDER BY source, line
+ORDER BY {order}
 LIMIT {limit}
