@@ -196,7 +196,12 @@ class _Part:
 
 
 def _read_stage(units: Iterator[Unit], known: dict[str, dict[str, Any]]) -> Iterator[object]:
+    this_run: set[tuple[str, str]] = set()
     for unit in units:
+        # A file named twice (or a directory and a file in it) is read once.
+        if (unit.id, unit.fingerprint) in this_run:
+            continue
+        this_run.add((unit.id, unit.fingerprint))
         seen = known.get(unit.id)
         if unit.coverage is None and seen and seen.get("fingerprint") == unit.fingerprint:
             yield _UnitUnchanged(unit)

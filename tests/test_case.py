@@ -98,3 +98,10 @@ def test_time_filter_on_local_files(tmp_path, natlens) -> None:
     lines = run.json()["lines"]
     # Windows ending 1566848933 (19:48:53) and 1566849113 overlap; the next day's does not.
     assert (lines["records"], lines["filtered"]) == (6, 2)
+
+
+def test_a_source_named_twice_is_read_once(tmp_path, natlens) -> None:
+    source = AWS_EXAMPLES / "tcp-flags.log"
+    report = natlens("ingest", source, source, AWS_EXAMPLES, "--case", tmp_path / "c", "--json").json()
+    assert report["sources"]["read"] == len(list(AWS_EXAMPLES.glob("*.log")))
+    assert report["lines"]["records"] == 27
