@@ -102,6 +102,27 @@ def test_time_filter_on_local_files(tmp_path, natlens) -> None:
 
 def test_a_source_named_twice_is_read_once(tmp_path, natlens) -> None:
     source = AWS_EXAMPLES / "tcp-flags.log"
-    report = natlens("ingest", source, source, AWS_EXAMPLES, "--case", tmp_path / "c", "--json").json()
+    report = natlens(
+        "ingest", source, source, AWS_EXAMPLES, "--case", tmp_path / "c", "--json"
+    ).json()
     assert report["sources"]["read"] == len(list(AWS_EXAMPLES.glob("*.log")))
     assert report["lines"]["records"] == 27
+
+
+def test_a_case_inside_the_source_directory_is_not_read(tmp_path, natlens) -> None:
+    shutil.copy(AWS_EXAMPLES / "ipv6.log", tmp_path)
+    first = natlens("ingest", tmp_path, "--case", tmp_path / "case", "--json").json()
+    again = natlens("ingest", tmp_path, "--case", tmp_path / "case", "--json").json()
+    assert first["lines"]["records"] == 1
+    assert (again["sources"]["read"], again["sources"]["unchanged"]) == (0, 1)
+
+
+def test_parquet_that_is_not_a_flow_log(tmp_path, natlens) -> None:
+    import pyarrow as pa
+
+    pq.write_table(pa.table({"name": ["a", "b"], "interface_id": ["eni-1", "eni-2"], "x": [1, 2]}),
+                   tmp_path / "other.parquet")  # fmt: skip
+    report = natlens(
+        "ingest", tmp_path / "other.parquet", "--case", tmp_path / "c", "--json"
+    ).json()
+    assert report["lines"]["records"] == 0 and report["skipped"]["no-format"]["lines"] == 2

@@ -140,6 +140,20 @@ class FlowParser:
         n = table.num_rows
         self.acct.counts.lines += n
         names = tuple(_parquet_field(raw) for raw in table.column_names)
+        known = sum(name in FIELDS_BY_NAME for name in names)
+        if known * 2 < len(names) or known < 2:
+            # Not AWS's flow log Parquet: most columns are not flow log fields.
+            self.acct.problem(
+                Problem(
+                    "no-format",
+                    self.source,
+                    first_row,
+                    f"{n} row(s) not read: a Parquet file whose columns are mostly not flow log "
+                    f"fields ({', '.join(table.column_names[:6])}...)",
+                    count=n,
+                )
+            )
+            return
         bad = _BadValues(n, names)
         every_row = np.arange(n)
         columns: dict[str, pa.Array] = {}

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from natlens.accounting import Problem
+from natlens.case import MANIFEST, is_case
 from natlens.errors import SourceError
 from natlens.formats.containers import Piece, SourceProblem, read_container
 from natlens.sources import Unit
@@ -22,10 +23,14 @@ def units(source: str) -> Iterator[Unit]:
             raise SourceError(f"{source}: the pattern matches no files")
     elif path.is_dir():
         # A link to nothing is listed too: reading it reports it, rather than passing it over.
+        # A natlens case inside the directory is not a source (its Parquet is ours).
+        cases = {m.parent for m in path.rglob(MANIFEST) if is_case(m.parent)}
         files = sorted(
             p
             for p in path.rglob("*")
-            if (p.is_file() or (p.is_symlink() and not p.exists())) and not _hidden(p, path)
+            if (p.is_file() or (p.is_symlink() and not p.exists()))
+            and not _hidden(p, path)
+            and not any(c == p.parent or c in p.parents for c in cases)
         )
     elif path.exists():
         files = [path]
