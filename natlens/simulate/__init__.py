@@ -249,7 +249,8 @@ def _calibrate(
     per_slice = max(1.0, float(np.mean(counts)))
     slices = (sim_end - sim_start) / seconds
     flow_logs = max(1, len(scenario.flow_logs))
-    return max(0.01, options.records / (per_slice * slices * flow_logs)), per_slice  # type: ignore[operator]
+    wanted = float(options.records or 0)
+    return max(0.01, wanted / (per_slice * slices * flow_logs)), per_slice
 
 
 def _selection(world: World, which: str) -> np.ndarray:

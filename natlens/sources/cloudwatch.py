@@ -9,7 +9,7 @@ holds, so a second ingest reads only what is new.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -80,7 +80,9 @@ def _flow_log_format(options: SourceOptions, group: str) -> tuple[str, ...] | No
         return None
 
 
-def _reader(options: SourceOptions, group: str, stream: str | None, lo: int, hi: int):  # type: ignore[no-untyped-def]
+def _reader(
+    options: SourceOptions, group: str, stream: str | None, lo: int, hi: int
+) -> Callable[[], Iterator[Piece]]:
     def read() -> Iterator[Piece]:
         client = options.client("logs")
         request: dict[str, Any] = {"logGroupName": group, "startTime": lo, "endTime": hi - 1}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -61,7 +61,9 @@ def units(uri: str, options: SourceOptions) -> Iterator[Unit]:
         yield Unit(f"s3://{bucket}/{key}", fingerprint, _reader(fetcher, index, bucket, key))
 
 
-def _reader(fetcher: _Prefetcher, index: int, bucket: str, key: str):  # type: ignore[no-untyped-def]
+def _reader(
+    fetcher: _Prefetcher, index: int, bucket: str, key: str
+) -> Callable[[], Iterator[Piece]]:
     def read() -> Iterator[Piece]:
         uri = f"s3://{bucket}/{key}"
         try:
