@@ -173,7 +173,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     report = ingest(args.sources, args.case, _ingest_options(args))
     data = report.to_json()
-    data["coverage_gaps"] = _case_gaps(args.case)
     if args.json:
         json.dump(data, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -310,18 +309,11 @@ def _ingest_options(args: argparse.Namespace) -> Any:
 
 
 def _ingest_exit(data: dict[str, Any]) -> int:
+    """Exit 2 when nothing at all could be read and lines were skipped or a source could not be
+    read (an unreadable source skips no lines)."""
     lines = data["lines"]
-    if lines["records"] == 0 and lines["skipped"] > 0:
-        return EXIT_INPUT  # nothing could be read
-    if any(k == "unreadable" for k in data["skipped"]) and lines["records"] == 0:
-        return EXIT_INPUT
-    return EXIT_OK
-
-
-def _case_gaps(case_dir: str) -> list[dict[str, Any]]:
-    from natlens.case import Case
-
-    return list(Case.open(case_dir).manifest.get("coverage_gaps", []))
+    failed = lines["skipped"] > 0 or "unreadable" in data["skipped"]
+    return EXIT_INPUT if lines["records"] == 0 and failed else EXIT_OK
 
 
 @contextlib.contextmanager

@@ -3,7 +3,6 @@ and what natlens can already say about it. Returns sections; the command line re
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import pyarrow as pa
 
 from natlens.case import Case
 from natlens.engine import DuckDBEngine
+from natlens.formats.describe_json import load_context
 from natlens.ingest import IngestOptions, IngestReport, ingest
 from natlens.simulate import SimulateOptions, simulate
 
@@ -42,18 +42,15 @@ def run_demo(directory: Path, minutes: int = 20, seed: int = 7) -> list[Section]
 
 
 def _world(world_dir: Path, summary: dict[str, Any]) -> str:
-    context = world_dir / "context"
-    nats = json.loads((context / "describe-nat-gateways.json").read_text())["NatGateways"]
-    firewall = json.loads((context / "describe-firewall.json").read_text())
+    context = load_context(world_dir / "context")
     lines = [summary["description"], ""]
-    for nat in nats:
-        address = nat["NatGatewayAddresses"][0]
+    for nat in context.nat_gateway_addresses():
+        lines.append(f"NAT gateway {nat['nat_gateway_id']}: private {nat['private_ip']}, "
+                     f"public {nat['public_ip']}")  # fmt: skip
+    for endpoint in context.firewall_endpoints():
         lines.append(
-            f"NAT gateway {nat['NatGatewayId']}: private {address['PrivateIp']}, "
-            f"public {address['PublicIp']}"
+            f"firewall endpoint {endpoint['endpoint_id']} in {endpoint['availability_zone']}"
         )
-    for az, state in sorted(firewall["FirewallStatus"]["SyncStates"].items()):
-        lines.append(f"firewall endpoint {state['Attachment']['EndpointId']} in {az}")
     lines.append(
         f"{summary['minutes']} minutes: {summary['connections']:,} connections, "
         f"{summary['records']:,} flow log records (version 5 fields), "

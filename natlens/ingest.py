@@ -60,6 +60,7 @@ class IngestReport:
     records_written: int
     parts: list[str]
     seconds: float
+    coverage_gaps: list[dict[str, Any]] = field(default_factory=list)  # of the whole case
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,6 +69,7 @@ class IngestReport:
             "parts": self.parts,
             "seconds": round(self.seconds, 3),
             **self.accounting.to_json(),
+            "coverage_gaps": self.coverage_gaps,
         }
 
 
@@ -126,7 +128,10 @@ def ingest(sources: list[str], case_dir: str | Path, options: IngestOptions) -> 
     _summarize(case)
     case.save()
     total = sum(rows for _path, rows in written)
-    return IngestReport(case.path, acct, total, names, time.monotonic() - started)
+    return IngestReport(
+        case.path, acct, total, names, time.monotonic() - started,
+        case.manifest["coverage_gaps"],
+    )  # fmt: skip
 
 
 class _Parts:

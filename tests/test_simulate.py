@@ -400,7 +400,7 @@ def test_demo_runs(tmp_path, natlens) -> None:
         ("exposed-instance", "exposed-inbound", 1),
     ],
 )
-def test_each_window_is_seen_by_every_interface_on_the_path(worlds, name, kind, legs) -> None:
+def test_each_direction_is_seen_by_every_interface_on_the_path(worlds, name, kind, legs) -> None:
     """Counted from the truth alone: the distinct interfaces and legs that logged each direction
     of a connection (SKIPDATA may remove some, so the most common count is the rule)."""
     world, _summary = worlds[name]

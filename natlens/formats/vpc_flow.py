@@ -157,6 +157,7 @@ class FlowParser:
         bad = _BadValues(n, names)
         every_row = np.arange(n)
         columns: dict[str, pa.Array] = {}
+        ipv4: dict[str, pa.Array] = {}
         for i, (name, raw_name) in enumerate(zip(names, table.column_names, strict=True)):
             col = table.column(raw_name).combine_chunks()
             kind = _field(name).kind
@@ -169,15 +170,18 @@ class FlowParser:
             else:
                 text = col if pa.types.is_string(col.type) else col.cast(pa.string())
                 text = pc.if_else(pc.equal(text, "-"), pa.scalar(None, pa.string()), text)
-                col, invalid_text = _convert(text, kind)
+                col, invalid_text, value = _convert(text, kind)
                 bad.add(i, invalid_text, text, every_row)
+                if value is not None:
+                    ipv4[name] = value
             columns[name] = col
         self._report("bad-value", np.flatnonzero(bad.rows), first_row, bad.describe)
         keep = ~bad.rows
         if not keep.all():
             mask = pa.array(keep)
             columns = {name: col.filter(mask) for name, col in columns.items()}
-        good = _Rows(columns, first_row + np.flatnonzero(keep).astype(np.int64))
+            ipv4 = {name: col.filter(mask) for name, col in ipv4.items()}
+        good = _Rows(columns, first_row + np.flatnonzero(keep).astype(np.int64), ipv4)
         self.acct.counts.records += len(good.lines)
         yield from self._emit(good, LineFormat(names, "parquet"))
 
@@ -347,12 +351,15 @@ class FlowParser:
         good_parts = parts.take(pa.array(good_idx))
         bad = _BadValues(nrows, fmt.fields)
         columns: dict[str, pa.Array] = {}
+        ipv4: dict[str, pa.Array] = {}
         for i, name in enumerate(fmt.fields):
             col = pc.list_element(good_parts, fmt.prefix + i)
             col = pc.if_else(pc.equal(col, "-"), pa.scalar(None, pa.string()), col)
-            typed, invalid = _convert(col, _field(name).kind)
+            typed, invalid, value = _convert(col, _field(name).kind)
             bad.add(i, invalid, col, good_idx)
             columns[name] = typed
+            if value is not None:
+                ipv4[name] = value
 
         # A failing line may be a header: files joined with cat, each with its own header.
         failing = (text & ~blank & ~good) | bad.rows
@@ -395,7 +402,8 @@ class FlowParser:
         if not keep.all():
             mask = pa.array(keep)
             columns = {name: col.filter(mask) for name, col in columns.items()}
-        rows = _Rows(columns, first_line + good_idx[keep].astype(np.int64))
+            ipv4 = {name: col.filter(mask) for name, col in ipv4.items()}
+        rows = _Rows(columns, first_line + good_idx[keep].astype(np.int64), ipv4)
         self.acct.counts.records += len(rows.lines)
         yield from self._emit(rows, fmt)
 
@@ -466,10 +474,10 @@ class FlowParser:
 
 
 def finish_columns(
-    columns: dict[str, pa.Array], lines: np.ndarray, ipv4: dict[str, pa.Array] | None = None
+    columns: dict[str, pa.Array], lines: np.ndarray, ipv4: dict[str, pa.Array]
 ) -> pa.Table:
-    """Typed field columns (by AWS name) to canonical columns, derived columns and ``line``."""
-    ipv4 = ipv4 or {}
+    """Typed field columns (by AWS name) to canonical columns, derived columns and ``line``.
+    ``ipv4``: the integers of each address column, computed when the column was checked."""
     out: dict[str, pa.Array] = {}
     extra_names: list[str] = []
     for name, col in columns.items():
@@ -482,10 +490,7 @@ def finish_columns(
         col = col.cast(field.arrow_type)
         out[field.column] = col
         if field.kind is Kind.ADDRESS:
-            value = ipv4.get(name)
-            out[field.column + ADDRESS_INT_SUFFIX] = (
-                value if value is not None else ipv4_to_int(col)
-            )
+            out[field.column + ADDRESS_INT_SUFFIX] = ipv4[name]
     if extra_names:
         out["extra"] = _extra_map({name: columns[name] for name in extra_names}, len(lines))
     out["line"] = pa.array(lines, pa.int64())
@@ -546,16 +551,17 @@ def _address(col: pa.Array) -> tuple[pa.Array, pa.Array | None]:
     return value, pc.fill_null(distinct_ok.take(indices), True)
 
 
-def _convert(col: pa.Array, kind: Kind) -> tuple[pa.Array, np.ndarray | None]:
-    """Check and type one text column; returns the typed column and the rows that failed."""
+def _convert(col: pa.Array, kind: Kind) -> tuple[pa.Array, np.ndarray | None, pa.Array | None]:
+    """Check and type one text column: the typed column, the rows that failed, and for address
+    columns the IPv4 integers (computed while checking, so not computed again)."""
     if kind is Kind.STRING:
-        return col, None
+        return col, None, None
     if kind is Kind.ADDRESS:
-        _value, ok = _address(col)
+        value, ok = _address(col)
         if ok is None:
-            return col, None
+            return col, None, value
         invalid = ~ok.to_numpy(zero_copy_only=False)
-        return pc.if_else(ok, col, pa.scalar(None, pa.string())), invalid
+        return pc.if_else(ok, col, pa.scalar(None, pa.string())), invalid, value
     ok = pc.fill_null(pc.match_substring_regex(col, _UNSIGNED), True)
     # 19 digits may still pass 2^63 - 1; same-length digit strings compare like numbers.
     too_big = pc.and_(
@@ -569,7 +575,7 @@ def _convert(col: pa.Array, kind: Kind) -> tuple[pa.Array, np.ndarray | None]:
         ok = pc.and_(ok, in_range)
         typed = pc.if_else(in_range, typed, pa.scalar(None, pa.int64()))
     invalid = ~ok.to_numpy(zero_copy_only=False)
-    return typed, invalid if invalid.any() else None
+    return typed, invalid if invalid.any() else None, None
 
 
 def _expected(kind: Kind) -> str:
