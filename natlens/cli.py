@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_options(records)
     records.set_defaults(run=cmd_records)
 
+    _analysis_commands(commands)
+
     from natlens.simulate import DELIVERIES, SCENARIOS
 
     simulate = commands.add_parser(
@@ -141,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print the SQL natlens runs for an analysis, translated for another engine, "
         "to run it yourself: on Athena over an existing flow-log table, on Spark, or on DuckDB.",
     )
-    sql.add_argument("analysis", metavar="ANALYSIS", help="one of: records")
+    sql.add_argument("analysis", metavar="ANALYSIS", help="one of: records, conversations, inbound")
     sql.add_argument("--dialect", choices=("duckdb", "spark", "athena"), default="duckdb")
     sql.add_argument(
         "--table", metavar="NAME", default="flows",
@@ -162,6 +164,64 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     demo.set_defaults(run=cmd_demo)
     return parser
+
+
+def _analysis_options(parser: argparse.ArgumentParser, formats: tuple[str, ...]) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="CASE_OR_SOURCE")
+    parser.add_argument(
+        "--context", metavar="DIR", help="the VPC's describe-* JSON (aws ec2 describe-... "
+        "output files): which addresses are NAT gateways, firewall endpoints, instances",
+    )  # fmt: skip
+    parser.add_argument("--format", choices=formats, default="table")
+    parser.add_argument("--output", metavar="FILE", help="write here instead of standard output")
+    _source_options(parser)
+    _engine_options(parser)
+
+
+def _analysis_commands(commands: Any) -> None:
+    conversations = commands.add_parser(
+        "conversations",
+        help="both directions of each connection, and who started it",
+        description="Join the records of both directions of each connection, across the "
+        "interfaces that saw it and across capture windows, into conversations; say who "
+        "started each one (client), how sure that is (confidence: certain, high, medium, low, "
+        "unknown) and the evidence codes that decided it (docs/conversations.md).",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _analysis_options(conversations, ("table", "jsonl", "csv", "parquet"))
+    conversations.add_argument("--ip", metavar="IP", help="only conversations with this address")
+    conversations.add_argument("--port", type=int, metavar="P", help="only with this port")
+    conversations.set_defaults(run=cmd_conversations)
+
+    inbound = commands.add_parser(
+        "inbound",
+        help="the verdict on each internet address that sent ACCEPT records into the VPC",
+        description="For every internet address that is the source of ACCEPT records into the "
+        "VPC: unsolicited (reached only NAT gateway addresses, which dropped it), response "
+        "(replies to connections instances opened), mixed, exposed (opened connections to an "
+        "address that is not a NAT gateway) or undetermined; with the NAT gateways, instances, "
+        "ports, counts, time range, evidence and what to do.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _analysis_options(inbound, ("table", "jsonl", "csv", "parquet"))
+    inbound.add_argument("--ip", metavar="PUBLIC_IP", help="only this address")
+    inbound.set_defaults(run=cmd_inbound)
+
+    explain = commands.add_parser(
+        "explain",
+        help="a short report on one address, with Logs Insights queries to confirm it",
+        description="Explain one address: the verdict in one sentence, its conversations with "
+        "their evidence, the key records, and the CloudWatch Logs Insights queries that confirm "
+        "the verdict in your own account.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _analysis_options(explain, ("text", "json"))
+    explain.set_defaults(format="text")
+    explain.add_argument("address", metavar="ADDRESS")
+    explain.set_defaults(run=cmd_explain)
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -196,6 +256,84 @@ def cmd_records(args: argparse.Namespace) -> int:
             columns = default_columns(case)
         table = records(engine, case, columns, args.limit)
         render(table, args.format, sys.stdout)
+    return EXIT_OK
+
+
+def _conversation_options(args: argparse.Namespace) -> Any:
+    from natlens.analyses.conversations import ConversationOptions
+    from natlens.formats.describe_json import load_context
+    from natlens.sources.timerange import parse_time
+
+    context = None
+    if args.context:
+        context = load_context(args.context)
+        for problem in context.problems:
+            sys.stderr.write(f"natlens: context: {problem}\n")
+        if not context.files:
+            raise InputError(
+                f"{args.context}: no describe-* JSON found",
+                hint="save 'aws ec2 describe-nat-gateways --output json' (and the other "
+                "describe-* calls) as .json files in that directory",
+            )
+    return ConversationOptions(
+        context=context,
+        since=parse_time(args.since) if args.since else None,
+        until=parse_time(args.until) if args.until else None,
+        ip=getattr(args, "ip", None),
+        port=getattr(args, "port", None),
+    )
+
+
+@contextlib.contextmanager
+def _output(args: argparse.Namespace) -> Iterator[Any]:
+    if not args.output:
+        yield sys.stdout
+        return
+    with open(args.output, "w", encoding="utf-8") as handle:
+        yield handle
+
+
+def _run_analysis(args: argparse.Namespace, analysis: Any) -> Any:
+    """Run ``analysis(engine, case, options)`` on the inputs: a case, or sources read into a
+    temporary case that is gone once the result is back."""
+    from natlens.engine import open_engine
+
+    options = _conversation_options(args)
+    with _case_from_inputs(args) as case, open_engine(args.engine, args.spark_master) as engine:
+        return analysis(engine, case, options)
+
+
+def cmd_conversations(args: argparse.Namespace) -> int:
+    from natlens.analyses.conversations import conversations
+    from natlens.render import render
+
+    table = _run_analysis(args, conversations)
+    with _output(args) as out:
+        render(table, args.format, out)
+    return EXIT_OK
+
+
+def cmd_inbound(args: argparse.Namespace) -> int:
+    from natlens.analyses.inbound import inbound
+    from natlens.render import render
+
+    table = _run_analysis(args, inbound)
+    with _output(args) as out:
+        render(table, args.format, out)
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from natlens.analyses.explain import explain
+    from natlens.render.explanation import write_text
+
+    report = _run_analysis(args, lambda e, c, o: explain(e, c, args.address, o))
+    with _output(args) as out:
+        if args.format == "json":
+            json.dump(report.to_json(), out, indent=2, default=str)
+            out.write("\n")
+        else:
+            write_text(report, out)
     return EXIT_OK
 
 

@@ -139,3 +139,52 @@ FLOWS_SCHEMA = pa.schema(
 ACTIONS = ("ACCEPT", "REJECT")
 LOG_STATUSES = ("OK", "NODATA", "SKIPDATA")
 GAP_STATUSES = ("NODATA", "SKIPDATA")
+
+# -- analysis vocabularies (DESIGN.md) ---------------------------------------------------------
+
+# Who started a conversation, and how sure natlens is. Ordered from strongest to weakest.
+CONFIDENCES = ("certain", "high", "medium", "low", "unknown")
+
+# Evidence codes: stable strings a conversation lists to say why its client is its client.
+EVIDENCE: dict[str, str] = {
+    "tcp-syn": "a record of one direction carries SYN without SYN-ACK (tcp-flags 2, 3, ...); "
+    "its sender opened the connection",
+    "tcp-synack": "the reverse direction carries SYN-ACK (tcp-flags 18, 19): its sender answered",
+    "nat-return-only": "a NAT gateway forwards internet packets to an instance only as replies: "
+    "the side behind the NAT gateway opened the connection",
+    "nat-unsolicited": "internet packets reached only a NAT gateway's (or firewall endpoint's) own "
+    "address, with no outbound flow to match: the internet side sent them, and the NAT gateway "
+    "dropped them",
+    "reject-side": "only REJECT records, in one direction: the initiator's packets were dropped",
+    "one-way": "only one direction was logged: its sender is probably the initiator",
+    "service-port": "one side uses a well-known (below 1024) or listed service port, the other "
+    "does not",
+    "ephemeral-port": "the client's port is in an ephemeral range: Linux 32768-60999, Windows "
+    "49152-65535, or 1024-65535 on a NAT gateway's translated leg",
+    "fan-in": "many distinct peers reach one side's address and port; the other side has one",
+    "earlier-start": "one direction's first record starts earlier (TCP and UDP only)",
+    "no-evidence": "nothing decides who started it (e.g. ICMP without NAT gateway knowledge): "
+    "the client and server columns are an order, not a claim",
+}
+
+# Inbound verdicts per internet address (DESIGN.md, problem 1).
+VERDICTS: dict[str, str] = {
+    "unsolicited": "reached only NAT gateway (or firewall endpoint) addresses, with no outbound "
+    "flow to match: the NAT gateway dropped it",
+    "response": "replies to connections that private instances opened",
+    "mixed": "both unsolicited packets and replies",
+    "exposed": "opened connections to a private address that is not a NAT gateway: a real exposure",
+    "undetermined": "the logs do not say who started its conversations",
+}
+
+# Roles of an address in a conversation. Context (describe-* JSON) gives the first four; logs
+# alone give "gateway" (a NAT gateway or a middlebox such as a firewall endpoint) and "instance".
+ROLES = (
+    "nat-gateway",
+    "firewall-endpoint",
+    "instance",
+    "public-instance",
+    "gateway",
+    "private",
+    "internet",
+)

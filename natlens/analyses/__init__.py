@@ -24,4 +24,20 @@ def _records(in_case: bool) -> str:
     return records_sql([column_name(f) for f in DEFAULT_FORMAT], None, in_case=False)
 
 
-QUERIES: dict[str, Callable[[bool], str]] = {"records": _records}
+def _conversations(in_case: bool) -> str:
+    from natlens.analyses.conversations import conversations_sql
+
+    return conversations_sql(in_case=in_case)
+
+
+def _inbound(in_case: bool) -> str:
+    from natlens.analyses.inbound import inbound_sql
+
+    return inbound_sql(in_case=in_case)
+
+
+QUERIES: dict[str, Callable[[bool], str]] = {
+    "records": _records,
+    "conversations": _conversations,
+    "inbound": _inbound,
+}

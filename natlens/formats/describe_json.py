@@ -144,6 +144,33 @@ class Context:
                              "status": attachment.get("Status")})  # fmt: skip
         return rows
 
+    def address_roles(self) -> list[dict[str, Any]]:
+        """What each private address in the context is, for the analyses: ``nat-gateway``,
+        ``firewall-endpoint`` (a Gateway Load Balancer endpoint's interface, which Network
+        Firewall uses), ``instance`` (no public IP: the internet cannot open connections to it
+        directly) or ``public-instance``. One row per address, the first role found wins."""
+        rows: dict[str, dict[str, Any]] = {}
+
+        def add(address: str | None, role: str, resource: str | None) -> None:
+            if address and address not in rows:
+                rows[address] = {"address": address, "role": role, "resource_id": resource}
+
+        for nat in self.nat_gateway_addresses():
+            add(nat["private_ip"], "nat-gateway", nat["nat_gateway_id"])
+        for eni in self.interfaces:
+            if eni.get("InterfaceType") != "gateway_load_balancer_endpoint":
+                continue
+            description = str(eni.get("Description", ""))
+            endpoint = description.rsplit(" ", 1)[-1] if "vpce-" in description else None
+            for private in eni.get("PrivateIpAddresses") or [
+                {"PrivateIpAddress": eni.get("PrivateIpAddress")}
+            ]:
+                add(private.get("PrivateIpAddress"), "firewall-endpoint", endpoint)
+        for item in self.instance_interfaces():
+            role = "public-instance" if item["public_ip"] else "instance"
+            add(item["private_ip"], role, item["instance_id"])
+        return list(rows.values())
+
 
 def _is_nat_interface(eni: dict[str, Any]) -> bool:
     # aws-facts §4: responses say "nat_gateway"; botocore's enum says "natGateway".

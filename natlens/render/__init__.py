@@ -31,8 +31,11 @@ def render(table: pa.Table, fmt: str, out: TextIO) -> None:
     renderer(table, out)
 
 
-def plain(value: object) -> object:
-    """A cell as JSON would hold it: maps become objects."""
+def plain(value: object, dtype: pa.DataType | None = None) -> object:
+    """A cell as JSON would hold it: maps (lists of pairs in Arrow's Python form) become
+    objects; lists stay lists."""
+    if dtype is not None and not pa.types.is_map(dtype):
+        return value
     if isinstance(value, list) and value and isinstance(value[0], tuple):
         return dict(value)
     if isinstance(value, list) and not value:
@@ -41,4 +44,4 @@ def plain(value: object) -> object:
 
 
 # Built-in renderers register themselves on import, the same way an extension would.
-from natlens.render import delimited, text_table  # noqa: E402,F401
+from natlens.render import delimited, parquet_file, text_table  # noqa: E402,F401

@@ -14,10 +14,14 @@ from natlens.render import plain, register
 @register("jsonl")
 def jsonl(table: pa.Table, out: TextIO) -> None:
     names = table.column_names
+    types = [f.type for f in table.schema]
     for batch in table.to_batches(max_chunksize=65536):
         columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
         for row in zip(*columns, strict=True):
-            record = {name: plain(value) for name, value in zip(names, row, strict=True)}
+            record = {
+                name: plain(value, dtype)
+                for name, value, dtype in zip(names, row, types, strict=True)
+            }
             out.write(json.dumps(record, separators=(",", ":")) + "\n")
 
 
@@ -25,14 +29,19 @@ def jsonl(table: pa.Table, out: TextIO) -> None:
 def csv_(table: pa.Table, out: TextIO) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(table.column_names)
+    types = [f.type for f in table.schema]
     for batch in table.to_batches(max_chunksize=65536):
         columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
         for row in zip(*columns, strict=True):
-            writer.writerow(["" if v is None else _cell(v) for v in row])
+            writer.writerow(
+                ["" if v is None else _cell(v, t) for v, t in zip(row, types, strict=True)]
+            )
 
 
-def _cell(value: object) -> object:
-    value = plain(value)
+def _cell(value: object, dtype: pa.DataType) -> object:
+    value = plain(value, dtype)
     if isinstance(value, dict):
         return json.dumps(value, separators=(",", ":"))
+    if isinstance(value, list):
+        return " ".join(map(str, value))  # evidence codes, interfaces: one cell, space separated
     return value

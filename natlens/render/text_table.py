@@ -15,7 +15,11 @@ MAX_CELL = 48
 @register("table")
 def table(data: pa.Table, out: TextIO) -> None:
     names = data.column_names
-    rows = [[_cell(v) for v in row] for row in zip(*data.to_pydict().values(), strict=True)]
+    types = [f.type for f in data.schema]
+    rows = [
+        [_cell(v, t) for v, t in zip(row, types, strict=True)]
+        for row in zip(*data.to_pydict().values(), strict=True)
+    ]
     widths = [len(n) for n in names]
     for row in rows:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
@@ -27,11 +31,16 @@ def table(data: pa.Table, out: TextIO) -> None:
         out.write("(no rows)\n")
 
 
-def _cell(value: object) -> str:
+def _cell(value: object, dtype: pa.DataType) -> str:
     if value is None:
         return "-"
-    value = plain(value)
-    text = json.dumps(value, separators=(",", ":")) if isinstance(value, dict) else str(value)
+    value = plain(value, dtype)
+    if isinstance(value, dict):
+        text = json.dumps(value, separators=(",", ":"))
+    elif isinstance(value, list):
+        text = ",".join(map(str, value)) or "-"  # evidence codes, interfaces, ports
+    else:
+        text = str(value)
     return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
 
 

@@ -402,7 +402,9 @@ def _inbound(
     for i in range(len(b)):
         kind, variant = int(b.kind[i]), int(b.variant[i])
         if kind == t.SCAN:
-            if b.rejected[i]:
+            # A network ACL on the NAT gateway's subnet rejects telnet probes; a firewall
+            # endpoint in front of it has already logged them ACCEPT on their way there.
+            if b.rejected[i] and world.firewall_placement != "after-nat":
                 continue
             cause = "unsolicited"
         elif kind == t.EXPOSED_IN:

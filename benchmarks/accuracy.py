@@ -1,0 +1,269 @@
+"""Accuracy of natlens's answers against the simulator's truth.
+
+For every scenario, in the default format and in version 5 (tcp-flags and pkt-* fields), with
+and without the VPC context: who started each conversation (by evidence class and confidence) and
+the inbound verdict of every internet address.
+
+Targets (issue 4): with tcp-flags, >= 99.9% of TCP conversations right; default format, >= 98% of
+all conversations right; 100% of inbound verdicts right; no `exposed` verdict in a scenario without
+an exposed instance; certain/high answers wrong < 0.1% of the time. A conversation is right when
+natlens names the side that opened it on every one of its records; `unknown` counts as not right.
+
+    python benchmarks/accuracy.py [--minutes 60] [--seed 1] [--record-results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from natlens.analyses.conversations import ConversationOptions, record_initiators_sql
+from natlens.analyses.inbound import inbound
+from natlens.case import Case
+from natlens.engine import DuckDBEngine
+from natlens.formats.describe_json import load_context
+from natlens.formats.logformat import parse_log_format
+from natlens.ingest import IngestOptions, ingest
+from natlens.simulate import SCENARIOS, SimulateOptions, simulate
+
+FORMATS = ("default", "v5")
+
+
+@dataclass
+class Result:
+    scenario: str
+    log_format: str
+    context: bool
+    conversations: int = 0
+    right: int = 0
+    tcp: int = 0
+    tcp_right: int = 0
+    unknown: int = 0
+    sure: int = 0  # certain or high
+    sure_wrong: int = 0
+    unmatched_records: int = 0
+    by_class: dict[str, list[int]] = field(default_factory=dict)  # class -> [n, wrong]
+    by_confidence: dict[str, list[int]] = field(default_factory=dict)
+    addresses: int = 0
+    verdicts_right: int = 0
+    false_exposed: int = 0
+    verdict_errors: list[str] = field(default_factory=list)
+
+    @property
+    def accuracy(self) -> float:
+        return self.right / self.conversations if self.conversations else 1.0
+
+    @property
+    def tcp_accuracy(self) -> float:
+        return self.tcp_right / self.tcp if self.tcp else 1.0
+
+    @property
+    def sure_error(self) -> float:
+        return self.sure_wrong / self.sure if self.sure else 0.0
+
+    @property
+    def verdict_accuracy(self) -> float:
+        return self.verdicts_right / self.addresses if self.addresses else 1.0
+
+
+def build_world(root: Path, scenario: str, log_format: str, minutes: int, seed: int) -> Path:
+    """Simulate and ingest; returns the world directory (with ``case`` inside)."""
+    world = root / f"{scenario}-{log_format}"
+    fmt = None if scenario == "mixed-formats" else log_format
+    summary = simulate(
+        world, SimulateOptions(scenario=scenario, minutes=minutes, seed=seed, log_format=fmt)
+    )
+    for flow_log in summary["flow_logs"]:
+        source = world / "flowlogs" / flow_log["name"]
+        needs_format = flow_log["delivery"] not in ("s3-text", "parquet")
+        options = IngestOptions(
+            log_format=parse_log_format(flow_log["log_format"]) if needs_format else None
+        )
+        ingest([str(source)], str(world / "case"), options)
+    return world
+
+
+def evaluate(world: Path, scenario: str, log_format: str, with_context: bool) -> Result:
+    result = Result(scenario, log_format, with_context)
+    context = load_context(world / "context") if with_context else None
+    options = ConversationOptions(context=context)
+    case = Case.open(world / "case")
+    prefix = str(world.resolve()) + "/"
+    with DuckDBEngine() as engine:
+        engine.register_case(case)
+        predicted = engine.query(record_initiators_sql(options))
+        verdicts = inbound(engine, case, options)
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    con.register("predicted", predicted)
+    con.register("verdicts", verdicts)
+    truth = str(world / "truth").replace("'", "''")
+    rows = con.execute(
+        f"""
+        WITH joined AS (
+            SELECT p.*, t.initiator AS truth
+            FROM predicted AS p
+            LEFT JOIN read_parquet('{truth}/records.parquet') AS t
+                ON t.file = replace(p.source, '{prefix}', '') AND t.line = p.line
+        )
+        SELECT conversation, any_value(confidence) AS confidence,
+               any_value(split_part(evidence, ',', 1)) AS class,
+               any_value(protocol) AS protocol,
+               bool_and(initiator = truth) AS right,
+               count(*) FILTER (WHERE truth IS NULL) AS unmatched
+        FROM joined GROUP BY conversation
+        """
+    ).fetchall()
+    for _conv, confidence, klass, protocol, right, unmatched in rows:
+        right = bool(right) and confidence != "unknown"
+        result.conversations += 1
+        result.right += right
+        result.unmatched_records += unmatched
+        if protocol == 6:
+            result.tcp += 1
+            result.tcp_right += right
+        result.unknown += confidence == "unknown"
+        if confidence in ("certain", "high"):
+            result.sure += 1
+            result.sure_wrong += not right
+        for key, table in ((klass, result.by_class), (confidence, result.by_confidence)):
+            entry = table.setdefault(key, [0, 0])
+            entry[0] += 1
+            entry[1] += not right
+    pairs = con.execute(
+        f"""
+        SELECT coalesce(t.address, v.address), t.verdict, v.verdict
+        FROM read_parquet('{truth}/inbound.parquet') AS t
+        FULL JOIN verdicts AS v ON v.address = t.address
+        """
+    ).fetchall()
+    for address, true, said in pairs:
+        result.addresses += 1
+        if true == said:
+            result.verdicts_right += 1
+        else:
+            result.verdict_errors.append(f"{address}: truth {true}, natlens {said}")
+        if said == "exposed" and true != "exposed":
+            result.false_exposed += 1
+    con.close()
+    return result
+
+
+def run_all(root: Path, minutes: int, seed: int, scenarios: list[str]) -> list[Result]:
+    results = []
+    for scenario in scenarios:
+        formats = ("mixed",) if scenario == "mixed-formats" else FORMATS
+        for log_format in formats:
+            world = build_world(root, scenario, log_format, minutes, seed)
+            for with_context in (False, True):
+                results.append(evaluate(world, scenario, log_format, with_context))
+            shutil.rmtree(world)
+    return results
+
+
+def table(results: list[Result]) -> str:
+    lines = [
+        "| scenario | format | context | conversations | right | TCP right | unknown "
+        "| certain/high wrong | inbound verdicts right | false exposed |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.scenario} | {r.log_format} | {'yes' if r.context else 'no'} "
+            f"| {r.conversations:,} | {r.accuracy:.3%} | {r.tcp_accuracy:.3%} | {r.unknown:,} "
+            f"| {r.sure_wrong:,} of {r.sure:,} ({r.sure_error:.3%}) "
+            f"| {r.verdicts_right}/{r.addresses} | {r.false_exposed} |"
+        )
+    return "\n".join(lines)
+
+
+def by_evidence(results: list[Result]) -> str:
+    classes: dict[str, list[int]] = {}
+    confidences: dict[str, list[int]] = {}
+    for r in results:
+        for source, target in ((r.by_class, classes), (r.by_confidence, confidences)):
+            for key, (n, wrong) in source.items():
+                entry = target.setdefault(key, [0, 0])
+                entry[0] += n
+                entry[1] += wrong
+    lines = [
+        "| deciding evidence (strongest code) | conversations | wrong |",
+        "| --- | ---: | ---: |",
+    ]
+    lines += [f"| {k} | {n:,} | {w:,} |" for k, (n, w) in sorted(classes.items())]
+    lines += ["", "| confidence | conversations | wrong (unknown: not answered) |",
+              "| --- | ---: | ---: |"]  # fmt: skip
+    lines += [f"| {k} | {n:,} | {w:,} |" for k, (n, w) in sorted(confidences.items())]
+    return "\n".join(lines)
+
+
+def failures(results: list[Result]) -> list[str]:
+    """The targets of issue 4 that do not hold."""
+    out = []
+    for r in results:
+        name = f"{r.scenario}/{r.log_format}/{'context' if r.context else 'no context'}"
+        if r.log_format != "default" and r.tcp_accuracy < 0.999:
+            out.append(f"{name}: TCP conversations right {r.tcp_accuracy:.4%} < 99.9%")
+        if r.accuracy < 0.98:
+            out.append(f"{name}: conversations right {r.accuracy:.4%} < 98%")
+        if r.verdict_accuracy < 1.0:
+            out.append(f"{name}: inbound verdicts {r.verdict_errors[:3]}")
+        if r.false_exposed:
+            out.append(f"{name}: {r.false_exposed} false exposed verdicts")
+        if r.sure_error >= 0.001:
+            out.append(f"{name}: certain/high wrong {r.sure_error:.4%}")
+        if r.unmatched_records:
+            out.append(f"{name}: {r.unmatched_records} records not found in the truth")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--scenario", action="append", choices=list(SCENARIOS))
+    parser.add_argument("--record-results", action="store_true")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="natlens-accuracy-"))
+    try:
+        results = run_all(root, args.minutes, args.seed, args.scenario or list(SCENARIOS))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    report = table(results) + "\n\n" + by_evidence(results)
+    print(report)
+    problems = failures(results)
+    for problem in problems:
+        print("TARGET MISSED:", problem)
+    if args.record_results:
+        _record(report, args.minutes, args.seed)
+    sys.exit(1 if problems else 0)
+
+
+def _record(report: str, minutes: int, seed: int) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from ingest_benchmark import machine
+
+    path = Path(__file__).with_name("RESULTS.md")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d")
+    text = (
+        f"\n## Initiator and inbound verdict accuracy ({stamp})\n\n"
+        f"`python benchmarks/accuracy.py --minutes {minutes} --seed {seed}` on {machine()}.\n\n"
+        f"{report}\n"
+    )
+    path.write_text(path.read_text() + text)
+
+
+def summary(results: list[Result]) -> dict[str, Any]:
+    return {f"{r.scenario}/{r.log_format}/{r.context}": r.accuracy for r in results}
+
+
+if __name__ == "__main__":
+    main()

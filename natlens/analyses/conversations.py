@@ -1,0 +1,277 @@
+"""Conversations and who started them (DESIGN.md, problem 1).
+
+The SQL (``conversations.sql``) does the work on any engine; this module fills in what the SQL
+needs to know (the context's addresses, private ranges, the service port list, a time range) and
+turns the evidence strings into lists.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from natlens.analyses import load_sql
+from natlens.case import Case
+from natlens.engine import Engine
+from natlens.errors import UsageError
+from natlens.formats.describe_json import Context
+
+# aws-facts section 4: a NAT gateway times out a connection idle for 350 s; the same 5-tuple after
+# that is a new connection.
+IDLE_TIMEOUT = 350
+# fan-in: this many distinct peers on one side's address and port, against one on the other.
+FAN_IN = 4
+
+# Private and special-purpose IPv4 ranges: RFC 1918, shared address space (RFC 6598, which a VPC
+# may use), link-local, loopback.
+PRIVATE_V4 = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+              "169.254.0.0/16", "127.0.0.0/8")  # fmt: skip
+# IPv6: unique local fc00::/7 and link-local fe80::/10, by their text.
+PRIVATE_V6_PREFIXES = ("fc", "fd", "fe8", "fe9", "fea", "feb")
+
+
+@dataclass
+class ConversationOptions:
+    context: Context | None = None
+    since: int | None = None  # epoch seconds: records that end at or after it
+    until: int | None = None  # records that start at or before it
+    ip: str | None = None  # only conversations with this address on either side
+    port: int | None = None  # ... or this port
+    extra_cidrs: list[str] = field(default_factory=list)
+
+
+@cache
+def service_ports() -> dict[str, tuple[int, ...]]:
+    """The bundled service list (``scripts/gen_services.py``), ports 1024 and above, per
+    protocol: below 1024 every port counts as well-known."""
+    text = resources.files("natlens").joinpath("data/services.tsv").read_text()
+    ports: dict[str, set[int]] = {"tcp": set(), "udp": set()}
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        port, protocol, _name = line.split("\t")
+        if int(port) >= 1024 and protocol in ports:
+            ports[protocol].add(int(port))
+    return {k: tuple(sorted(v)) for k, v in ports.items()}
+
+
+def _private(address: str, v4: str, cidrs: list[str]) -> str:
+    ranges = []
+    for cidr in [*PRIVATE_V4, *cidrs]:
+        try:
+            network = ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            continue
+        if network.version == 4:
+            low, high = int(network.network_address), int(network.broadcast_address)
+            ranges.append(f"{v4} BETWEEN {low} AND {high}")
+    v6 = " OR ".join(f"lower({address}) LIKE '{p}%'" for p in PRIVATE_V6_PREFIXES)
+    return (
+        f"CASE WHEN ({v4} IS NOT NULL AND ({' OR '.join(ranges)})) "
+        f"OR ({v4} IS NULL AND ({v6})) THEN 1 ELSE 0 END"
+    )
+
+
+def _rank(side: str, peer: str) -> str:
+    ports = service_ports()
+    tcp = ", ".join(map(str, ports["tcp"]))
+    udp = ", ".join(map(str, ports["udp"]))
+    port = f"{side}_port"
+    return (
+        "CASE"
+        " WHEN protocol NOT IN (6, 17) THEN CAST(NULL AS INTEGER)"
+        # AWS: NAT gateways use ports 1024-65535 toward the internet.
+        f" WHEN {side}_gateway = 1 AND {peer}_private = 0 AND {port} >= 1024 THEN 0"
+        f" WHEN {port} < 1024 THEN 3"
+        f" WHEN (protocol = 6 AND {port} IN ({tcp})) OR (protocol = 17 AND {port} IN ({udp}))"
+        " THEN 2"
+        f" WHEN {port} >= 32768 THEN 0"
+        " ELSE 1 END"
+    )
+
+
+def _known_hosts(context: Context | None) -> str:
+    rows = context.address_roles() if context else []
+    empty = (
+        "    SELECT CAST(NULL AS VARCHAR) AS address, CAST(NULL AS VARCHAR) AS role, "
+        "CAST(NULL AS VARCHAR) AS resource_id\n    WHERE 1 = 0"
+    )
+    if not rows:
+        return empty
+
+    def quote(value: str | None) -> str:
+        return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
+
+    values = ",\n        ".join(
+        f"({quote(r['address'])}, {quote(r['role'])}, {quote(r['resource_id'])})" for r in rows
+    )
+    return f"    SELECT * FROM (VALUES\n        {values}\n    ) AS h(address, role, resource_id)"
+
+
+def _v4(column: str) -> str:
+    """An IPv4 address's text as an integer, in SQL every engine runs; NULL for IPv6."""
+    octets = " + ".join(
+        f"CAST(split_part({column}, '.', {k + 1}) AS BIGINT) * {256 ** (3 - k)}" for k in range(4)
+    )
+    pattern = r"'^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$'"
+    return f"CASE WHEN regexp_matches({column}, {pattern}) THEN {octets} END"
+
+
+def external_table_prelude() -> str:
+    """For a flow-log table with AWS's Athena columns only (no natlens derived columns): the
+    columns the analysis reads, computed from AWS's, as a CTE named ``flow_records``."""
+    derived = ",\n        ".join(
+        f"{_v4(name)} AS {name}_v4" for name in ("srcaddr", "dstaddr", "pkt_srcaddr", "pkt_dstaddr")
+    )
+    return (
+        "flow_records AS (\n    SELECT\n        interface_id, srcaddr, dstaddr, srcport, dstport, "
+        'protocol, packets, bytes, start, "end", action, log_status, tcp_flags,\n'
+        "        pkt_srcaddr, pkt_dstaddr,\n"
+        f"        {derived},\n"
+        "        CAST(NULL AS VARCHAR) AS source, CAST(NULL AS BIGINT) AS line\n"
+        "    FROM flows\n),\n"
+    )
+
+
+def conversation_ctes(options: ConversationOptions, in_case: bool = True) -> str:
+    """The CTEs every conversation-based analysis starts from, ending with ``explained``.
+    ``in_case=False``: read an existing flow-log table with AWS's columns only (Athena's)."""
+    cidrs = list(options.extra_cidrs)
+    if options.context:
+        cidrs += options.context.vpc_cidrs()
+    time_filter = ""
+    if options.since is not None:
+        time_filter += f' AND "end" >= {int(options.since)}'
+    if options.until is not None:
+        time_filter += f" AND start <= {int(options.until)}"
+    pkt_a_v4 = "CASE WHEN pkt_srcaddr IS NULL THEN srcaddr_v4 ELSE pkt_srcaddr_v4 END"
+    pkt_b_v4 = "CASE WHEN pkt_dstaddr IS NULL THEN dstaddr_v4 ELSE pkt_dstaddr_v4 END"
+    sql = load_sql("conversations").format(
+        known_hosts=_known_hosts(options.context),
+        src_private=_private("srcaddr", "srcaddr_v4", cidrs),
+        dst_private=_private("dstaddr", "dstaddr_v4", cidrs),
+        a_private=_private("coalesce(pkt_srcaddr, srcaddr)", pkt_a_v4, cidrs),
+        b_private=_private("coalesce(pkt_dstaddr, dstaddr)", pkt_b_v4, cidrs),
+        time_filter=time_filter,
+        idle=IDLE_TIMEOUT,
+        fan_in=FAN_IN,
+        lo_rank=_rank("lo", "hi"),
+        hi_rank=_rank("hi", "lo"),
+    )
+    if not in_case:
+        sql = sql.replace(
+            "WITH known_hosts AS (", f"WITH {external_table_prelude()}known_hosts AS ("
+        )
+        sql = sql.replace("    FROM flows\n    WHERE", "    FROM flow_records\n    WHERE", 1)
+    return sql
+
+
+def _client(lo: str, hi: str) -> str:
+    return f"CASE WHEN lo_is_client = 1 THEN {lo} ELSE {hi} END"
+
+
+SELECT_COLUMNS = {
+    "conversation": "substr(md5(concat_ws('|', lo_addr, CAST(lo_port AS VARCHAR), hi_addr, "
+    "CAST(hi_port AS VARCHAR), CAST(protocol AS VARCHAR), CAST(first_seen AS VARCHAR))), 1, 16)",
+    "client_addr": _client("lo_addr", "hi_addr"),
+    "client_port": _client("lo_port", "hi_port"),
+    "server_addr": _client("hi_addr", "lo_addr"),
+    "server_port": _client("hi_port", "lo_port"),
+    "protocol": "protocol",
+    "first_seen": "first_seen",
+    "last_seen": "last_seen",
+    "packets_to_server": _client("fwd_packets", "rev_packets"),
+    "bytes_to_server": _client("fwd_bytes", "rev_bytes"),
+    "packets_to_client": _client("rev_packets", "fwd_packets"),
+    "bytes_to_client": _client("rev_bytes", "fwd_bytes"),
+    "records": "records",
+    "interfaces": "interfaces",
+    "actions": "nullif(concat_ws(',', CASE WHEN fwd_accept + rev_accept > 0 THEN 'ACCEPT' END, "
+    "CASE WHEN fwd_reject + rev_reject > 0 THEN 'REJECT' END), '')",
+    "confidence": "confidence",
+    "evidence": "evidence_text",
+    "against": "against_text",
+    "client_role": _client("lo_role", "hi_role"),
+    "server_role": _client("hi_role", "lo_role"),
+    "client_resource": _client("lo_resource", "hi_resource"),
+    "server_resource": _client("hi_resource", "lo_resource"),
+}
+ORDER = "first_seen, client_addr, client_port, server_addr, server_port, protocol"
+
+
+def conversations_sql(options: ConversationOptions | None = None, in_case: bool = True) -> str:
+    options = options or ConversationOptions()
+    where = []
+    if options.ip:
+        _check_ip(options.ip)
+        where.append(f"(lo_addr = '{options.ip}' OR hi_addr = '{options.ip}')")
+    if options.port is not None:
+        if not 0 <= options.port <= 65535:
+            raise UsageError("--port must be 0-65535")
+        where.append(f"(lo_port = {options.port} OR hi_port = {options.port})")
+    columns = ",\n    ".join(f"{expr} AS {name}" for name, expr in SELECT_COLUMNS.items())
+    sql = conversation_ctes(options, in_case) + f"SELECT\n    {columns}\nFROM explained\n"
+    if where:
+        sql += "WHERE " + " AND ".join(where) + "\n"
+    return sql + f"ORDER BY {ORDER}\n"
+
+
+def record_initiators_sql(options: ConversationOptions | None = None) -> str:
+    """Per flow record (source, line): whether natlens says its sender started the connection
+    (``src``) or answered (``dst``), with the conversation's confidence. For accuracy checks."""
+    options = options or ConversationOptions()
+    return conversation_ctes(options) + (
+        "SELECT s.source, s.line,\n"
+        "    CASE WHEN s.fwd = e.lo_is_client THEN 'src' ELSE 'dst' END AS initiator,\n"
+        "    e.confidence, e.evidence_text AS evidence, e.protocol,\n"
+        "    substr(md5(concat_ws('|', e.lo_addr, CAST(e.lo_port AS VARCHAR), e.hi_addr, "
+        "CAST(e.hi_port AS VARCHAR), CAST(e.protocol AS VARCHAR), "
+        "CAST(e.first_seen AS VARCHAR))), 1, 16) AS conversation\n"
+        "FROM sessioned AS s\n"
+        "JOIN explained AS e ON s.lo_addr = e.lo_addr AND s.lo_port = e.lo_port\n"
+        "    AND s.hi_addr = e.hi_addr AND s.hi_port = e.hi_port AND s.protocol = e.protocol\n"
+        "    AND s.session = e.session\n"
+    )
+
+
+def _check_ip(value: str) -> None:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise UsageError(f"not an IP address: {value!r}") from None
+
+
+def empty_lists(table: pa.Table) -> pa.Table:
+    """Engines disagree on an aggregate over no rows: DuckDB's array_agg gives NULL, Spark's
+    collect_list an empty list. Results carry the empty list."""
+    for k, column in enumerate(table.schema):
+        if pa.types.is_list(column.type) and table.column(k).null_count:
+            values = [v if v is not None else [] for v in table.column(k).to_pylist()]
+            table = table.set_column(k, column.name, pa.array(values, column.type))
+    return table
+
+
+def split_codes(table: pa.Table, columns: tuple[str, ...] = ("evidence", "against")) -> pa.Table:
+    """Comma-joined evidence codes (what portable SQL can build) as lists of codes."""
+    for name in columns:
+        if name not in table.column_names:
+            continue
+        text = table[name]
+        parts = pc.split_pattern(pc.fill_null(text, ""), ",")
+        lists = pa.array(
+            [[c for c in row if c] for row in parts.to_pylist()], pa.list_(pa.string())
+        )
+        table = table.set_column(table.column_names.index(name), name, lists)
+    return table
+
+
+def conversations(
+    engine: Engine, case: Case, options: ConversationOptions | None = None
+) -> pa.Table:
+    engine.register_case(case)
+    return split_codes(empty_lists(engine.query(conversations_sql(options))))

@@ -1,0 +1,429 @@
+-- Conversations: both directions of a connection, across the interfaces that saw it and across
+-- capture windows, with who started it, how sure that is, and why.
+--
+-- The steps, one CTE each:
+--   base        data records, with the real endpoints (pkt-* when logged) and privacy flags
+--   edges ...   which addresses are gateways (NAT gateways, firewall endpoints) and which
+--               instances sit behind one: from the context given, else inferred from the logs
+--   keyed       each record on an unordered (address, port) pair: lo < hi, fwd = 1 when it
+--               travels lo -> hi
+--   sessioned   a new conversation when a pair stays idle longer than the NAT gateway's idle
+--               timeout (aws-facts section 4: 350 s)
+--   sightings   per interface and logged address pair: the same packets are counted once
+--   convs       one row per conversation
+--   scored      each piece of evidence as a signed weight: > 0 says lo opened it, < 0 says hi
+--   decided     the sum decides; its size is the confidence
+WITH known_hosts AS (
+{known_hosts}
+),
+base AS (
+    SELECT
+        interface_id,
+        srcaddr,
+        dstaddr,
+        coalesce(pkt_srcaddr, srcaddr) AS a_addr,
+        coalesce(pkt_dstaddr, dstaddr) AS b_addr,
+        coalesce(srcport, 0) AS a_port,
+        coalesce(dstport, 0) AS b_port,
+        coalesce(protocol, -1) AS protocol,
+        coalesce(packets, 0) AS packets,
+        coalesce(bytes, 0) AS bytes,
+        -- formats without start/end (AWS's NAT gateway example) put everything in one session
+        coalesce(start, 0) AS start,
+        coalesce("end", start, 0) AS "end",
+        action,
+        tcp_flags,
+        CASE WHEN pkt_dstaddr IS NOT NULL AND pkt_dstaddr <> dstaddr THEN 1 ELSE 0 END AS relayed,
+        {src_private} AS src_private,
+        {dst_private} AS dst_private,
+        {a_private} AS a_private,
+        {b_private} AS b_private,
+        source,
+        line
+    FROM flows
+    WHERE srcaddr IS NOT NULL AND dstaddr IS NOT NULL
+        AND coalesce(log_status, 'OK') = 'OK'{time_filter}
+),
+edges AS (
+    SELECT
+        srcaddr,
+        dstaddr,
+        src_private,
+        dst_private,
+        -- AWS: NAT gateways use source ports 1024-65535 toward the internet.
+        max(CASE WHEN protocol IN (6, 17) AND a_port < 1024 THEN 1 ELSE 0 END) AS low_src_port,
+        -- a private client reaching this address on a well-known port, or a packet passing through
+        -- it on its way elsewhere (pkt-dstaddr differs).
+        max(
+            CASE
+                WHEN protocol IN (6, 17) AND b_port < 1024 AND a_port >= 1024 THEN 1
+                WHEN relayed = 1 THEN 1
+                ELSE 0
+            END
+        ) AS served
+    FROM base
+    GROUP BY srcaddr, dstaddr, src_private, dst_private
+),
+gateway_out AS (
+    SELECT srcaddr AS address
+    FROM edges
+    WHERE src_private = 1 AND dst_private = 0
+    GROUP BY srcaddr
+    HAVING max(low_src_port) = 0
+),
+gateway_in AS (
+    SELECT dstaddr AS address
+    FROM edges
+    WHERE src_private = 1 AND dst_private = 1 AND srcaddr <> dstaddr AND served = 1
+    GROUP BY dstaddr
+),
+inferred_gateways AS (
+    SELECT o.address
+    FROM gateway_out AS o
+    JOIN gateway_in AS i ON o.address = i.address
+    LEFT JOIN known_hosts AS k ON k.address = o.address
+    WHERE k.address IS NULL
+),
+inferred_instances AS (
+    SELECT e.srcaddr AS address
+    FROM edges AS e
+    JOIN inferred_gateways AS g ON e.dstaddr = g.address
+    LEFT JOIN inferred_gateways AS self ON self.address = e.srcaddr
+    LEFT JOIN known_hosts AS k ON k.address = e.srcaddr
+    WHERE e.src_private = 1 AND self.address IS NULL AND k.address IS NULL
+    GROUP BY e.srcaddr
+),
+hosts AS (
+    SELECT
+        address,
+        role,
+        resource_id,
+        'context' AS origin,
+        CASE WHEN role IN ('nat-gateway', 'firewall-endpoint') THEN 1 ELSE 0 END AS gateway,
+        -- how strongly "a NAT gateway returns internet packets only as replies" holds
+        CASE
+            WHEN role = 'nat-gateway' THEN 8
+            WHEN role = 'instance' THEN 2
+            ELSE 0
+        END AS nat_weight
+    FROM known_hosts
+    UNION ALL
+    SELECT address, 'gateway', CAST(NULL AS VARCHAR), 'inferred', 1, 4
+    FROM inferred_gateways
+    UNION ALL
+    SELECT address, 'instance', CAST(NULL AS VARCHAR), 'inferred', 0, 2
+    FROM inferred_instances
+),
+oriented AS (
+    SELECT
+        *,
+        CASE WHEN a_addr < b_addr OR (a_addr = b_addr AND a_port <= b_port) THEN 1 ELSE 0 END
+            AS fwd
+    FROM base
+),
+keyed AS (
+    SELECT
+        CASE WHEN fwd = 1 THEN a_addr ELSE b_addr END AS lo_addr,
+        CASE WHEN fwd = 1 THEN a_port ELSE b_port END AS lo_port,
+        CASE WHEN fwd = 1 THEN b_addr ELSE a_addr END AS hi_addr,
+        CASE WHEN fwd = 1 THEN b_port ELSE a_port END AS hi_port,
+        CASE WHEN fwd = 1 THEN a_private ELSE b_private END AS lo_private,
+        CASE WHEN fwd = 1 THEN b_private ELSE a_private END AS hi_private,
+        protocol,
+        fwd,
+        interface_id,
+        least(srcaddr, dstaddr) AS seen_lo,
+        greatest(srcaddr, dstaddr) AS seen_hi,
+        packets,
+        bytes,
+        start,
+        "end",
+        action,
+        tcp_flags,
+        source,
+        line
+    FROM oriented
+),
+ordered AS (
+    SELECT
+        *,
+        -- Records that start together may come in any order: only the first of them can open
+        -- a session (the others see its end), and the RANGE sum below counts them together.
+        max("end") OVER (
+            PARTITION BY lo_addr, lo_port, hi_addr, hi_port, protocol
+            ORDER BY start
+            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+        ) AS previous_end
+    FROM keyed
+),
+sessioned AS (
+    SELECT
+        *,
+        sum(CASE WHEN previous_end IS NULL OR start > previous_end + {idle} THEN 1 ELSE 0 END)
+            OVER (
+                PARTITION BY lo_addr, lo_port, hi_addr, hi_port, protocol
+                ORDER BY start
+                RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+            ) AS session
+    FROM ordered
+),
+sightings AS (
+    SELECT
+        lo_addr, lo_port, hi_addr, hi_port, protocol, session, lo_private, hi_private,
+        interface_id, seen_lo, seen_hi,
+        sum(CASE WHEN fwd = 1 THEN packets ELSE 0 END) AS fwd_packets,
+        sum(CASE WHEN fwd = 1 THEN bytes ELSE 0 END) AS fwd_bytes,
+        sum(CASE WHEN fwd = 0 THEN packets ELSE 0 END) AS rev_packets,
+        sum(CASE WHEN fwd = 0 THEN bytes ELSE 0 END) AS rev_bytes,
+        count(*) AS records,
+        min(start) AS first_seen,
+        max("end") AS last_seen,
+        min(CASE WHEN fwd = 1 THEN start END) AS fwd_start,
+        min(CASE WHEN fwd = 0 THEN start END) AS rev_start,
+        max(fwd) AS fwd_seen,
+        max(1 - fwd) AS rev_seen,
+        max(CASE WHEN fwd = 1 AND action = 'ACCEPT' THEN 1 ELSE 0 END) AS fwd_accept,
+        max(CASE WHEN fwd = 0 AND action = 'ACCEPT' THEN 1 ELSE 0 END) AS rev_accept,
+        max(CASE WHEN fwd = 1 AND action = 'REJECT' THEN 1 ELSE 0 END) AS fwd_reject,
+        max(CASE WHEN fwd = 0 AND action = 'REJECT' THEN 1 ELSE 0 END) AS rev_reject,
+        -- AWS ORs the flags of a capture window: SYN without ACK is 2 or 3 (SYN+FIN), SYN-ACK is
+        -- 18 or 19 (aws-facts section 1.4).
+        max(CASE WHEN fwd = 1 AND (tcp_flags & 18) = 2 THEN 1 ELSE 0 END) AS fwd_syn,
+        max(CASE WHEN fwd = 0 AND (tcp_flags & 18) = 2 THEN 1 ELSE 0 END) AS rev_syn,
+        max(CASE WHEN fwd = 1 AND (tcp_flags & 18) = 18 THEN 1 ELSE 0 END) AS fwd_synack,
+        max(CASE WHEN fwd = 0 AND (tcp_flags & 18) = 18 THEN 1 ELSE 0 END) AS rev_synack
+    FROM sessioned
+    GROUP BY
+        lo_addr, lo_port, hi_addr, hi_port, protocol, session, lo_private, hi_private,
+        interface_id, seen_lo, seen_hi
+),
+relays AS (
+    -- A sighting through a gateway's own address (the NAT gateway's private leg, with the real
+    -- peer in pkt-*): the connection crossed that gateway.
+    SELECT
+        s.*,
+        CASE
+            WHEN g1.gateway = 1 AND s.seen_lo <> s.lo_addr AND s.seen_lo <> s.hi_addr
+                THEN g1.nat_weight
+            WHEN g2.gateway = 1 AND s.seen_hi <> s.lo_addr AND s.seen_hi <> s.hi_addr
+                THEN g2.nat_weight
+            ELSE 0
+        END AS via_nat
+    FROM sightings AS s
+    LEFT JOIN hosts AS g1 ON g1.address = s.seen_lo
+    LEFT JOIN hosts AS g2 ON g2.address = s.seen_hi
+),
+convs AS (
+    SELECT
+        lo_addr, lo_port, hi_addr, hi_port, protocol, session, lo_private, hi_private,
+        -- Each sighting saw the same packets: count them once.
+        CAST(max(fwd_packets) AS BIGINT) AS fwd_packets,
+        CAST(max(fwd_bytes) AS BIGINT) AS fwd_bytes,
+        CAST(max(rev_packets) AS BIGINT) AS rev_packets,
+        CAST(max(rev_bytes) AS BIGINT) AS rev_bytes,
+        CAST(sum(records) AS BIGINT) AS records,
+        min(first_seen) AS first_seen,
+        max(last_seen) AS last_seen,
+        min(fwd_start) AS fwd_start,
+        min(rev_start) AS rev_start,
+        max(fwd_seen) AS fwd_seen,
+        max(rev_seen) AS rev_seen,
+        max(fwd_accept) AS fwd_accept,
+        max(rev_accept) AS rev_accept,
+        max(fwd_reject) AS fwd_reject,
+        max(rev_reject) AS rev_reject,
+        max(fwd_syn) AS fwd_syn,
+        max(rev_syn) AS rev_syn,
+        max(fwd_synack) AS fwd_synack,
+        max(rev_synack) AS rev_synack,
+        max(via_nat) AS via_nat,
+        array_sort(array_agg(DISTINCT interface_id) FILTER (WHERE interface_id IS NOT NULL))
+            AS interfaces
+    FROM relays
+    GROUP BY lo_addr, lo_port, hi_addr, hi_port, protocol, session, lo_private, hi_private
+),
+endpoint_peers AS (
+    SELECT address, port, protocol, count(DISTINCT peer) AS peers
+    FROM (
+        SELECT lo_addr AS address, lo_port AS port, protocol, hi_addr AS peer FROM convs
+        UNION ALL
+        SELECT hi_addr AS address, hi_port AS port, protocol, lo_addr AS peer FROM convs
+    ) AS e
+    WHERE protocol IN (6, 17)
+    GROUP BY address, port, protocol
+),
+described AS (
+    SELECT
+        c.*,
+        coalesce(h1.gateway, 0) AS lo_gateway,
+        coalesce(h2.gateway, 0) AS hi_gateway,
+        coalesce(h1.nat_weight, 0) AS lo_nat_weight,
+        coalesce(h2.nat_weight, 0) AS hi_nat_weight,
+        coalesce(h1.role, CASE WHEN c.lo_private = 1 THEN 'private' ELSE 'internet' END)
+            AS lo_role,
+        coalesce(h2.role, CASE WHEN c.hi_private = 1 THEN 'private' ELSE 'internet' END)
+            AS hi_role,
+        h1.resource_id AS lo_resource,
+        h1.origin AS lo_origin,
+        h2.origin AS hi_origin,
+        h2.resource_id AS hi_resource,
+        coalesce(p1.peers, 0) AS lo_peers,
+        coalesce(p2.peers, 0) AS hi_peers
+    FROM convs AS c
+    LEFT JOIN hosts AS h1 ON h1.address = c.lo_addr
+    LEFT JOIN hosts AS h2 ON h2.address = c.hi_addr
+    LEFT JOIN endpoint_peers AS p1
+        ON p1.address = c.lo_addr AND p1.port = c.lo_port AND p1.protocol = c.protocol
+    LEFT JOIN endpoint_peers AS p2
+        ON p2.address = c.hi_addr AND p2.port = c.hi_port AND p2.protocol = c.protocol
+),
+ranked AS (
+    -- How much a port looks like a server's: 3 well-known, 2 a listed service, 1 other,
+    -- 0 ephemeral (Linux 32768-60999, Windows 49152-65535; a NAT gateway's translated port
+    -- toward the internet, 1024-65535). NULL where ports mean nothing (ICMP).
+    SELECT
+        *,
+        {lo_rank} AS lo_rank,
+        {hi_rank} AS hi_rank
+    FROM described
+),
+scored AS (
+    SELECT
+        *,
+        CASE
+            WHEN protocol <> 6 THEN 0
+            WHEN fwd_syn = 1 AND rev_syn = 0 THEN 4
+            WHEN rev_syn = 1 AND fwd_syn = 0 THEN -4
+            ELSE 0
+        END AS s_syn,
+        CASE
+            WHEN protocol <> 6 THEN 0
+            WHEN rev_synack = 1 AND fwd_synack = 0 THEN 2 + 2 * fwd_syn * (1 - rev_syn)
+            WHEN fwd_synack = 1 AND rev_synack = 0 THEN -2 - 2 * rev_syn * (1 - fwd_syn)
+            ELSE 0
+        END AS s_synack,
+        CASE
+            WHEN lo_gateway = 1 AND hi_private = 0 AND fwd_seen = 1 THEN lo_nat_weight
+            WHEN hi_gateway = 1 AND lo_private = 0 AND rev_seen = 1 THEN -hi_nat_weight
+            -- a NAT gateway never opens connections to the instances behind it
+            WHEN lo_gateway = 1 AND hi_gateway = 0 AND hi_private = 1 AND lo_nat_weight > 0
+                THEN -lo_nat_weight
+            WHEN hi_gateway = 1 AND lo_gateway = 0 AND lo_private = 1 AND hi_nat_weight > 0
+                THEN hi_nat_weight
+            WHEN lo_gateway = 0 AND hi_gateway = 0 AND lo_private = 1 AND hi_private = 0
+                AND greatest(via_nat, lo_nat_weight) > 0 THEN greatest(via_nat, lo_nat_weight)
+            WHEN lo_gateway = 0 AND hi_gateway = 0 AND hi_private = 1 AND lo_private = 0
+                AND greatest(via_nat, hi_nat_weight) > 0 THEN -greatest(via_nat, hi_nat_weight)
+            ELSE 0
+        END AS s_nat,
+        CASE
+            WHEN hi_gateway = 1 AND lo_private = 0 AND fwd_seen = 1 AND rev_seen = 0 THEN 4
+            WHEN lo_gateway = 1 AND hi_private = 0 AND rev_seen = 1 AND fwd_seen = 0 THEN -4
+            ELSE 0
+        END AS s_unsolicited,
+        CASE
+            WHEN fwd_seen = 1 AND rev_seen = 0 AND fwd_reject = 1 AND fwd_accept = 0 THEN 2
+            WHEN rev_seen = 1 AND fwd_seen = 0 AND rev_reject = 1 AND rev_accept = 0 THEN -2
+            ELSE 0
+        END AS s_reject,
+        CASE
+            WHEN fwd_seen = 1 AND rev_seen = 0 THEN 1
+            WHEN rev_seen = 1 AND fwd_seen = 0 THEN -1
+            ELSE 0
+        END AS s_oneway,
+        CASE
+            WHEN lo_rank IS NULL OR hi_rank IS NULL THEN 0
+            WHEN hi_rank - lo_rank >= 2 THEN 2
+            WHEN hi_rank - lo_rank = 1 THEN 1
+            WHEN lo_rank - hi_rank >= 2 THEN -2
+            WHEN lo_rank - hi_rank = 1 THEN -1
+            ELSE 0
+        END AS s_port,
+        CASE
+            WHEN protocol NOT IN (6, 17) THEN 0
+            WHEN hi_peers >= {fan_in} AND lo_peers = 1 THEN 1
+            WHEN lo_peers >= {fan_in} AND hi_peers = 1 THEN -1
+            ELSE 0
+        END AS s_fanin,
+        CASE
+            WHEN protocol NOT IN (6, 17) OR fwd_start IS NULL OR rev_start IS NULL THEN 0
+            WHEN fwd_start < rev_start THEN 1
+            WHEN rev_start < fwd_start THEN -1
+            ELSE 0
+        END AS s_start
+    FROM ranked
+),
+totals AS (
+    SELECT
+        *,
+        s_syn + s_synack + s_nat + s_unsolicited + s_reject + s_oneway + s_port + s_fanin
+            + s_start AS score
+    FROM scored
+),
+decided AS (
+    SELECT
+        *,
+        -- The client: the side the evidence points to; with none, the side seen first.
+        CASE
+            WHEN score > 0 THEN 1
+            WHEN score < 0 THEN 0
+            WHEN fwd_start IS NULL THEN 0
+            WHEN rev_start IS NULL THEN 1
+            WHEN rev_start < fwd_start THEN 0
+            ELSE 1
+        END AS lo_is_client,
+        CASE
+            -- ICMP records carry no ports: one conversation can hold several exchanges, opened
+            -- from either side, so natlens says no more than medium about it.
+            WHEN protocol NOT IN (6, 17) AND abs(score) >= 2 THEN 'medium'
+            WHEN abs(score) >= 8 THEN 'certain'
+            WHEN abs(score) >= 4 THEN 'high'
+            WHEN abs(score) >= 2 THEN 'medium'
+            WHEN abs(score) >= 1 THEN 'low'
+            ELSE 'unknown'
+        END AS confidence,
+        CASE WHEN score > 0 THEN 1 WHEN score < 0 THEN -1 ELSE 0 END AS side
+    FROM totals
+),
+explained AS (
+    SELECT
+        *,
+        concat_ws(
+            ',',
+            CASE WHEN side <> 0 AND s_syn * side > 0 THEN 'tcp-syn' END,
+            CASE WHEN side <> 0 AND s_synack * side > 0 THEN 'tcp-synack' END,
+            CASE WHEN side <> 0 AND s_nat * side > 0 THEN 'nat-return-only' END,
+            CASE WHEN side <> 0 AND s_unsolicited * side > 0 THEN 'nat-unsolicited' END,
+            CASE WHEN side <> 0 AND s_reject * side > 0 THEN 'reject-side' END,
+            CASE WHEN side <> 0 AND s_oneway * side > 0 THEN 'one-way' END,
+            CASE
+                WHEN side <> 0 AND s_port * side > 0
+                    AND (CASE WHEN side > 0 THEN hi_rank ELSE lo_rank END) >= 2
+                    THEN 'service-port'
+            END,
+            CASE
+                WHEN side <> 0 AND s_port * side > 0
+                    AND (CASE WHEN side > 0 THEN lo_rank ELSE hi_rank END) = 0
+                    THEN 'ephemeral-port'
+            END,
+            CASE WHEN side <> 0 AND s_fanin * side > 0 THEN 'fan-in' END,
+            CASE WHEN side <> 0 AND s_start * side > 0 THEN 'earlier-start' END,
+            CASE WHEN side = 0 THEN 'no-evidence' END
+        ) AS evidence_text,
+        concat_ws(
+            ',',
+            CASE WHEN s_syn * side < 0 OR (side = 0 AND s_syn <> 0) THEN 'tcp-syn' END,
+            CASE WHEN s_synack * side < 0 OR (side = 0 AND s_synack <> 0) THEN 'tcp-synack' END,
+            CASE WHEN s_nat * side < 0 OR (side = 0 AND s_nat <> 0) THEN 'nat-return-only' END,
+            CASE
+                WHEN s_unsolicited * side < 0 OR (side = 0 AND s_unsolicited <> 0)
+                    THEN 'nat-unsolicited'
+            END,
+            CASE WHEN s_reject * side < 0 OR (side = 0 AND s_reject <> 0) THEN 'reject-side' END,
+            CASE WHEN s_oneway * side < 0 OR (side = 0 AND s_oneway <> 0) THEN 'one-way' END,
+            CASE WHEN s_port * side < 0 OR (side = 0 AND s_port <> 0) THEN 'service-port' END,
+            CASE WHEN s_fanin * side < 0 OR (side = 0 AND s_fanin <> 0) THEN 'fan-in' END,
+            CASE WHEN s_start * side < 0 OR (side = 0 AND s_start <> 0) THEN 'earlier-start' END
+        ) AS against_text
+    FROM decided
+)

@@ -1,0 +1,254 @@
+"""One address, explained for a person: the verdict in a sentence, its conversations and their
+evidence, the records that show it, and the CloudWatch Logs Insights queries that confirm it in
+the user's own account."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from natlens.analyses.conversations import (
+    PRIVATE_V4,
+    ConversationOptions,
+    _check_ip,
+    conversations_sql,
+    split_codes,
+)
+from natlens.analyses.inbound import inbound_sql, recommendation
+from natlens.analyses.records import default_columns
+from natlens.case import Case
+from natlens.engine import Engine
+
+CONVERSATION_COLUMNS = (
+    "client_addr", "client_port", "server_addr", "server_port", "protocol", "first_seen",
+    "packets_to_server", "packets_to_client", "actions", "confidence", "evidence", "against",
+)  # fmt: skip
+RECORD_COLUMNS = (
+    "interface_id", "srcaddr", "srcport", "dstaddr", "dstport", "pkt_srcaddr", "pkt_dstaddr",
+    "protocol", "tcp_flags", "packets", "start", "action",
+)  # fmt: skip
+LIMIT = 15
+
+
+@dataclass
+class Explanation:
+    address: str
+    verdict: str | None
+    sentence: str
+    recommendation: str | None
+    conversations: pa.Table
+    conversation_count: int
+    records: pa.Table
+    queries: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "verdict": self.verdict,
+            "sentence": self.sentence,
+            "recommendation": self.recommendation,
+            "conversation_count": self.conversation_count,
+            "conversations": self.conversations.to_pylist(),
+            "records": self.records.to_pylist(),
+            "queries": [{"purpose": p, "query": q} for p, q in self.queries],
+            "notes": self.notes,
+        }
+
+
+def explain(
+    engine: Engine, case: Case, address: str, options: ConversationOptions | None = None
+) -> Explanation:
+    _check_ip(address)
+    base = options or ConversationOptions()
+    options = ConversationOptions(
+        context=base.context, since=base.since, until=base.until, ip=address
+    )
+    engine.register_case(case)
+    verdicts = engine.query(inbound_sql(options)).to_pylist()
+    row = verdicts[0] if verdicts else None
+    convs = _telling_first(split_codes(engine.query(conversations_sql(options))), address)
+    present = set(default_columns(case))
+    records = _key_records(engine, convs, present)
+    cidrs = base.context.vpc_cidrs() if base.context else []
+    notes = []
+    if not cidrs:
+        cidrs = _private_blocks(convs, address)
+        notes.append(
+            "No VPC CIDR is known (no --context): the queries use the private block(s) "
+            f"{', '.join(cidrs)}; put your VPC's CIDR there."
+        )
+    if row is not None:
+        row["evidence"] = [c for c in (row.get("evidence") or "").split(",") if c]
+        advice = recommendation(row, base.context)
+        if row.get("roles_from") == "inferred":
+            notes.append(
+                "Which addresses are NAT gateways and instances was inferred from the logs; "
+                "--context DIR with the VPC's describe-* JSON makes it certain."
+            )
+    else:
+        advice = None
+    return Explanation(
+        address=address,
+        verdict=row["verdict"] if row else None,
+        sentence=_sentence(address, row, convs.num_rows),
+        recommendation=advice,
+        conversations=convs.select(list(CONVERSATION_COLUMNS)).slice(0, LIMIT),
+        conversation_count=convs.num_rows,
+        records=records,
+        queries=insights_queries(address, cidrs, "tcp_flags" in present),
+        notes=notes,
+    )
+
+
+def _telling_first(convs: pa.Table, address: str) -> pa.Table:
+    """The conversations the address opened first (the unsolicited or exposed ones tell more
+    than the hundredth reply), then the others; each group in time order."""
+    if convs.num_rows == 0:
+        return convs
+    opened = [0 if c == address else 1 for c in convs["client_addr"].to_pylist()]
+    order = sorted(range(convs.num_rows), key=lambda i: (opened[i], i))
+    return convs.take(pa.array(order, pa.int64()))
+
+
+def _key_records(engine: Engine, convs: pa.Table, present: set[str]) -> pa.Table:
+    """Every record of the first three conversations shown: one connection as each interface
+    saw it."""
+    columns = [c for c in RECORD_COLUMNS if c in present]
+    conditions = []
+    for row in convs.slice(0, 3).to_pylist():
+        ends = []
+        for a, pa_, b, pb in (
+            (row["client_addr"], row["client_port"], row["server_addr"], row["server_port"]),
+            (row["server_addr"], row["server_port"], row["client_addr"], row["client_port"]),
+        ):
+            src = "coalesce(pkt_srcaddr, srcaddr)" if "pkt_srcaddr" in present else "srcaddr"
+            dst = "coalesce(pkt_dstaddr, dstaddr)" if "pkt_dstaddr" in present else "dstaddr"
+            ends.append(
+                f"({src} = '{a}' AND coalesce(srcport, 0) = {pa_} AND {dst} = '{b}' "
+                f"AND coalesce(dstport, 0) = {pb})"
+            )
+        conditions.append(
+            f"(protocol = {row['protocol']} AND start <= {row['last_seen']} "
+            f'AND "end" >= {row["first_seen"]} AND ({" OR ".join(ends)}))'
+        )
+    where = " OR ".join(conditions) or "1 = 0"
+    return engine.query(
+        f"SELECT {', '.join(columns)} FROM flows WHERE {where} "
+        f"ORDER BY start, interface_id, srcaddr, dstaddr, srcport, dstport LIMIT {3 * LIMIT}"
+    )
+
+
+def _when(epoch: int | None) -> str:
+    if epoch is None:
+        return "?"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _sentence(address: str, row: dict[str, Any] | None, conversations: int) -> str:
+    if row is None:
+        if conversations == 0:
+            return f"{address} appears in no conversation of this case."
+        return (
+            f"{address} sent no ACCEPT records into the VPC from the internet: "
+            f"{conversations} conversation(s) name it."
+        )
+    span = f"between {_when(row['first_seen'])} and {_when(row['last_seen'])}"
+    gateways = ", ".join(row["gateways"] or []) or "a NAT gateway"
+    instances = ", ".join(row["instances"] or [])
+    verdict = row["verdict"]
+    if verdict == "unsolicited":
+        return (
+            f"{address} sent unsolicited packets ({row['unsolicited']} conversation(s), {span}) "
+            f"that reached only {gateways}: they are logged ACCEPT, but the NAT gateway dropped "
+            "them and no instance answered or was reached."
+        )
+    if verdict == "response":
+        who = instances or f"instances behind {gateways}"
+        return (
+            f"{address} only answered: its {row['response']} conversation(s) into the VPC "
+            f"({span}) are replies to connections opened by {who}."
+        )
+    if verdict == "mixed":
+        return (
+            f"{address} both answered connections opened by {instances or 'instances'} "
+            f"({row['response']} conversation(s)) and sent unsolicited packets to {gateways} "
+            f"({row['unsolicited']}), {span}; the NAT gateway dropped the unsolicited ones."
+        )
+    if verdict == "exposed":
+        return (
+            f"{address} opened connections from the internet to "
+            f"{', '.join(row['exposed_on'] or [])} ({row['exposed']} conversation(s), {span}): "
+            "a real exposure, not a NAT gateway."
+        )
+    return (
+        f"natlens cannot tell who started {address}'s {row['undetermined']} conversation(s) "
+        f"into the VPC ({span}): the records carry no ports or flags that decide it."
+    )
+
+
+def _private_blocks(convs: pa.Table, address: str) -> list[str]:
+    blocks: list[str] = []
+    networks = [ipaddress.ip_network(c) for c in PRIVATE_V4[:4]]
+    for name in ("client_addr", "server_addr"):
+        for value in convs[name].to_pylist() if convs.num_rows else []:
+            if value == address:
+                continue
+            try:
+                ip = ipaddress.ip_address(value)
+            except ValueError:
+                continue
+            for network in networks:
+                if ip in network and str(network) not in blocks:
+                    blocks.append(str(network))
+    return blocks or ["10.0.0.0/8"]
+
+
+def insights_queries(address: str, cidrs: list[str], flags: bool) -> list[tuple[str, str]]:
+    """Logs Insights queries over the log group that holds the NAT gateway's and the instances'
+    flow logs. ``isIpv4InSubnet`` on the VPC's CIDRs, never ``like '10.0'``: a substring also
+    matches 110.0.x.x (aws-facts section 5.1)."""
+    quoted = address.replace("'", "")
+
+    def inside(field_name: str) -> str:
+        tests = " or ".join(f"isIpv4InSubnet({field_name}, '{c}')" for c in cidrs if ":" not in c)
+        return f"({tests})" if " or " in tests else tests
+
+    queries = [
+        (
+            f"Where {address}'s packets went inside the VPC. Only NAT gateway private IPs means "
+            "they were unsolicited; instance IPs mean replies reached them (or an exposure).",
+            f"filter srcAddr = '{quoted}' and {inside('dstAddr')}\n"
+            "| stats count(*) as records, sum(packets) as packetsIn, sum(bytes) as bytesIn"
+            " by dstAddr, dstPort, action\n"
+            "| sort records desc\n"
+            "| limit 50",
+        ),
+        (
+            f"What inside the VPC sent to {address}. No rows: nothing went out to it, so what "
+            "came in was unsolicited.",
+            f"filter dstAddr = '{quoted}' and {inside('srcAddr')}\n"
+            "| stats count(*) as records, sum(bytes) as bytesOut, earliest(@timestamp) as first"
+            " by srcAddr, srcPort, dstPort\n"
+            "| sort records desc\n"
+            "| limit 50",
+        ),
+    ]
+    if flags:
+        queries.append(
+            (
+                "Who opened the TCP connections: tcp-flags 2 or 3 (SYN) on the opener's records, "
+                "18 or 19 (SYN-ACK) on the answerer's. Custom-format fields are discovered in "
+                "camelCase (tcpFlags).",
+                f"filter srcAddr = '{quoted}' or dstAddr = '{quoted}'\n"
+                "| filter protocol = 6 and tcpFlags in [2, 3, 18, 19]\n"
+                "| stats count(*) as records by srcAddr, srcPort, dstAddr, dstPort, tcpFlags\n"
+                "| sort records desc\n"
+                "| limit 50",
+            )
+        )
+    return queries

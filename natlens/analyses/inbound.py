@@ -1,0 +1,127 @@
+"""The verdict on inbound internet traffic, per address (DESIGN.md, problem 1).
+
+The verdicts come from the conversations: an internet address whose ACCEPT records only ever
+went to NAT gateway addresses, unanswered, sent unsolicited packets the NAT gateway dropped; one
+that only answered connections instances opened sent responses. The recommendation (a network
+ACL rule, or which instance is reachable) is added here, from the verdict and the context.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from natlens.analyses import load_sql
+from natlens.analyses.conversations import (
+    ConversationOptions,
+    _check_ip,
+    conversation_ctes,
+    empty_lists,
+)
+from natlens.case import Case
+from natlens.engine import Engine
+from natlens.formats.describe_json import Context
+from natlens.schema import EVIDENCE
+
+# AWS: a NAT gateway uses ports 1024-65535, so the replies to instances' connections arrive on
+# them; a network ACL on its subnet can deny everything below 1024 without breaking a reply.
+NAT_PORTS_FIRST = 1024
+
+
+def inbound_sql(options: ConversationOptions | None = None, in_case: bool = True) -> str:
+    options = options or ConversationOptions()
+    codes = [c for c in EVIDENCE if c != "no-evidence"]
+    flags = ",\n        ".join(
+        f"max(CASE WHEN concat(',', evidence_text, ',') LIKE '%,{code},%' THEN 1 ELSE 0 END)"
+        f" AS ev_{k}"
+        for k, code in enumerate(codes)
+    )
+    names = ", ".join(f"CASE WHEN ev_{k} = 1 THEN '{code}' END" for k, code in enumerate(codes))
+    where = ""
+    if options.ip:
+        _check_ip(options.ip)
+        where = f"WHERE address = '{options.ip}'\n"
+    return conversation_ctes(options, in_case) + load_sql("inbound").format(
+        evidence_flags=flags, evidence_codes=names, where=where
+    )
+
+
+def inbound(engine: Engine, case: Case, options: ConversationOptions | None = None) -> pa.Table:
+    options = options or ConversationOptions()
+    engine.register_case(case)
+    table = empty_lists(engine.query(inbound_sql(options)))
+    evidence = [[c for c in (text or "").split(",") if c] for text in table["evidence"].to_pylist()]
+    table = table.set_column(
+        table.column_names.index("evidence"), "evidence", pa.array(evidence, pa.list_(pa.string()))
+    )
+    advice = [recommendation(row, options.context) for row in table.to_pylist()]
+    return table.append_column("recommendation", pa.array(advice, pa.string()))
+
+
+def recommendation(row: dict[str, Any], context: Context | None) -> str:
+    verdict = row["verdict"]
+    address = row["address"]
+    if verdict == "exposed":
+        where = ", ".join(row["exposed_on"] or [])
+        return (
+            f"{address} opened connections to {where}, which is reachable from the internet: "
+            "if it should not be, remove the security group rule or the public IP that admits it"
+        )
+    if verdict in ("unsolicited", "mixed"):
+        ports = row["probed_ports"] or []
+        low = [p for p in ports if p < NAT_PORTS_FIRST]
+        high = [p for p in ports if p >= NAT_PORTS_FIRST]
+        subnets = _nat_subnets(row["gateways"] or [], context)
+        on = (
+            f"the NAT gateway subnet(s) {', '.join(subnets)}"
+            if subnets
+            else ("the NAT gateway's subnet")
+        )
+        parts = [
+            "The NAT gateway dropped these packets; it never accepts connections from the "
+            f"internet. They are logged ACCEPT because the network ACL of {on} admits them."
+        ]
+        if low:
+            parts.append(
+                "A network ACL rule there that denies inbound ports 0-1023 (here: "
+                f"{_ports(low)}) stops them being logged ACCEPT without touching replies."
+            )
+        if high:
+            parts.append(
+                f"Ports {_ports(high)} are inside 1024-65535, where the NAT gateway receives the "
+                f"replies to your instances' connections: deny only {address}/32 there"
+                + (
+                    ", which would also drop its replies (it is mixed)"
+                    if verdict == "mixed"
+                    else ""
+                )
+                + ", never the range for everyone."
+            )
+        return " ".join(parts)
+    if verdict == "response":
+        who = ", ".join(row["instances"] or []) or "instances behind " + ", ".join(
+            row["gateways"] or ["a NAT gateway"]
+        )
+        return f"Replies to connections opened by {who}: nothing to do."
+    return (
+        "The logs do not say who started these conversations: give --context with the VPC's "
+        "describe-* JSON, or log tcp-flags and pkt-srcaddr/pkt-dstaddr (version 3+ fields)."
+    )
+
+
+def _ports(ports: list[int]) -> str:
+    shown = ", ".join(map(str, ports[:12]))
+    return shown + (f" and {len(ports) - 12} more" if len(ports) > 12 else "")
+
+
+def _nat_subnets(gateways: list[str], context: Context | None) -> list[str]:
+    if context is None:
+        return []
+    subnets = []
+    for nat in context.nat_gateway_addresses():
+        if nat["nat_gateway_id"] in gateways or nat["private_ip"] in gateways:
+            subnet = nat.get("subnet_id")
+            if subnet and subnet not in subnets:
+                subnets.append(subnet)
+    return subnets
