@@ -57,6 +57,10 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("engine")
     group.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb")
     group.add_argument("--spark-master", metavar="URL", help="Spark master URL (default: local[2])")
+    group.add_argument(
+        "--memory-limit", metavar="SIZE", help="DuckDB: the most memory to use before spilling "
+        "to disk, e.g. 2GB (default: DuckDB's, 80%% of RAM)",
+    )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,7 +251,10 @@ def cmd_records(args: argparse.Namespace) -> int:
     from natlens.render import render
     from natlens.schema import FLOWS_SCHEMA
 
-    with _case_from_inputs(args) as case, open_engine(args.engine, args.spark_master) as engine:
+    with (
+        _case_from_inputs(args) as case,
+        open_engine(args.engine, args.spark_master, args.memory_limit) as engine,
+    ):
         if args.all_columns:
             columns = list(FLOWS_SCHEMA.names)
         elif args.columns:
@@ -299,7 +306,10 @@ def _run_analysis(args: argparse.Namespace, analysis: Any) -> Any:
     from natlens.engine import open_engine
 
     options = _conversation_options(args)
-    with _case_from_inputs(args) as case, open_engine(args.engine, args.spark_master) as engine:
+    with (
+        _case_from_inputs(args) as case,
+        open_engine(args.engine, args.spark_master, args.memory_limit) as engine,
+    ):
         return analysis(engine, case, options)
 
 

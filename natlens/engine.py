@@ -98,6 +98,14 @@ class Engine(ABC):
     @abstractmethod
     def query(self, sql: str) -> pa.Table: ...
 
+    @abstractmethod
+    def write_parquet(self, sql: str, directory: Path) -> None:
+        """Run ``sql`` and write its rows as Parquet files into ``directory``."""
+
+    @abstractmethod
+    def register_parquet(self, name: str, directory: Path) -> None:
+        """Make the Parquet files in ``directory`` a table called ``name``."""
+
     def close(self) -> None:  # noqa: B027 - optional for engines that hold nothing
         pass
 
@@ -139,8 +147,21 @@ class DuckDBEngine(Engine):
     ) -> None:
         self.con = duckdb.connect()
         self.con.execute("SET TimeZone = 'UTC'")
+        self.con.execute("SET enable_progress_bar = false")
+        self._spill: tempfile.TemporaryDirectory[str] | None = None
         if memory_limit:
-            self.con.execute(f"SET memory_limit = '{memory_limit}'")
+            try:
+                self.con.execute(f"SET memory_limit = '{memory_limit}'")
+            except duckdb.Error:
+                raise UsageError(
+                    f"--memory-limit {memory_limit!r} is not a size", hint="e.g. 2GB or 500MB"
+                ) from None
+            # Past the limit, DuckDB spills sorts, joins and aggregates to disk.
+            if not temp_directory:
+                self._spill = tempfile.TemporaryDirectory(prefix="natlens-spill-")
+                temp_directory = self._spill.name
+            # Keeping input order costs memory the analyses do not need.
+            self.con.execute("SET preserve_insertion_order = false")
         if temp_directory:
             self.con.execute(f"SET temp_directory = '{temp_directory}'")
         if threads:
@@ -160,9 +181,19 @@ class DuckDBEngine(Engine):
     def query(self, sql: str) -> pa.Table:
         return self.con.execute(sql).to_arrow_table()
 
+    def write_parquet(self, sql: str, directory: Path) -> None:
+        target = str(directory / "part-0.parquet").replace("'", "''")
+        self.con.execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+
+    def register_parquet(self, name: str, directory: Path) -> None:
+        files = str(directory / "*.parquet").replace("'", "''")
+        self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet('{files}')")
+
     def close(self) -> None:
         self.con.close()
         self._empty.cleanup()
+        if self._spill is not None:
+            self._spill.cleanup()
 
 
 _SPARK_SESSIONS: dict[str, Any] = {}
@@ -229,6 +260,12 @@ class SparkEngine(Engine):
             )
         )
 
+    def write_parquet(self, sql: str, directory: Path) -> None:
+        self.spark.sql(translate(sql, "spark")).write.mode("overwrite").parquet(str(directory))
+
+    def register_parquet(self, name: str, directory: Path) -> None:
+        self.spark.read.parquet(str(directory)).createOrReplaceTempView(name)
+
     def close(self) -> None:
         self._empty.cleanup()
 
@@ -241,9 +278,11 @@ def _small(dtype: pa.DataType) -> pa.DataType:
     return dtype
 
 
-def open_engine(name: str = "duckdb", spark_master: str | None = None, **options: Any) -> Engine:
+def open_engine(
+    name: str = "duckdb", spark_master: str | None = None, memory_limit: str | None = None
+) -> Engine:
     if name == "duckdb":
-        return DuckDBEngine(**options)
+        return DuckDBEngine(memory_limit=memory_limit)
     if name == "spark":
         return SparkEngine(spark_master or "local[2]")
     raise UsageError(f"unknown engine {name!r}", hint=f"use one of {ENGINES}")

@@ -361,3 +361,25 @@ def test_cli_bad_context_is_reported(natlens, tmp_path: Path) -> None:
     empty.mkdir()
     run = natlens("inbound", AWS_EXAMPLES / "tcp-flags.log", "--context", empty)
     assert run.code == 2 and "no describe-* JSON" in run.err
+
+
+def test_case_keeps_one_derived_copy_per_state(tmp_path: Path) -> None:
+    """conversations, inbound and explain pair the records once per case state and options."""
+    import shutil
+
+    case = _aws_case("tcp-flags")
+    first = rows(case)
+    derived = sorted((case.path / "derived").iterdir())
+    assert len(derived) == 1 and (derived[0] / "_complete").exists()
+    assert verdicts(case) == verdicts(case)  # from the same copy
+    assert sorted((case.path / "derived").iterdir()) == derived
+    context = ConversationOptions(since=1566848875, until=1566849000)
+    assert len(rows(case, context)) == 2  # other options: another copy, the old one removed
+    assert sorted((case.path / "derived").iterdir()) != derived
+    ingest([str(AWS_EXAMPLES / "accepted-rejected.log")], str(case.path), IngestOptions())
+    grown = Case.open(case.path)
+    assert len(rows(grown)) == len(first) + 2
+    # a case that cannot hold a derived copy is analysed all the same
+    shutil.rmtree(case.path / "derived")
+    (case.path / "derived").write_text("not a directory")
+    assert len(rows(Case.open(case.path))) == len(first) + 2

@@ -138,9 +138,13 @@ def external_table_prelude() -> str:
     )
 
 
-def conversation_ctes(options: ConversationOptions, in_case: bool = True) -> str:
+def conversation_ctes(
+    options: ConversationOptions, in_case: bool = True, provenance: bool = False
+) -> str:
     """The CTEs every conversation-based analysis starts from, ending with ``explained``.
-    ``in_case=False``: read an existing flow-log table with AWS's columns only (Athena's)."""
+    ``in_case=False``: read an existing flow-log table with AWS's columns only (Athena's).
+    ``provenance``: carry each record's source and line (only to map records to conversations:
+    the long paths weigh on the sort that splits sessions)."""
     cidrs = list(options.extra_cidrs)
     if options.context:
         cidrs += options.context.vpc_cidrs()
@@ -162,6 +166,7 @@ def conversation_ctes(options: ConversationOptions, in_case: bool = True) -> str
         fan_in=FAN_IN,
         lo_rank=_rank("lo", "hi"),
         hi_rank=_rank("hi", "lo"),
+        provenance=",\n        source,\n        line" if provenance else "",
     )
     if not in_case:
         sql = sql.replace(
@@ -204,7 +209,24 @@ SELECT_COLUMNS = {
 ORDER = "first_seen, client_addr, client_port, server_addr, server_port, protocol"
 
 
-def conversations_sql(options: ConversationOptions | None = None, in_case: bool = True) -> str:
+def explained_from(engine: Engine, case: Case, options: ConversationOptions) -> str:
+    """The head of a query that provides ``explained``: the case's derived copy, made once per
+    case and options (``cache.py``), or the whole computation when the case cannot keep it."""
+    from natlens.analyses.cache import derived_table
+
+    ctes = conversation_ctes(options)
+    if derived_table(engine, case, FACTS, ctes + "SELECT * FROM explained\n"):
+        return f"WITH explained AS (SELECT * FROM {FACTS})\n"
+    return ctes
+
+
+FACTS = "conversation_facts"
+
+
+def conversations_sql(
+    options: ConversationOptions | None = None, in_case: bool = True, head: str | None = None
+) -> str:
+    """``head``: what provides ``explained`` (default: the whole computation)."""
     options = options or ConversationOptions()
     where = []
     if options.ip:
@@ -215,7 +237,9 @@ def conversations_sql(options: ConversationOptions | None = None, in_case: bool 
             raise UsageError("--port must be 0-65535")
         where.append(f"(lo_port = {options.port} OR hi_port = {options.port})")
     columns = ",\n    ".join(f"{expr} AS {name}" for name, expr in SELECT_COLUMNS.items())
-    sql = conversation_ctes(options, in_case) + f"SELECT\n    {columns}\nFROM explained\n"
+    if head is None:
+        head = conversation_ctes(options, in_case)
+    sql = head + f"SELECT\n    {columns}\nFROM explained\n"
     if where:
         sql += "WHERE " + " AND ".join(where) + "\n"
     return sql + f"ORDER BY {ORDER}\n"
@@ -225,7 +249,7 @@ def record_initiators_sql(options: ConversationOptions | None = None) -> str:
     """Per flow record (source, line): whether natlens says its sender started the connection
     (``src``) or answered (``dst``), with the conversation's confidence. For accuracy checks."""
     options = options or ConversationOptions()
-    return conversation_ctes(options) + (
+    return conversation_ctes(options, provenance=True) + (
         "SELECT s.source, s.line,\n"
         "    CASE WHEN s.fwd = e.lo_is_client THEN 'src' ELSE 'dst' END AS initiator,\n"
         "    e.confidence, e.evidence_text AS evidence, e.protocol,\n"
@@ -251,8 +275,9 @@ def empty_lists(table: pa.Table) -> pa.Table:
     collect_list an empty list. Results carry the empty list."""
     for k, column in enumerate(table.schema):
         if pa.types.is_list(column.type) and table.column(k).null_count:
-            values = [v if v is not None else [] for v in table.column(k).to_pylist()]
-            table = table.set_column(k, column.name, pa.array(values, column.type))
+            empty = pa.scalar([], type=column.type)
+            filled = pc.if_else(pc.is_null(table.column(k)), empty, table.column(k))
+            table = table.set_column(k, column.name, filled)
     return table
 
 
@@ -262,10 +287,10 @@ def split_codes(table: pa.Table, columns: tuple[str, ...] = ("evidence", "agains
         if name not in table.column_names:
             continue
         text = table[name]
-        parts = pc.split_pattern(pc.fill_null(text, ""), ",")
-        lists = pa.array(
-            [[c for c in row if c] for row in parts.to_pylist()], pa.list_(pa.string())
-        )
+        # '' (no code) becomes NULL, then an empty list; others split on commas.
+        blank = pc.or_kleene(pc.is_null(text), pc.equal(text, ""))
+        parts = pc.split_pattern(pc.if_else(blank, pa.scalar(None, pa.string()), text), ",")
+        lists = pc.if_else(pc.is_null(parts), pa.scalar([], pa.list_(pa.string())), parts)
         table = table.set_column(table.column_names.index(name), name, lists)
     return table
 
@@ -273,5 +298,7 @@ def split_codes(table: pa.Table, columns: tuple[str, ...] = ("evidence", "agains
 def conversations(
     engine: Engine, case: Case, options: ConversationOptions | None = None
 ) -> pa.Table:
+    options = options or ConversationOptions()
     engine.register_case(case)
-    return split_codes(empty_lists(engine.query(conversations_sql(options))))
+    head = explained_from(engine, case, options)
+    return split_codes(empty_lists(engine.query(conversations_sql(options, head=head))))

@@ -37,9 +37,7 @@ base AS (
         {src_private} AS src_private,
         {dst_private} AS dst_private,
         {a_private} AS a_private,
-        {b_private} AS b_private,
-        source,
-        line
+        {b_private} AS b_private{provenance}
     FROM flows
     WHERE srcaddr IS NOT NULL AND dstaddr IS NOT NULL
         AND coalesce(log_status, 'OK') = 'OK'{time_filter}
@@ -139,10 +137,22 @@ keyed AS (
         start,
         "end",
         action,
-        tcp_flags,
-        source,
-        line
+        tcp_flags{provenance}
     FROM oriented
+),
+key_spans AS (
+    -- Only a pair logged over more than the idle timeout can hold two sessions: the others
+    -- skip the sort.
+    SELECT lo_addr, lo_port, hi_addr, hi_port, protocol, max("end") - min(start) AS span
+    FROM keyed
+    GROUP BY lo_addr, lo_port, hi_addr, hi_port, protocol
+),
+spanned AS (
+    SELECT k.*, s.span
+    FROM keyed AS k
+    JOIN key_spans AS s
+        ON k.lo_addr = s.lo_addr AND k.lo_port = s.lo_port AND k.hi_addr = s.hi_addr
+        AND k.hi_port = s.hi_port AND k.protocol = s.protocol
 ),
 ordered AS (
     SELECT
@@ -154,11 +164,13 @@ ordered AS (
             ORDER BY start
             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
         ) AS previous_end
-    FROM keyed
+    FROM spanned
+    WHERE span > {idle}
 ),
 sessioned AS (
     SELECT
-        *,
+        lo_addr, lo_port, hi_addr, hi_port, lo_private, hi_private, protocol, fwd, interface_id,
+        seen_lo, seen_hi, packets, bytes, start, "end", action, tcp_flags{provenance},
         sum(CASE WHEN previous_end IS NULL OR start > previous_end + {idle} THEN 1 ELSE 0 END)
             OVER (
                 PARTITION BY lo_addr, lo_port, hi_addr, hi_port, protocol
@@ -166,6 +178,13 @@ sessioned AS (
                 RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
             ) AS session
     FROM ordered
+    UNION ALL
+    SELECT
+        lo_addr, lo_port, hi_addr, hi_port, lo_private, hi_private, protocol, fwd, interface_id,
+        seen_lo, seen_hi, packets, bytes, start, "end", action, tcp_flags{provenance},
+        1 AS session
+    FROM spanned
+    WHERE span <= {idle}
 ),
 sightings AS (
     SELECT

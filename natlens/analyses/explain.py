@@ -16,6 +16,7 @@ from natlens.analyses.conversations import (
     ConversationOptions,
     _check_ip,
     conversations_sql,
+    explained_from,
     split_codes,
 )
 from natlens.analyses.inbound import inbound_sql, recommendation
@@ -69,9 +70,12 @@ def explain(
         context=base.context, since=base.since, until=base.until, ip=address
     )
     engine.register_case(case)
-    verdicts = engine.query(inbound_sql(options)).to_pylist()
+    head = explained_from(engine, case, options)
+    verdicts = engine.query(inbound_sql(options, head=head)).to_pylist()
     row = verdicts[0] if verdicts else None
-    convs = _telling_first(split_codes(engine.query(conversations_sql(options))), address)
+    convs = _telling_first(
+        split_codes(engine.query(conversations_sql(options, head=head))), address
+    )
     present = set(default_columns(case))
     records = _key_records(engine, convs, present)
     cidrs = base.context.vpc_cidrs() if base.context else []

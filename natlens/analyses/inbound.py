@@ -18,6 +18,7 @@ from natlens.analyses.conversations import (
     _check_ip,
     conversation_ctes,
     empty_lists,
+    explained_from,
 )
 from natlens.case import Case
 from natlens.engine import Engine
@@ -29,7 +30,10 @@ from natlens.schema import EVIDENCE
 NAT_PORTS_FIRST = 1024
 
 
-def inbound_sql(options: ConversationOptions | None = None, in_case: bool = True) -> str:
+def inbound_sql(
+    options: ConversationOptions | None = None, in_case: bool = True, head: str | None = None
+) -> str:
+    """``head``: what provides ``explained`` (default: the whole computation)."""
     options = options or ConversationOptions()
     codes = [c for c in EVIDENCE if c != "no-evidence"]
     flags = ",\n        ".join(
@@ -42,7 +46,9 @@ def inbound_sql(options: ConversationOptions | None = None, in_case: bool = True
     if options.ip:
         _check_ip(options.ip)
         where = f"WHERE address = '{options.ip}'\n"
-    return conversation_ctes(options, in_case) + load_sql("inbound").format(
+    if head is None:
+        head = conversation_ctes(options, in_case)
+    return head.rstrip().removesuffix(",") + load_sql("inbound").format(
         evidence_flags=flags, evidence_codes=names, where=where
     )
 
@@ -50,7 +56,8 @@ def inbound_sql(options: ConversationOptions | None = None, in_case: bool = True
 def inbound(engine: Engine, case: Case, options: ConversationOptions | None = None) -> pa.Table:
     options = options or ConversationOptions()
     engine.register_case(case)
-    table = empty_lists(engine.query(inbound_sql(options)))
+    head = explained_from(engine, case, options)
+    table = empty_lists(engine.query(inbound_sql(options, head=head)))
     evidence = [[c for c in (text or "").split(",") if c] for text in table["evidence"].to_pylist()]
     table = table.set_column(
         table.column_names.index("evidence"), "evidence", pa.array(evidence, pa.list_(pa.string()))
