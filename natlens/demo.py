@@ -37,6 +37,7 @@ def run_demo(directory: Path, minutes: int = 20, seed: int = 7) -> list[Section]
         Section("The simulated world", _world(world_dir, summary)),
         Section("Read into a case", _ingest(report, case_dir)),
         *_one_address(case, world_dir),
+        *_verdicts(case, world_dir),
         Section("Next", _next(directory)),
     ]
 
@@ -106,9 +107,46 @@ def _one_address(case: Case, world_dir: Path) -> list[Section]:
     return [Section("One connection, four interfaces", text, table)]
 
 
+def _verdicts(case: Case, world_dir: Path) -> list[Section]:
+    """Problem 1: is the NAT gateway accepting traffic from the internet?"""
+    from natlens.analyses.conversations import ConversationOptions
+    from natlens.analyses.explain import explain
+    from natlens.analyses.inbound import inbound
+
+    options = ConversationOptions(context=load_context(world_dir / "context"))
+    with DuckDBEngine() as engine:
+        table = inbound(engine, case, options)
+        rows = table.to_pylist()
+        counts: dict[str, int] = {}
+        for row in rows:
+            counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
+        summary = pa.table(
+            {
+                "verdict": list(counts),
+                "internet addresses": list(counts.values()),
+                "conversations": [
+                    sum(r["conversations"] for r in rows if r["verdict"] == v) for v in counts
+                ],
+            }
+        ).sort_by([("internet addresses", "descending")])
+        examples = []
+        for verdict in ("unsolicited", "response"):
+            first = next((r["address"] for r in rows if r["verdict"] == verdict), None)
+            if first:
+                examples.append(explain(engine, case, first, options).sentence)
+    text = (
+        f"{len(rows)} internet addresses sent ACCEPT records into the VPC. Is the NAT gateway "
+        "accepting traffic from the internet? No:\n\n" + "\n\n".join(examples)
+    )
+    return [Section("Inbound verdicts", text, summary)]
+
+
 def _next(directory: Path) -> str:
     return "\n".join(
         [
+            f"natlens inbound {directory / 'case'} --context {directory / 'world' / 'context'}",
+            f"natlens explain {directory / 'case'} ADDRESS",
+            f"natlens conversations {directory / 'case'} --port 443 --format jsonl",
             f"natlens records {directory / 'case'} --limit 20",
             f"ls {directory / 'world' / 'truth'}   # what really happened",
             "natlens simulate OUTDIR --scenario nat-basic|fw-after-nat|fw-before-nat|"

@@ -172,7 +172,7 @@ def conversation_ctes(
         sql = sql.replace(
             "WITH known_hosts AS (", f"WITH {external_table_prelude()}known_hosts AS ("
         )
-        sql = sql.replace("    FROM flows\n    WHERE", "    FROM flow_records\n    WHERE", 1)
+        sql = sql.replace("    FROM flows\n    WHERE", "    FROM flow_records\n    WHERE")
     return sql
 
 

@@ -33,34 +33,44 @@ base AS (
         coalesce("end", start, 0) AS "end",
         action,
         tcp_flags,
-        CASE WHEN pkt_dstaddr IS NOT NULL AND pkt_dstaddr <> dstaddr THEN 1 ELSE 0 END AS relayed,
-        {src_private} AS src_private,
-        {dst_private} AS dst_private,
         {a_private} AS a_private,
         {b_private} AS b_private{provenance}
     FROM flows
     WHERE srcaddr IS NOT NULL AND dstaddr IS NOT NULL
         AND coalesce(log_status, 'OK') = 'OK'{time_filter}
 ),
-edges AS (
+edge_records AS (
+    -- Who sends to whom, once per logged address pair: what the roles are inferred from.
     SELECT
         srcaddr,
         dstaddr,
-        src_private,
-        dst_private,
+        srcaddr_v4,
+        dstaddr_v4,
         -- AWS: NAT gateways use source ports 1024-65535 toward the internet.
-        max(CASE WHEN protocol IN (6, 17) AND a_port < 1024 THEN 1 ELSE 0 END) AS low_src_port,
+        max(CASE WHEN protocol IN (6, 17) AND srcport < 1024 THEN 1 ELSE 0 END) AS low_src_port,
         -- a private client reaching this address on a well-known port, or a packet passing through
         -- it on its way elsewhere (pkt-dstaddr differs).
         max(
             CASE
-                WHEN protocol IN (6, 17) AND b_port < 1024 AND a_port >= 1024 THEN 1
-                WHEN relayed = 1 THEN 1
+                WHEN protocol IN (6, 17) AND dstport < 1024 AND srcport >= 1024 THEN 1
+                WHEN pkt_dstaddr IS NOT NULL AND pkt_dstaddr <> dstaddr THEN 1
                 ELSE 0
             END
         ) AS served
-    FROM base
-    GROUP BY srcaddr, dstaddr, src_private, dst_private
+    FROM flows
+    WHERE srcaddr IS NOT NULL AND dstaddr IS NOT NULL
+        AND coalesce(log_status, 'OK') = 'OK'{time_filter}
+    GROUP BY srcaddr, dstaddr, srcaddr_v4, dstaddr_v4
+),
+edges AS (
+    SELECT
+        srcaddr,
+        dstaddr,
+        {src_private} AS src_private,
+        {dst_private} AS dst_private,
+        low_src_port,
+        served
+    FROM edge_records
 ),
 gateway_out AS (
     SELECT srcaddr AS address
@@ -113,11 +123,19 @@ hosts AS (
     FROM inferred_instances
 ),
 oriented AS (
+    -- A record logged by a gateway between the endpoints (a NAT gateway's private leg, with
+    -- the real peer in pkt-*) names the gateway: the connection crossed it.
     SELECT
-        *,
-        CASE WHEN a_addr < b_addr OR (a_addr = b_addr AND a_port <= b_port) THEN 1 ELSE 0 END
-            AS fwd
-    FROM base
+        b.*,
+        CASE WHEN b.a_addr < b.b_addr OR (b.a_addr = b.b_addr AND b.a_port <= b.b_port) THEN 1
+            ELSE 0 END AS fwd,
+        CASE WHEN r.gateway = 1 THEN r.nat_weight ELSE 0 END AS via_nat
+    FROM base AS b
+    LEFT JOIN hosts AS r
+        ON r.address = CASE
+            WHEN b.srcaddr <> b.a_addr THEN b.srcaddr
+            WHEN b.dstaddr <> b.b_addr THEN b.dstaddr
+        END
 ),
 keyed AS (
     SELECT
@@ -130,29 +148,18 @@ keyed AS (
         protocol,
         fwd,
         interface_id,
-        least(srcaddr, dstaddr) AS seen_lo,
-        greatest(srcaddr, dstaddr) AS seen_hi,
+        -- Which of the logged addresses are not the real ones (pkt-*): with the interface, a
+        -- sighting of the connection (a firewall endpoint logs packets in and out again).
+        CASE WHEN srcaddr <> a_addr THEN 1 ELSE 0 END + CASE WHEN dstaddr <> b_addr THEN 2 ELSE 0 END
+            AS relayed,
+        via_nat,
         packets,
         bytes,
         start,
         "end",
-        action,
+        CASE WHEN action = 'ACCEPT' THEN 1 WHEN action = 'REJECT' THEN 2 ELSE 0 END AS verdict,
         tcp_flags{provenance}
     FROM oriented
-),
-key_spans AS (
-    -- Only a pair logged over more than the idle timeout can hold two sessions: the others
-    -- skip the sort.
-    SELECT lo_addr, lo_port, hi_addr, hi_port, protocol, max("end") - min(start) AS span
-    FROM keyed
-    GROUP BY lo_addr, lo_port, hi_addr, hi_port, protocol
-),
-spanned AS (
-    SELECT k.*, s.span
-    FROM keyed AS k
-    JOIN key_spans AS s
-        ON k.lo_addr = s.lo_addr AND k.lo_port = s.lo_port AND k.hi_addr = s.hi_addr
-        AND k.hi_port = s.hi_port AND k.protocol = s.protocol
 ),
 ordered AS (
     SELECT
@@ -164,13 +171,11 @@ ordered AS (
             ORDER BY start
             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
         ) AS previous_end
-    FROM spanned
-    WHERE span > {idle}
+    FROM keyed
 ),
 sessioned AS (
     SELECT
-        lo_addr, lo_port, hi_addr, hi_port, lo_private, hi_private, protocol, fwd, interface_id,
-        seen_lo, seen_hi, packets, bytes, start, "end", action, tcp_flags{provenance},
+        *,
         sum(CASE WHEN previous_end IS NULL OR start > previous_end + {idle} THEN 1 ELSE 0 END)
             OVER (
                 PARTITION BY lo_addr, lo_port, hi_addr, hi_port, protocol
@@ -178,18 +183,11 @@ sessioned AS (
                 RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
             ) AS session
     FROM ordered
-    UNION ALL
-    SELECT
-        lo_addr, lo_port, hi_addr, hi_port, lo_private, hi_private, protocol, fwd, interface_id,
-        seen_lo, seen_hi, packets, bytes, start, "end", action, tcp_flags{provenance},
-        1 AS session
-    FROM spanned
-    WHERE span <= {idle}
 ),
 sightings AS (
     SELECT
         lo_addr, lo_port, hi_addr, hi_port, protocol, session, lo_private, hi_private,
-        interface_id, seen_lo, seen_hi,
+        interface_id, relayed,
         sum(CASE WHEN fwd = 1 THEN packets ELSE 0 END) AS fwd_packets,
         sum(CASE WHEN fwd = 1 THEN bytes ELSE 0 END) AS fwd_bytes,
         sum(CASE WHEN fwd = 0 THEN packets ELSE 0 END) AS rev_packets,
@@ -201,36 +199,21 @@ sightings AS (
         min(CASE WHEN fwd = 0 THEN start END) AS rev_start,
         max(fwd) AS fwd_seen,
         max(1 - fwd) AS rev_seen,
-        max(CASE WHEN fwd = 1 AND action = 'ACCEPT' THEN 1 ELSE 0 END) AS fwd_accept,
-        max(CASE WHEN fwd = 0 AND action = 'ACCEPT' THEN 1 ELSE 0 END) AS rev_accept,
-        max(CASE WHEN fwd = 1 AND action = 'REJECT' THEN 1 ELSE 0 END) AS fwd_reject,
-        max(CASE WHEN fwd = 0 AND action = 'REJECT' THEN 1 ELSE 0 END) AS rev_reject,
+        max(CASE WHEN fwd = 1 AND verdict = 1 THEN 1 ELSE 0 END) AS fwd_accept,
+        max(CASE WHEN fwd = 0 AND verdict = 1 THEN 1 ELSE 0 END) AS rev_accept,
+        max(CASE WHEN fwd = 1 AND verdict = 2 THEN 1 ELSE 0 END) AS fwd_reject,
+        max(CASE WHEN fwd = 0 AND verdict = 2 THEN 1 ELSE 0 END) AS rev_reject,
         -- AWS ORs the flags of a capture window: SYN without ACK is 2 or 3 (SYN+FIN), SYN-ACK is
         -- 18 or 19 (aws-facts section 1.4).
         max(CASE WHEN fwd = 1 AND (tcp_flags & 18) = 2 THEN 1 ELSE 0 END) AS fwd_syn,
         max(CASE WHEN fwd = 0 AND (tcp_flags & 18) = 2 THEN 1 ELSE 0 END) AS rev_syn,
         max(CASE WHEN fwd = 1 AND (tcp_flags & 18) = 18 THEN 1 ELSE 0 END) AS fwd_synack,
-        max(CASE WHEN fwd = 0 AND (tcp_flags & 18) = 18 THEN 1 ELSE 0 END) AS rev_synack
+        max(CASE WHEN fwd = 0 AND (tcp_flags & 18) = 18 THEN 1 ELSE 0 END) AS rev_synack,
+        max(via_nat) AS via_nat
     FROM sessioned
     GROUP BY
         lo_addr, lo_port, hi_addr, hi_port, protocol, session, lo_private, hi_private,
-        interface_id, seen_lo, seen_hi
-),
-relays AS (
-    -- A sighting through a gateway's own address (the NAT gateway's private leg, with the real
-    -- peer in pkt-*): the connection crossed that gateway.
-    SELECT
-        s.*,
-        CASE
-            WHEN g1.gateway = 1 AND s.seen_lo <> s.lo_addr AND s.seen_lo <> s.hi_addr
-                THEN g1.nat_weight
-            WHEN g2.gateway = 1 AND s.seen_hi <> s.lo_addr AND s.seen_hi <> s.hi_addr
-                THEN g2.nat_weight
-            ELSE 0
-        END AS via_nat
-    FROM sightings AS s
-    LEFT JOIN hosts AS g1 ON g1.address = s.seen_lo
-    LEFT JOIN hosts AS g2 ON g2.address = s.seen_hi
+        interface_id, relayed
 ),
 convs AS (
     SELECT
@@ -256,9 +239,9 @@ convs AS (
         max(fwd_synack) AS fwd_synack,
         max(rev_synack) AS rev_synack,
         max(via_nat) AS via_nat,
-        array_sort(array_agg(DISTINCT interface_id) FILTER (WHERE interface_id IS NOT NULL))
+        array_sort(list_distinct(array_agg(interface_id) FILTER (WHERE interface_id IS NOT NULL)))
             AS interfaces
-    FROM relays
+    FROM sightings
     GROUP BY lo_addr, lo_port, hi_addr, hi_port, protocol, session, lo_private, hi_private
 ),
 endpoint_peers AS (

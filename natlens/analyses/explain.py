@@ -137,13 +137,15 @@ def _key_records(engine: Engine, convs: pa.Table, present: set[str]) -> pa.Table
                 f"AND coalesce(dstport, 0) = {pb})"
             )
         conditions.append(
-            f"(protocol = {row['protocol']} AND start <= {row['last_seen']} "
-            f'AND "end" >= {row["first_seen"]} AND ({" OR ".join(ends)}))'
+            f"(coalesce(protocol, -1) = {row['protocol']} "
+            f"AND coalesce(start, 0) <= {row['last_seen']} "
+            f'AND coalesce("end", start, 0) >= {row["first_seen"]} AND ({" OR ".join(ends)}))'
         )
     where = " OR ".join(conditions) or "1 = 0"
     return engine.query(
         f"SELECT {', '.join(columns)} FROM flows WHERE {where} "
-        f"ORDER BY start, interface_id, srcaddr, dstaddr, srcport, dstport LIMIT {3 * LIMIT}"
+        "ORDER BY start, interface_id, srcaddr, dstaddr, srcport, dstport, source, line "
+        f"LIMIT {3 * LIMIT}"
     )
 
 
@@ -161,7 +163,13 @@ def _sentence(address: str, row: dict[str, Any] | None, conversations: int) -> s
             f"{address} sent no ACCEPT records into the VPC from the internet: "
             f"{conversations} conversation(s) name it."
         )
-    span = f"between {_when(row['first_seen'])} and {_when(row['last_seen'])}"
+    span = (
+        "time not logged"
+        if not row["last_seen"]
+        else f"at {_when(row['first_seen'])}"
+        if row["first_seen"] == row["last_seen"]
+        else f"between {_when(row['first_seen'])} and {_when(row['last_seen'])}"
+    )
     gateways = ", ".join(row["gateways"] or []) or "a NAT gateway"
     instances = ", ".join(row["instances"] or [])
     verdict = row["verdict"]
