@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, nargs="+", default=[10_000_000])
     parser.add_argument("--scenario", default="fw-after-nat")
     parser.add_argument("--log-format", default="v5")
-    parser.add_argument("--memory-limit", default="1.5GB")
+    parser.add_argument("--memory-limit", default="1.3GB")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--record-results", action="store_true")
     args = parser.parse_args()

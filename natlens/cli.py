@@ -314,12 +314,26 @@ def _run_analysis(args: argparse.Namespace, analysis: Any) -> Any:
 
 
 def cmd_conversations(args: argparse.Namespace) -> int:
-    from natlens.analyses.conversations import conversations
+    from natlens.analyses.conversations import conversation_batches
+    from natlens.engine import open_engine
     from natlens.render import render
 
-    table = _run_analysis(args, conversations)
-    with _output(args) as out:
-        render(table, args.format, out)
+    options = _conversation_options(args)
+    with (
+        _case_from_inputs(args) as case,
+        open_engine(args.engine, args.spark_master, args.memory_limit) as engine,
+    ):
+        if args.format == "parquet" and args.output:
+            from pathlib import Path
+
+            from natlens.analyses.conversations import export_conversations
+
+            if export_conversations(engine, case, Path(args.output), options):
+                return EXIT_OK
+        # Millions of rows: streamed from the engine to the output.
+        rows = conversation_batches(engine, case, options)
+        with _output(args) as out:
+            render(rows, args.format, out)
     return EXIT_OK
 
 

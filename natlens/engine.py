@@ -98,6 +98,15 @@ class Engine(ABC):
     @abstractmethod
     def query(self, sql: str) -> pa.Table: ...
 
+    def query_batches(self, sql: str) -> pa.RecordBatchReader:
+        """The result as a stream of record batches, for results too big to hold at once."""
+        return self.query(sql).to_reader()
+
+    def export_parquet(self, sql: str, path: Path) -> bool:
+        """Write the result of ``sql`` to one Parquet file, if this engine can do it natively
+        (faster than streaming it through Python). False: the caller streams it."""
+        return False
+
     @abstractmethod
     def write_parquet(self, sql: str, directory: Path) -> None:
         """Run ``sql`` and write its rows as Parquet files into ``directory``."""
@@ -180,6 +189,14 @@ class DuckDBEngine(Engine):
 
     def query(self, sql: str) -> pa.Table:
         return self.con.execute(sql).to_arrow_table()
+
+    def query_batches(self, sql: str) -> pa.RecordBatchReader:
+        return self.con.execute(sql).to_arrow_reader(65536)
+
+    def export_parquet(self, sql: str, path: Path) -> bool:
+        target = str(path).replace("'", "''")
+        self.con.execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+        return True
 
     def write_parquet(self, sql: str, directory: Path) -> None:
         target = str(directory / "part-0.parquet").replace("'", "''")
@@ -275,6 +292,8 @@ def _small(dtype: pa.DataType) -> pa.DataType:
         return pa.string()
     if pa.types.is_map(dtype):
         return pa.map_(_small(dtype.key_type), _small(dtype.item_type))
+    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
+        return pa.list_(_small(dtype.value_type))
     return dtype
 
 

@@ -11,9 +11,9 @@ import ipaddress
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from natlens.analyses import load_sql
 from natlens.case import Case
@@ -153,14 +153,12 @@ def conversation_ctes(
         time_filter += f' AND "end" >= {int(options.since)}'
     if options.until is not None:
         time_filter += f" AND start <= {int(options.until)}"
-    pkt_a_v4 = "CASE WHEN pkt_srcaddr IS NULL THEN srcaddr_v4 ELSE pkt_srcaddr_v4 END"
-    pkt_b_v4 = "CASE WHEN pkt_dstaddr IS NULL THEN dstaddr_v4 ELSE pkt_dstaddr_v4 END"
     sql = load_sql("conversations").format(
         known_hosts=_known_hosts(options.context),
         src_private=_private("srcaddr", "srcaddr_v4", cidrs),
         dst_private=_private("dstaddr", "dstaddr_v4", cidrs),
-        a_private=_private("coalesce(pkt_srcaddr, srcaddr)", pkt_a_v4, cidrs),
-        b_private=_private("coalesce(pkt_dstaddr, dstaddr)", pkt_b_v4, cidrs),
+        lo_private=_private("lo_addr", _v4("lo_addr"), cidrs),
+        hi_private=_private("hi_addr", _v4("hi_addr"), cidrs),
         time_filter=time_filter,
         idle=IDLE_TIMEOUT,
         fan_in=FAN_IN,
@@ -180,6 +178,19 @@ def _client(lo: str, hi: str) -> str:
     return f"CASE WHEN lo_is_client = 1 THEN {lo} ELSE {hi} END"
 
 
+# An empty list of strings: engines differ on aggregates over nothing (NULL in DuckDB, an empty
+# list in Spark), so results always carry the empty list.
+EMPTY_LIST = "CAST([] AS VARCHAR[])"
+
+
+def codes(column: str) -> str:
+    """Comma-joined codes (what portable SQL can build from conditions) as a list."""
+    return (
+        f"CASE WHEN coalesce({column}, '') = '' THEN {EMPTY_LIST} "
+        f"ELSE string_split({column}, ',') END"
+    )
+
+
 SELECT_COLUMNS = {
     "conversation": "substr(md5(concat_ws('|', lo_addr, CAST(lo_port AS VARCHAR), hi_addr, "
     "CAST(hi_port AS VARCHAR), CAST(protocol AS VARCHAR), CAST(first_seen AS VARCHAR))), 1, 16)",
@@ -195,12 +206,12 @@ SELECT_COLUMNS = {
     "packets_to_client": _client("rev_packets", "fwd_packets"),
     "bytes_to_client": _client("rev_bytes", "fwd_bytes"),
     "records": "records",
-    "interfaces": "interfaces",
+    "interfaces": f"coalesce(interfaces, {EMPTY_LIST})",
     "actions": "nullif(concat_ws(',', CASE WHEN fwd_accept + rev_accept > 0 THEN 'ACCEPT' END, "
     "CASE WHEN fwd_reject + rev_reject > 0 THEN 'REJECT' END), '')",
     "confidence": "confidence",
-    "evidence": "evidence_text",
-    "against": "against_text",
+    "evidence": codes("evidence_text"),
+    "against": codes("against_text"),
     "client_role": _client("lo_role", "hi_role"),
     "server_role": _client("hi_role", "lo_role"),
     "client_resource": _client("lo_resource", "hi_resource"),
@@ -270,35 +281,28 @@ def _check_ip(value: str) -> None:
         raise UsageError(f"not an IP address: {value!r}") from None
 
 
-def empty_lists(table: pa.Table) -> pa.Table:
-    """Engines disagree on an aggregate over no rows: DuckDB's array_agg gives NULL, Spark's
-    collect_list an empty list. Results carry the empty list."""
-    for k, column in enumerate(table.schema):
-        if pa.types.is_list(column.type) and table.column(k).null_count:
-            empty = pa.scalar([], type=column.type)
-            filled = pc.if_else(pc.is_null(table.column(k)), empty, table.column(k))
-            table = table.set_column(k, column.name, filled)
-    return table
-
-
-def split_codes(table: pa.Table, columns: tuple[str, ...] = ("evidence", "against")) -> pa.Table:
-    """Comma-joined evidence codes (what portable SQL can build) as lists of codes."""
-    for name in columns:
-        if name not in table.column_names:
-            continue
-        text = table[name]
-        # '' (no code) becomes NULL, then an empty list; others split on commas.
-        blank = pc.or_kleene(pc.is_null(text), pc.equal(text, ""))
-        parts = pc.split_pattern(pc.if_else(blank, pa.scalar(None, pa.string()), text), ",")
-        lists = pc.if_else(pc.is_null(parts), pa.scalar([], pa.list_(pa.string())), parts)
-        table = table.set_column(table.column_names.index(name), name, lists)
-    return table
-
-
 def conversations(
     engine: Engine, case: Case, options: ConversationOptions | None = None
 ) -> pa.Table:
+    return conversation_batches(engine, case, options).read_all()
+
+
+def export_conversations(
+    engine: Engine, case: Case, path: Path, options: ConversationOptions | None = None
+) -> bool:
+    """Write the conversations to a Parquet file by the engine itself, when it can."""
     options = options or ConversationOptions()
     engine.register_case(case)
     head = explained_from(engine, case, options)
-    return split_codes(empty_lists(engine.query(conversations_sql(options, head=head))))
+    return engine.export_parquet(conversations_sql(options, head=head), path)
+
+
+def conversation_batches(
+    engine: Engine, case: Case, options: ConversationOptions | None = None
+) -> pa.RecordBatchReader:
+    """The conversations as a stream: a big case has millions. Read it before the engine
+    closes."""
+    options = options or ConversationOptions()
+    engine.register_case(case)
+    head = explained_from(engine, case, options)
+    return engine.query_batches(conversations_sql(options, head=head))

@@ -2,7 +2,7 @@
 -- capture windows, with who started it, how sure that is, and why.
 --
 -- The steps, one CTE each:
---   base        data records, with the real endpoints (pkt-* when logged) and privacy flags
+--   base        data records, with the real endpoints (pkt-* when logged)
 --   edges ...   which addresses are gateways (NAT gateways, firewall endpoints) and which
 --               instances sit behind one: from the context given, else inferred from the logs
 --   keyed       each record on an unordered (address, port) pair: lo < hi, fwd = 1 when it
@@ -32,9 +32,7 @@ base AS (
         coalesce(start, 0) AS start,
         coalesce("end", start, 0) AS "end",
         action,
-        tcp_flags,
-        {a_private} AS a_private,
-        {b_private} AS b_private{provenance}
+        tcp_flags{provenance}
     FROM flows
     WHERE srcaddr IS NOT NULL AND dstaddr IS NOT NULL
         AND coalesce(log_status, 'OK') = 'OK'{time_filter}
@@ -143,8 +141,6 @@ keyed AS (
         CASE WHEN fwd = 1 THEN a_port ELSE b_port END AS lo_port,
         CASE WHEN fwd = 1 THEN b_addr ELSE a_addr END AS hi_addr,
         CASE WHEN fwd = 1 THEN b_port ELSE a_port END AS hi_port,
-        CASE WHEN fwd = 1 THEN a_private ELSE b_private END AS lo_private,
-        CASE WHEN fwd = 1 THEN b_private ELSE a_private END AS hi_private,
         protocol,
         fwd,
         interface_id,
@@ -186,8 +182,7 @@ sessioned AS (
 ),
 sightings AS (
     SELECT
-        lo_addr, lo_port, hi_addr, hi_port, protocol, session, lo_private, hi_private,
-        interface_id, relayed,
+        lo_addr, lo_port, hi_addr, hi_port, protocol, session, interface_id, relayed,
         sum(CASE WHEN fwd = 1 THEN packets ELSE 0 END) AS fwd_packets,
         sum(CASE WHEN fwd = 1 THEN bytes ELSE 0 END) AS fwd_bytes,
         sum(CASE WHEN fwd = 0 THEN packets ELSE 0 END) AS rev_packets,
@@ -211,13 +206,11 @@ sightings AS (
         max(CASE WHEN fwd = 0 AND (tcp_flags & 18) = 18 THEN 1 ELSE 0 END) AS rev_synack,
         max(via_nat) AS via_nat
     FROM sessioned
-    GROUP BY
-        lo_addr, lo_port, hi_addr, hi_port, protocol, session, lo_private, hi_private,
-        interface_id, relayed
+    GROUP BY lo_addr, lo_port, hi_addr, hi_port, protocol, session, interface_id, relayed
 ),
 convs AS (
     SELECT
-        lo_addr, lo_port, hi_addr, hi_port, protocol, session, lo_private, hi_private,
+        lo_addr, lo_port, hi_addr, hi_port, protocol, session,
         -- Each sighting saw the same packets: count them once.
         CAST(max(fwd_packets) AS BIGINT) AS fwd_packets,
         CAST(max(fwd_bytes) AS BIGINT) AS fwd_bytes,
@@ -242,7 +235,12 @@ convs AS (
         array_sort(list_distinct(array_agg(interface_id) FILTER (WHERE interface_id IS NOT NULL)))
             AS interfaces
     FROM sightings
-    GROUP BY lo_addr, lo_port, hi_addr, hi_port, protocol, session, lo_private, hi_private
+    GROUP BY lo_addr, lo_port, hi_addr, hi_port, protocol, session
+),
+private_convs AS (
+    -- private or public, once per conversation rather than per record
+    SELECT *, {lo_private} AS lo_private, {hi_private} AS hi_private
+    FROM convs
 ),
 endpoint_peers AS (
     SELECT address, port, protocol, count(DISTINCT peer) AS peers
@@ -271,7 +269,7 @@ described AS (
         h2.resource_id AS hi_resource,
         coalesce(p1.peers, 0) AS lo_peers,
         coalesce(p2.peers, 0) AS hi_peers
-    FROM convs AS c
+    FROM private_convs AS c
     LEFT JOIN hosts AS h1 ON h1.address = c.lo_addr
     LEFT JOIN hosts AS h2 ON h2.address = c.hi_addr
     LEFT JOIN endpoint_peers AS p1

@@ -17,7 +17,6 @@ from natlens.analyses.conversations import (
     _check_ip,
     conversations_sql,
     explained_from,
-    split_codes,
 )
 from natlens.analyses.inbound import inbound_sql, recommendation
 from natlens.analyses.records import default_columns
@@ -73,9 +72,7 @@ def explain(
     head = explained_from(engine, case, options)
     verdicts = engine.query(inbound_sql(options, head=head)).to_pylist()
     row = verdicts[0] if verdicts else None
-    convs = _telling_first(
-        split_codes(engine.query(conversations_sql(options, head=head))), address
-    )
+    convs = _telling_first(engine.query(conversations_sql(options, head=head)), address)
     present = set(default_columns(case))
     records = _key_records(engine, convs, present)
     cidrs = base.context.vpc_cidrs() if base.context else []
@@ -87,7 +84,6 @@ def explain(
             f"{', '.join(cidrs)}; put your VPC's CIDR there."
         )
     if row is not None:
-        row["evidence"] = [c for c in (row.get("evidence") or "").split(",") if c]
         advice = recommendation(row, base.context)
         if row.get("roles_from") == "inferred":
             notes.append(

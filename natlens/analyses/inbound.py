@@ -16,8 +16,8 @@ from natlens.analyses import load_sql
 from natlens.analyses.conversations import (
     ConversationOptions,
     _check_ip,
+    codes,
     conversation_ctes,
-    empty_lists,
     explained_from,
 )
 from natlens.case import Case
@@ -35,13 +35,13 @@ def inbound_sql(
 ) -> str:
     """``head``: what provides ``explained`` (default: the whole computation)."""
     options = options or ConversationOptions()
-    codes = [c for c in EVIDENCE if c != "no-evidence"]
+    kept = [c for c in EVIDENCE if c != "no-evidence"]
     flags = ",\n        ".join(
         f"max(CASE WHEN concat(',', evidence_text, ',') LIKE '%,{code},%' THEN 1 ELSE 0 END)"
         f" AS ev_{k}"
-        for k, code in enumerate(codes)
+        for k, code in enumerate(kept)
     )
-    names = ", ".join(f"CASE WHEN ev_{k} = 1 THEN '{code}' END" for k, code in enumerate(codes))
+    names = ", ".join(f"CASE WHEN ev_{k} = 1 THEN '{code}' END" for k, code in enumerate(kept))
     where = ""
     if options.ip:
         _check_ip(options.ip)
@@ -49,7 +49,7 @@ def inbound_sql(
     if head is None:
         head = conversation_ctes(options, in_case)
     return head.rstrip().removesuffix(",") + load_sql("inbound").format(
-        evidence_flags=flags, evidence_codes=names, where=where
+        evidence_flags=flags, evidence=codes(f"concat_ws(',', {names})"), where=where
     )
 
 
@@ -57,11 +57,7 @@ def inbound(engine: Engine, case: Case, options: ConversationOptions | None = No
     options = options or ConversationOptions()
     engine.register_case(case)
     head = explained_from(engine, case, options)
-    table = empty_lists(engine.query(inbound_sql(options, head=head)))
-    evidence = [[c for c in (text or "").split(",") if c] for text in table["evidence"].to_pylist()]
-    table = table.set_column(
-        table.column_names.index("evidence"), "evidence", pa.array(evidence, pa.list_(pa.string()))
-    )
+    table = engine.query(inbound_sql(options, head=head))
     advice = [recommendation(row, options.context) for row in table.to_pylist()]
     return table.append_column("recommendation", pa.array(advice, pa.string()))
 

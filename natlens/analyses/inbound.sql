@@ -89,14 +89,14 @@ SELECT
     bytes_in,
     first_seen,
     last_seen,
-    gateways,
-    instances,
-    exposed_on,
-    probed_ports,
-    service_ports,
+    coalesce(gateways, CAST([] AS VARCHAR[])) AS gateways,
+    coalesce(instances, CAST([] AS VARCHAR[])) AS instances,
+    coalesce(exposed_on, CAST([] AS VARCHAR[])) AS exposed_on,
+    coalesce(probed_ports, CAST([] AS INTEGER[])) AS probed_ports,
+    coalesce(service_ports, CAST([] AS INTEGER[])) AS service_ports,
     -- where natlens learned which addresses are NAT gateways and instances
     CASE WHEN inferred = 1 THEN 'inferred' WHEN from_context = 1 THEN 'context' ELSE 'none' END
         AS roles_from,
-    concat_ws(',', {evidence_codes}) AS evidence
+    {evidence} AS evidence
 FROM inbound
 {where}ORDER BY address

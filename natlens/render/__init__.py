@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TextIO
+from collections.abc import Callable, Iterator
+from typing import TextIO, TypeAlias
 
 import pyarrow as pa
 
 from natlens.errors import UsageError
 
-Renderer = Callable[[pa.Table, TextIO], None]
+# A renderer takes a whole table or a stream of record batches (results too big to hold at once).
+Rows: TypeAlias = "pa.Table | pa.RecordBatchReader"
+Renderer = Callable[[Rows, TextIO], None]
 RENDERERS: dict[str, Renderer] = {}
 
 
@@ -21,7 +23,18 @@ def register(name: str) -> Callable[[Renderer], Renderer]:
     return add
 
 
-def render(table: pa.Table, fmt: str, out: TextIO) -> None:
+def batches(data: Rows) -> Iterator[pa.RecordBatch]:
+    if isinstance(data, pa.Table):
+        yield from data.to_batches(max_chunksize=65536)
+    else:
+        yield from data
+
+
+def whole(data: Rows) -> pa.Table:
+    return data if isinstance(data, pa.Table) else data.read_all()
+
+
+def render(table: Rows, fmt: str, out: TextIO) -> None:
     try:
         renderer = RENDERERS[fmt]
     except KeyError:

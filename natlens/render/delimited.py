@@ -8,14 +8,14 @@ from typing import TextIO
 
 import pyarrow as pa
 
-from natlens.render import plain, register
+from natlens.render import Rows, batches, plain, register
 
 
 @register("jsonl")
-def jsonl(table: pa.Table, out: TextIO) -> None:
-    names = table.column_names
+def jsonl(table: Rows, out: TextIO) -> None:
+    names = table.schema.names
     types = [f.type for f in table.schema]
-    for batch in table.to_batches(max_chunksize=65536):
+    for batch in batches(table):
         columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
         for row in zip(*columns, strict=True):
             record = {
@@ -26,11 +26,11 @@ def jsonl(table: pa.Table, out: TextIO) -> None:
 
 
 @register("csv")
-def csv_(table: pa.Table, out: TextIO) -> None:
+def csv_(table: Rows, out: TextIO) -> None:
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(table.column_names)
+    writer.writerow(table.schema.names)
     types = [f.type for f in table.schema]
-    for batch in table.to_batches(max_chunksize=65536):
+    for batch in batches(table):
         columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
         for row in zip(*columns, strict=True):
             writer.writerow(

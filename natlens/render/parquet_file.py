@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from typing import TextIO
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from natlens.errors import UsageError
-from natlens.render import register
+from natlens.render import Rows, batches, register
 
 
 @register("parquet")
-def parquet(table: pa.Table, out: TextIO) -> None:
+def parquet(table: Rows, out: TextIO) -> None:
     binary = getattr(out, "buffer", None)
     if binary is None or out.isatty():
         raise UsageError(
@@ -21,5 +20,7 @@ def parquet(table: pa.Table, out: TextIO) -> None:
             hint="add --output FILE.parquet, or redirect: ... --format parquet > FILE.parquet",
         )
     out.flush()
-    pq.write_table(table, binary, compression="zstd")
+    with pq.ParquetWriter(binary, table.schema, compression="zstd") as writer:
+        for batch in batches(table):
+            writer.write_batch(batch)
     binary.flush()

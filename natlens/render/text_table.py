@@ -7,13 +7,14 @@ from typing import TextIO
 
 import pyarrow as pa
 
-from natlens.render import plain, register
+from natlens.render import Rows, plain, register, whole
 
 MAX_CELL = 48
 
 
 @register("table")
-def table(data: pa.Table, out: TextIO) -> None:
+def table(rows: Rows, out: TextIO) -> None:
+    data = whole(rows)
     names = data.column_names
     types = [f.type for f in data.schema]
     rows = [
