@@ -126,4 +126,4 @@ def test_printed_sql_runs_on_an_existing_table(natlens, examples_case) -> None:
 
 def test_unknown_analysis(natlens) -> None:
     run = natlens("sql", "conversation")
-    assert run.code == 64 and "one of: records" in run.err
+    assert run.code == 64 and "one of: conversations, inbound, records" in run.err
