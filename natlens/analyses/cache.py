@@ -2,9 +2,9 @@
 inbound, explain) pair the records once.
 
 A derived table lives in ``CASE/derived/NAME-KEY/``; the key is a hash of the SQL that made it
-(which holds the context's addresses, the time range and natlens's own version of the query) and
-of the case's parts. Ingesting more sources, another --context or another natlens makes another
-key; older derived tables of the same name are removed. A case that cannot be written to (a
+(which holds the context's addresses, the time range and natlens's own version of the query), of
+the engine and of the case's parts. Ingesting more sources, another --context, another engine or
+another natlens makes another key; older derived tables of the same name are removed. A case that cannot be written to (a
 read-only copy) is still analysed, only without keeping the result.
 """
 
@@ -24,8 +24,11 @@ COMPLETE = "_complete"
 def derived_table(engine: Engine, case: Case, name: str, sql: str) -> bool:
     """Register the rows of ``sql`` as table ``name`` from the case's derived copy, making it
     first when needed. False when the case cannot hold it: the caller runs ``sql`` itself."""
+    # Each engine keeps its own copy: the answers are the same (the tests compare them), and
+    # each engine is then tested on its own work.
     state = json.dumps(
-        [sql, [str(p) for p in case.parts()], case.manifest.get("tables", {})], sort_keys=True
+        [engine.name, sql, [str(p) for p in case.parts()], case.manifest.get("tables", {})],
+        sort_keys=True,
     )
     key = hashlib.sha256(state.encode()).hexdigest()[:16]
     root = case.path / DERIVED
