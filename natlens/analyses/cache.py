@@ -4,8 +4,8 @@ inbound, explain) pair the records once.
 A derived table lives in ``CASE/derived/NAME-KEY/``; the key is a hash of the SQL that made it
 (which holds the context's addresses, the time range and natlens's own version of the query), of
 the engine and of the case's parts. Ingesting more sources, another --context, another engine or
-another natlens makes another key; older derived tables of the same name are removed. A case that cannot be written to (a
-read-only copy) is still analysed, only without keeping the result.
+another natlens makes another key; older derived tables of the same name are removed. A case
+that cannot hold it (a read-only copy) is still analysed, only without keeping the result.
 """
 
 from __future__ import annotations
