@@ -182,6 +182,8 @@ VERDICTS: dict[str, str] = {
 ROLES = (
     "nat-gateway",
     "firewall-endpoint",
+    "load-balancer",
+    "lambda",
     "instance",
     "public-instance",
     "gateway",

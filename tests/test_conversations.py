@@ -383,3 +383,25 @@ def test_case_keeps_one_derived_copy_per_state(tmp_path: Path) -> None:
     shutil.rmtree(case.path / "derived")
     (case.path / "derived").write_text("not a directory")
     assert len(rows(Case.open(case.path))) == len(first) + 2
+
+
+def test_load_balancer_ports_are_ephemeral_toward_its_targets(tmp_path: Path) -> None:
+    """AWS: a load balancer connects to its targets from ports 1024-65535, even from one that
+    is a listed service (3306): only the context can say the address is a load balancer."""
+    lines = [
+        "3 eni-t 10.0.1.40 10.0.2.9 3306 8443 6 3 300 1000 1001 ACCEPT OK 0",
+        "3 eni-t 10.0.2.9 10.0.1.40 8443 3306 6 3 900 1000 1001 ACCEPT OK 0",
+    ]
+    case = case_of(tmp_path, HEADER + "\n".join(lines) + "\n")
+    (guess,) = rows(case)
+    assert guess["server_port"] == 3306  # by ports alone, 3306 looks like the server
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "enis.json").write_text(json.dumps({"NetworkInterfaces": [{
+        "NetworkInterfaceId": "eni-lb", "InterfaceType": "interface",
+        "Description": "ELB app/web/0123456789abcdef", "PrivateIpAddress": "10.0.1.40",
+    }]}))  # fmt: skip
+    (known,) = rows(case, ConversationOptions(context=load_context(context)))
+    assert (known["client_addr"], known["client_port"]) == ("10.0.1.40", 3306)
+    assert known["client_role"] == "load-balancer" and "ephemeral-port" in known["evidence"]
+    assert known["client_resource"] == "app/web/0123456789abcdef"

@@ -85,8 +85,10 @@ def _rank(side: str, peer: str) -> str:
     return (
         "CASE"
         " WHEN protocol NOT IN (6, 17) THEN CAST(NULL AS INTEGER)"
-        # AWS: NAT gateways use ports 1024-65535 toward the internet.
-        f" WHEN {side}_gateway = 1 AND {peer}_private = 0 AND {port} >= 1024 THEN 0"
+        # AWS: NAT gateways, load balancers and Lambda use source ports 1024-65535.
+        f" WHEN {port} >= 1024 AND ({side}_wide_ports = 'any'"
+        f" OR ({side}_wide_ports = 'internet' AND {peer}_private = 0)"
+        f" OR ({side}_wide_ports = 'private' AND {peer}_private = 1)) THEN 0"
         f" WHEN {port} < 1024 THEN 3"
         f" WHEN (protocol = 6 AND {port} IN ({tcp})) OR (protocol = 17 AND {port} IN ({udp}))"
         " THEN 2"

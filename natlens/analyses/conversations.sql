@@ -111,13 +111,20 @@ hosts AS (
             WHEN role = 'nat-gateway' THEN 8
             WHEN role = 'instance' THEN 2
             ELSE 0
-        END AS nat_weight
+        END AS nat_weight,
+        -- toward whom its source ports are ephemeral anywhere in 1024-65535 (AWS: NAT
+        -- gateways toward the internet, load balancers toward their targets, Lambda always)
+        CASE
+            WHEN role IN ('nat-gateway', 'firewall-endpoint') THEN 'internet'
+            WHEN role = 'load-balancer' THEN 'private'
+            WHEN role = 'lambda' THEN 'any'
+        END AS wide_ports
     FROM known_hosts
     UNION ALL
-    SELECT address, 'gateway', CAST(NULL AS VARCHAR), 'inferred', 1, 4
+    SELECT address, 'gateway', CAST(NULL AS VARCHAR), 'inferred', 1, 4, 'internet'
     FROM inferred_gateways
     UNION ALL
-    SELECT address, 'instance', CAST(NULL AS VARCHAR), 'inferred', 0, 2
+    SELECT address, 'instance', CAST(NULL AS VARCHAR), 'inferred', 0, 2, CAST(NULL AS VARCHAR)
     FROM inferred_instances
 ),
 oriented AS (
@@ -256,6 +263,8 @@ described AS (
     SELECT
         c.*,
         coalesce(h1.gateway, 0) AS lo_gateway,
+        coalesce(h1.wide_ports, '') AS lo_wide_ports,
+        coalesce(h2.wide_ports, '') AS hi_wide_ports,
         coalesce(h2.gateway, 0) AS hi_gateway,
         coalesce(h1.nat_weight, 0) AS lo_nat_weight,
         coalesce(h2.nat_weight, 0) AS hi_nat_weight,

@@ -147,8 +147,8 @@ class Context:
     def address_roles(self) -> list[dict[str, Any]]:
         """What each private address in the context is, for the analyses: ``nat-gateway``,
         ``firewall-endpoint`` (a Gateway Load Balancer endpoint's interface, which Network
-        Firewall uses), ``instance`` (no public IP: the internet cannot open connections to it
-        directly) or ``public-instance``. One row per address, the first role found wins."""
+        Firewall uses), ``load-balancer``, ``lambda``, ``instance`` (no public IP: the internet
+        cannot open connections to it directly) or ``public-instance``. One row per address, the first role found wins."""
         rows: dict[str, dict[str, Any]] = {}
 
         def add(address: str | None, role: str, resource: str | None) -> None:
@@ -166,6 +166,20 @@ class Context:
                 {"PrivateIpAddress": eni.get("PrivateIpAddress")}
             ]:
                 add(private.get("PrivateIpAddress"), "firewall-endpoint", endpoint)
+        for eni in self.interfaces:
+            kind, description = eni.get("InterfaceType"), str(eni.get("Description", ""))
+            if kind in ("network_load_balancer", "gateway_load_balancer") or (
+                description.startswith("ELB ")
+            ):
+                role, resource = "load-balancer", description.removeprefix("ELB ") or None
+            elif kind == "lambda" or description.startswith("AWS Lambda VPC ENI"):
+                role, resource = "lambda", description.removeprefix("AWS Lambda VPC ENI-") or None
+            else:
+                continue
+            for private in eni.get("PrivateIpAddresses") or [
+                {"PrivateIpAddress": eni.get("PrivateIpAddress")}
+            ]:
+                add(private.get("PrivateIpAddress"), role, resource)
         for item in self.instance_interfaces():
             role = "public-instance" if item["public_ip"] else "instance"
             add(item["private_ip"], role, item["instance_id"])
