@@ -148,7 +148,8 @@ class Context:
         """What each private address in the context is, for the analyses: ``nat-gateway``,
         ``firewall-endpoint`` (a Gateway Load Balancer endpoint's interface, which Network
         Firewall uses), ``load-balancer``, ``lambda``, ``instance`` (no public IP: the internet
-        cannot open connections to it directly) or ``public-instance``. One row per address, the first role found wins."""
+        cannot open connections to it directly) or ``public-instance``. One row per address,
+        the first role found wins."""
         rows: dict[str, dict[str, Any]] = {}
 
         def add(address: str | None, role: str, resource: str | None) -> None:
