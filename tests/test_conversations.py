@@ -66,6 +66,7 @@ def test_icmp_example_is_unknown_and_undetermined() -> None:
     (conversation,) = rows(case)
     assert conversation["confidence"] == "unknown"
     assert conversation["evidence"] == ["no-evidence"]
+    assert conversation["roles_from"] == "none"
     assert conversation["actions"] == "ACCEPT,REJECT"
     verdict = verdicts(case)["203.0.113.12"]
     assert verdict["verdict"] == "undetermined"
@@ -89,6 +90,7 @@ def test_icmp_example_decided_by_the_nat_rule_when_context_says_so(tmp_path: Pat
     assert conversation["evidence"] == ["nat-return-only"]
     assert conversation["server_role"] == "internet"
     assert conversation["client_resource"] == "i-0aaaabbbbccccdddd"
+    assert conversation["roles_from"] == "context"  # the output says what decided it
 
 
 def test_nat_example_counts_the_connection_once_and_names_the_instance() -> None:

@@ -218,6 +218,9 @@ SELECT_COLUMNS = {
     "server_role": _client("hi_role", "lo_role"),
     "client_resource": _client("lo_resource", "hi_resource"),
     "server_resource": _client("hi_resource", "lo_resource"),
+    # where the roles came from: the describe-* JSON, or inferred from the logs
+    "roles_from": "CASE WHEN lo_origin = 'inferred' OR hi_origin = 'inferred' THEN 'inferred' "
+    "WHEN lo_origin = 'context' OR hi_origin = 'context' THEN 'context' ELSE 'none' END",
 }
 ORDER = "first_seen, client_addr, client_port, server_addr, server_port, protocol"
 
