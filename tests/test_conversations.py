@@ -23,7 +23,7 @@ from natlens.case import Case
 from natlens.engine import DuckDBEngine, check_portable, translate
 from natlens.formats.describe_json import load_context
 from natlens.ingest import IngestOptions, ingest
-from natlens.schema import CONFIDENCES, EVIDENCE, VERDICTS
+from natlens.schema import CONFIDENCES, EVIDENCE, ROLES, VERDICTS
 from tests.conftest import AWS_EXAMPLES
 
 HEADER = "version interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status tcp-flags\n"
@@ -200,7 +200,7 @@ def test_service_list_is_the_bundled_one() -> None:
 
 def test_vocabularies_are_documented() -> None:
     doc = (Path(__file__).parents[1] / "docs" / "conversations.md").read_text()
-    for word in [*EVIDENCE, *VERDICTS, *CONFIDENCES]:
+    for word in [*EVIDENCE, *VERDICTS, *CONFIDENCES, *ROLES]:
         assert f"`{word}`" in doc, word
 
 

@@ -8,7 +8,7 @@ turns the evidence strings into lists.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -42,7 +42,6 @@ class ConversationOptions:
     until: int | None = None  # records that start at or before it
     ip: str | None = None  # only conversations with this address on either side
     port: int | None = None  # ... or this port
-    extra_cidrs: list[str] = field(default_factory=list)
 
 
 @cache
@@ -147,9 +146,7 @@ def conversation_ctes(
     ``in_case=False``: read an existing flow-log table with AWS's columns only (Athena's).
     ``provenance``: carry each record's source and line (only to map records to conversations:
     the long paths weigh on the sort that splits sessions)."""
-    cidrs = list(options.extra_cidrs)
-    if options.context:
-        cidrs += options.context.vpc_cidrs()
+    cidrs = options.context.vpc_cidrs() if options.context else []
     time_filter = ""
     if options.since is not None:
         time_filter += f' AND "end" >= {int(options.since)}'
@@ -246,7 +243,7 @@ def conversations_sql(
     options = options or ConversationOptions()
     where = []
     if options.ip:
-        _check_ip(options.ip)
+        check_ip(options.ip)
         where.append(f"(lo_addr = '{options.ip}' OR hi_addr = '{options.ip}')")
     if options.port is not None:
         if not 0 <= options.port <= 65535:
@@ -279,7 +276,7 @@ def record_initiators_sql(options: ConversationOptions | None = None) -> str:
     )
 
 
-def _check_ip(value: str) -> None:
+def check_ip(value: str) -> None:
     try:
         ipaddress.ip_address(value)
     except ValueError:

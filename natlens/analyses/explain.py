@@ -14,7 +14,7 @@ import pyarrow as pa
 from natlens.analyses.conversations import (
     PRIVATE_V4,
     ConversationOptions,
-    _check_ip,
+    check_ip,
     conversations_sql,
     explained_from,
 )
@@ -63,7 +63,7 @@ class Explanation:
 def explain(
     engine: Engine, case: Case, address: str, options: ConversationOptions | None = None
 ) -> Explanation:
-    _check_ip(address)
+    check_ip(address)
     base = options or ConversationOptions()
     options = ConversationOptions(
         context=base.context, since=base.since, until=base.until, ip=address

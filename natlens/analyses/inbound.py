@@ -15,7 +15,7 @@ import pyarrow as pa
 from natlens.analyses import load_sql
 from natlens.analyses.conversations import (
     ConversationOptions,
-    _check_ip,
+    check_ip,
     codes,
     conversation_ctes,
     explained_from,
@@ -44,7 +44,7 @@ def inbound_sql(
     names = ", ".join(f"CASE WHEN ev_{k} = 1 THEN '{code}' END" for k, code in enumerate(kept))
     where = ""
     if options.ip:
-        _check_ip(options.ip)
+        check_ip(options.ip)
         where = f"WHERE address = '{options.ip}'\n"
     if head is None:
         head = conversation_ctes(options, in_case)
