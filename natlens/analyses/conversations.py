@@ -96,6 +96,34 @@ def _rank(side: str, peer: str) -> str:
     )
 
 
+# Interfaces named per conversation (interface_count says how many logged it).
+INTERFACE_SLOTS = 6
+# Record kinds on one interface: as addressed, relayed out (srcaddr is the interface's own),
+# relayed in (dstaddr is).
+_KINDS = ("relayed = 0", "relayed = 1", "relayed >= 2")
+
+
+def _kind_sums() -> str:
+    parts = []
+    for direction, flag in (("fwd", 1), ("rev", 0)):
+        for measure in ("packets", "bytes"):
+            for k, test in enumerate(_KINDS):
+                parts.append(
+                    f"sum(CASE WHEN fwd = {flag} AND {test} THEN {measure} ELSE 0 END)"
+                    f" AS {direction}_{measure}_{k}"
+                )
+    return ",\n        ".join(parts)
+
+
+def _kind_max() -> str:
+    parts = []
+    for direction in ("fwd", "rev"):
+        for measure in ("packets", "bytes"):
+            kinds = ", ".join(f"{direction}_{measure}_{k}" for k in range(len(_KINDS)))
+            parts.append(f"CAST(max(greatest({kinds})) AS BIGINT) AS {direction}_{measure}")
+    return ",\n        ".join(parts)
+
+
 def _known_hosts(context: Context | None) -> str:
     rows = context.address_roles() if context else []
     empty = (
@@ -161,6 +189,12 @@ def conversation_ctes(
         time_filter=time_filter,
         idle=IDLE_TIMEOUT,
         fan_in=FAN_IN,
+        kind_sums=_kind_sums(),
+        kind_max=_kind_max(),
+        interface_slots=",\n        ".join(
+            f"max(CASE WHEN interface_number = {k} THEN interface_id END) AS interface_{k}"
+            for k in range(1, INTERFACE_SLOTS + 1)
+        ),
         lo_rank=_rank("lo", "hi"),
         hi_rank=_rank("hi", "lo"),
         provenance=",\n        source,\n        line" if provenance else "",
@@ -205,7 +239,10 @@ SELECT_COLUMNS = {
     "packets_to_client": _client("rev_packets", "fwd_packets"),
     "bytes_to_client": _client("rev_bytes", "fwd_bytes"),
     "records": "records",
-    "interfaces": f"coalesce(interfaces, {EMPTY_LIST})",
+    "interfaces": "list_filter(["
+    + ", ".join(f"interface_{k}" for k in range(1, INTERFACE_SLOTS + 1))
+    + "], x -> x IS NOT NULL)",
+    "interface_count": "interface_count",
     "actions": "nullif(concat_ws(',', CASE WHEN fwd_accept + rev_accept > 0 THEN 'ACCEPT' END, "
     "CASE WHEN fwd_reject + rev_reject > 0 THEN 'REJECT' END), '')",
     "confidence": "confidence",

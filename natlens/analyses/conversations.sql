@@ -188,12 +188,13 @@ sessioned AS (
     FROM ordered
 ),
 sightings AS (
+    -- One row per interface that logged the conversation. A firewall endpoint logs the same
+    -- packets in (its address as dstaddr) and out again (as srcaddr), a NAT gateway's private
+    -- leg names the NAT gateway on one side: per direction, the records of one kind (0 as
+    -- addressed, 1 relayed out, 2 relayed in) are counted, the largest kind wins.
     SELECT
-        lo_addr, lo_port, hi_addr, hi_port, protocol, session, interface_id, relayed,
-        sum(CASE WHEN fwd = 1 THEN packets ELSE 0 END) AS fwd_packets,
-        sum(CASE WHEN fwd = 1 THEN bytes ELSE 0 END) AS fwd_bytes,
-        sum(CASE WHEN fwd = 0 THEN packets ELSE 0 END) AS rev_packets,
-        sum(CASE WHEN fwd = 0 THEN bytes ELSE 0 END) AS rev_bytes,
+        lo_addr, lo_port, hi_addr, hi_port, protocol, session, interface_id,
+        {kind_sums},
         count(*) AS records,
         min(start) AS first_seen,
         max("end") AS last_seen,
@@ -213,16 +214,24 @@ sightings AS (
         max(CASE WHEN fwd = 0 AND (tcp_flags & 18) = 18 THEN 1 ELSE 0 END) AS rev_synack,
         max(via_nat) AS via_nat
     FROM sessioned
-    GROUP BY lo_addr, lo_port, hi_addr, hi_port, protocol, session, interface_id, relayed
+    GROUP BY lo_addr, lo_port, hi_addr, hi_port, protocol, session, interface_id
+),
+numbered AS (
+    -- Interfaces in order, so that the conversation can name them without a list aggregate
+    -- (whose state no engine spills to disk).
+    SELECT
+        *,
+        row_number() OVER (
+            PARTITION BY lo_addr, lo_port, hi_addr, hi_port, protocol, session
+            ORDER BY interface_id
+        ) AS interface_number
+    FROM sightings
 ),
 convs AS (
     SELECT
         lo_addr, lo_port, hi_addr, hi_port, protocol, session,
-        -- Each sighting saw the same packets: count them once.
-        CAST(max(fwd_packets) AS BIGINT) AS fwd_packets,
-        CAST(max(fwd_bytes) AS BIGINT) AS fwd_bytes,
-        CAST(max(rev_packets) AS BIGINT) AS rev_packets,
-        CAST(max(rev_bytes) AS BIGINT) AS rev_bytes,
+        -- Each interface saw the same packets: count them once.
+        {kind_max},
         CAST(sum(records) AS BIGINT) AS records,
         min(first_seen) AS first_seen,
         max(last_seen) AS last_seen,
@@ -239,9 +248,9 @@ convs AS (
         max(fwd_synack) AS fwd_synack,
         max(rev_synack) AS rev_synack,
         max(via_nat) AS via_nat,
-        array_sort(list_distinct(array_agg(interface_id) FILTER (WHERE interface_id IS NOT NULL)))
-            AS interfaces
-    FROM sightings
+        count(interface_id) AS interface_count,
+        {interface_slots}
+    FROM numbered
     GROUP BY lo_addr, lo_port, hi_addr, hi_port, protocol, session
 ),
 private_convs AS (
