@@ -187,20 +187,30 @@ class DuckDBEngine(Engine):
                 f"SELECT * FROM read_parquet([{files}], union_by_name = true)"
             )
 
+    def _execute(self, sql: str) -> duckdb.DuckDBPyConnection:
+        try:
+            return self.con.execute(sql)
+        except duckdb.OutOfMemoryException as exc:
+            raise EnvironmentProblem(
+                f"DuckDB ran out of memory ({str(exc).splitlines()[0][:160]})",
+                hint="give it more with --memory-limit (it spills to disk beyond the limit), or "
+                "run on Spark: --engine spark",
+            ) from None
+
     def query(self, sql: str) -> pa.Table:
-        return self.con.execute(sql).to_arrow_table()
+        return self._execute(sql).to_arrow_table()
 
     def query_batches(self, sql: str) -> pa.RecordBatchReader:
-        return self.con.execute(sql).to_arrow_reader(65536)
+        return self._execute(sql).to_arrow_reader(65536)
 
     def export_parquet(self, sql: str, path: Path) -> bool:
         target = str(path).replace("'", "''")
-        self.con.execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+        self._execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
         return True
 
     def write_parquet(self, sql: str, directory: Path) -> None:
         target = str(directory / "part-0.parquet").replace("'", "''")
-        self.con.execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+        self._execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
 
     def register_parquet(self, name: str, directory: Path) -> None:
         files = str(directory / "*.parquet").replace("'", "''")

@@ -407,3 +407,12 @@ def test_load_balancer_ports_are_ephemeral_toward_its_targets(tmp_path: Path) ->
     assert (known["client_addr"], known["client_port"]) == ("10.0.1.40", 3306)
     assert known["client_role"] == "load-balancer" and "ephemeral-port" in known["evidence"]
     assert known["client_resource"] == "app/web/0123456789abcdef"
+
+
+def test_running_out_of_memory_is_an_environment_problem(natlens, small_worlds) -> None:
+    case = small_worlds[("fw-after-nat", "v5")] / "case"
+    run = natlens("conversations", case, "--memory-limit", "1MB", "--format", "csv")
+    assert run.code == 3 and "DuckDB ran out of memory" in run.err and "Traceback" not in run.err
+    assert "--memory-limit" in run.err
+    run = natlens("conversations", case, "--memory-limit", "lots")
+    assert run.code == 64 and "--memory-limit 'lots'" in run.err
