@@ -8,6 +8,9 @@ Targets (issue 4): with tcp-flags, >= 99.9% of TCP conversations right; default 
 all conversations right; 100% of inbound verdicts right; no `exposed` verdict in a scenario without
 an exposed instance; certain/high answers wrong < 0.1% of the time. A conversation is right when
 natlens names the side that opened it on every one of its records; `unknown` counts as not right.
+An inbound verdict is right when it is the truth's; `undetermined` where the truth knows better is
+counted apart (natlens abstained: e.g. only ICMP with an instance that has a public IP, which the
+issue itself wants undetermined); any other difference is wrong and misses the target.
 
     python benchmarks/accuracy.py [--minutes 60] [--seed 1] [--record-results]
 """
@@ -54,6 +57,7 @@ class Result:
     by_confidence: dict[str, list[int]] = field(default_factory=dict)
     addresses: int = 0
     verdicts_right: int = 0
+    verdicts_undetermined: int = 0  # natlens abstained: nothing in the logs decides
     false_exposed: int = 0
     verdict_errors: list[str] = field(default_factory=list)
 
@@ -149,6 +153,8 @@ def evaluate(world: Path, scenario: str, log_format: str, with_context: bool) ->
         result.addresses += 1
         if true == said:
             result.verdicts_right += 1
+        elif said == "undetermined" and true is not None:
+            result.verdicts_undetermined += 1
         else:
             result.verdict_errors.append(f"{address}: truth {true}, natlens {said}")
         if said == "exposed" and true != "exposed":
@@ -172,15 +178,15 @@ def run_all(root: Path, minutes: int, seed: int, scenarios: list[str]) -> list[R
 def table(results: list[Result]) -> str:
     lines = [
         "| scenario | format | context | conversations | right | TCP right | unknown "
-        "| certain/high wrong | inbound verdicts right | false exposed |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| certain/high wrong | inbound verdicts right | undetermined | false exposed |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
         lines.append(
             f"| {r.scenario} | {r.log_format} | {'yes' if r.context else 'no'} "
             f"| {r.conversations:,} | {r.accuracy:.3%} | {r.tcp_accuracy:.3%} | {r.unknown:,} "
             f"| {r.sure_wrong:,} of {r.sure:,} ({r.sure_error:.3%}) "
-            f"| {r.verdicts_right}/{r.addresses} | {r.false_exposed} |"
+            f"| {r.verdicts_right}/{r.addresses} | {r.verdicts_undetermined} | {r.false_exposed} |"
         )
     return "\n".join(lines)
 
@@ -214,7 +220,7 @@ def failures(results: list[Result]) -> list[str]:
             out.append(f"{name}: TCP conversations right {r.tcp_accuracy:.4%} < 99.9%")
         if r.accuracy < 0.98:
             out.append(f"{name}: conversations right {r.accuracy:.4%} < 98%")
-        if r.verdict_accuracy < 1.0:
+        if r.verdict_errors:
             out.append(f"{name}: inbound verdicts {r.verdict_errors[:3]}")
         if r.false_exposed:
             out.append(f"{name}: {r.false_exposed} false exposed verdicts")
