@@ -1,0 +1,262 @@
+"""AWS Network Firewall alert, flow and TLS log events (aws-facts section 6) as canonical rows.
+
+Each line is one JSON object: ``firewall_name``, ``availability_zone``, ``event_timestamp`` and a
+Suricata EVE ``event``. AWS's quirks, handled here once:
+
+- ``event_timestamp`` is a string in alert and flow logs and a number in TLS logs;
+- ports are numbers in alert and flow logs and strings in TLS logs;
+- ``tcp.tcp_flags`` is hexadecimal text ("12" is SYN-ACK, 18; a peer parses it as decimal);
+- the log type is not written: ``event_type`` ``alert`` is an alert log, ``netflow`` a flow log,
+  and TLS logs have no ``event_type`` but ``tls_error`` or ``revocation_check``;
+- a key can appear twice in one object (AWS's TLS alert example has two ``subject`` keys): the
+  last one wins, as in every JSON reader, and the duplicates are named in ``duplicate_keys``.
+
+Fields natlens does not map are kept, as JSON text, in ``extra``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from natlens.accounting import Problem
+
+# Canonical columns, in order, with their Arrow types.
+COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("firewall_name", pa.string()),
+    ("availability_zone", pa.string()),
+    ("event_timestamp", pa.int64()),  # epoch seconds
+    ("log_type", pa.string()),  # alert, flow or tls
+    ("event_type", pa.string()),
+    ("timestamp", pa.string()),  # the EVE timestamp as written
+    ("flow_id", pa.int64()),
+    ("src_ip", pa.string()),
+    ("src_port", pa.int32()),
+    ("dest_ip", pa.string()),
+    ("dest_port", pa.int32()),
+    ("proto", pa.string()),
+    ("app_proto", pa.string()),
+    ("direction", pa.string()),
+    ("alert_action", pa.string()),  # allowed, blocked
+    ("signature_id", pa.int64()),
+    ("signature", pa.string()),
+    ("category", pa.string()),
+    ("severity", pa.int32()),
+    ("verdict_action", pa.string()),  # drop, ...
+    ("netflow_pkts", pa.int64()),
+    ("netflow_bytes", pa.int64()),
+    ("netflow_start", pa.string()),
+    ("netflow_end", pa.string()),
+    ("netflow_age", pa.int64()),
+    ("tcp_flags", pa.int32()),  # decoded from hex
+    ("sni", pa.string()),  # tls.sni, or the TLS log's own sni
+    ("http_hostname", pa.string()),
+    ("http_url", pa.string()),
+    ("tls_error", pa.string()),
+    ("revocation_status", pa.string()),
+    ("revocation_action", pa.string()),
+    ("aws_category", pa.string()),
+    ("tls_inspected", pa.bool_()),
+    ("duplicate_keys", pa.list_(pa.string())),
+    ("extra", pa.map_(pa.string(), pa.string())),
+    ("src_ip_v4", pa.int64()),
+    ("dest_ip_v4", pa.int64()),
+    ("source", pa.string()),
+    ("line", pa.int64()),
+)
+SCHEMA = pa.schema([pa.field(name, dtype) for name, dtype in COLUMNS])
+
+# EVE keys mapped to columns (the rest of ``event`` goes to ``extra``).
+_MAPPED_EVENT_KEYS = {
+    "timestamp", "flow_id", "event_type", "src_ip", "src_port", "dest_ip", "dest_port", "proto",
+    "app_proto", "direction", "alert", "verdict", "netflow", "tcp", "tls", "http", "sni",
+    "tls_error", "revocation_check", "aws_category", "tls_inspected",
+}  # fmt: skip
+_TOP_KEYS = {"firewall_name", "availability_zone", "event_timestamp", "event"}
+
+
+class _BadValue(ValueError):
+    def __init__(self, name: str, value: object, expected: str) -> None:
+        super().__init__(f"{value!r} is not {expected}")
+        self.field = name
+
+
+@dataclass
+class Parsed:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def table(self) -> pa.Table:
+        return pa.Table.from_pylist(self.rows, schema=SCHEMA)
+
+
+def looks_like_event(text: str) -> bool:
+    """Whether a line is a Network Firewall log event, by its content."""
+    stripped = text.lstrip()
+    return stripped.startswith("{") and '"firewall_name"' in text and '"event"' in text
+
+
+def parse_lines(lines: Iterable[tuple[int, str]], source: str) -> Parsed:
+    """(line number, text) pairs of one source into rows; every line is a row or a problem."""
+    parsed = Parsed()
+    for number, text in lines:
+        if not text.strip():
+            continue
+        try:
+            row = parse_event(text)
+        except _BadValue as exc:
+            parsed.problems.append(Problem("bad-value", source, number, str(exc), exc.field))
+            continue
+        except ValueError as exc:
+            parsed.problems.append(Problem("bad-json", source, number, str(exc)))
+            continue
+        row["source"], row["line"] = source, number
+        parsed.rows.append(row)
+    return parsed
+
+
+def parse_event(text: str) -> dict[str, Any]:
+    duplicates: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                duplicates.append(key)
+            out[key] = value
+        return out
+
+    try:
+        document = json.loads(text, object_pairs_hook=pairs)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"column {exc.colno}: {exc.msg}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("event"), dict):
+        raise ValueError("expected a Network Firewall log event: an object with an 'event' object")
+    event: dict[str, Any] = document["event"]
+    alert = _object(event, "alert")
+    netflow = _object(event, "netflow")
+    tcp = _object(event, "tcp")
+    tls = _object(event, "tls")
+    http = _object(event, "http")
+    revocation = _object(event, "revocation_check")
+    tls_error = event.get("tls_error")
+    event_type = _text(event.get("event_type"))
+    src_ip, dest_ip = _text(event.get("src_ip")), _text(event.get("dest_ip"))
+    extra = {k: json.dumps(v) for k, v in document.items() if k not in _TOP_KEYS}
+    extra.update(
+        {f"event.{k}": json.dumps(v) for k, v in event.items() if k not in _MAPPED_EVENT_KEYS}
+    )
+    return {
+        "firewall_name": _text(document.get("firewall_name")),
+        "availability_zone": _text(document.get("availability_zone")),
+        "event_timestamp": _integer("event_timestamp", document.get("event_timestamp")),
+        "log_type": _log_type(event_type, event),
+        "event_type": event_type,
+        "timestamp": _text(event.get("timestamp")),
+        "flow_id": _integer("flow_id", event.get("flow_id")),
+        "src_ip": src_ip,
+        "src_port": _port("src_port", event.get("src_port")),
+        "dest_ip": dest_ip,
+        "dest_port": _port("dest_port", event.get("dest_port")),
+        "proto": _text(event.get("proto")),
+        "app_proto": _text(event.get("app_proto")),
+        "direction": _text(event.get("direction")),
+        "alert_action": _text(alert.get("action")),
+        "signature_id": _integer("alert.signature_id", alert.get("signature_id")),
+        "signature": _text(alert.get("signature")),
+        "category": _text(alert.get("category")),
+        "severity": _integer("alert.severity", alert.get("severity")),
+        "verdict_action": _text(_object(event, "verdict").get("action")),
+        "netflow_pkts": _integer("netflow.pkts", netflow.get("pkts")),
+        "netflow_bytes": _integer("netflow.bytes", netflow.get("bytes")),
+        "netflow_start": _text(netflow.get("start")),
+        "netflow_end": _text(netflow.get("end")),
+        "netflow_age": _integer("netflow.age", netflow.get("age")),
+        "tcp_flags": _hex_flags(tcp.get("tcp_flags")),
+        "sni": _text(tls.get("sni")) or _text(event.get("sni")),
+        "http_hostname": _text(http.get("hostname")),
+        "http_url": _text(http.get("url")),
+        "tls_error": _text(tls_error.get("error_message"))
+        if isinstance(tls_error, dict)
+        else _text(tls_error),
+        "revocation_status": _text(revocation.get("status")),
+        "revocation_action": _text(revocation.get("action")),
+        "aws_category": _text(event.get("aws_category")),
+        "tls_inspected": event.get("tls_inspected") if "tls_inspected" in event else None,
+        "duplicate_keys": sorted(set(duplicates)),
+        "extra": extra,
+        "src_ip_v4": _v4(src_ip),
+        "dest_ip_v4": _v4(dest_ip),
+    }
+
+
+def _log_type(event_type: str | None, event: dict[str, Any]) -> str | None:
+    if event_type == "alert":
+        return "alert"
+    if event_type == "netflow":
+        return "flow"
+    if event_type is None and ("tls_error" in event or "revocation_check" in event):
+        return "tls"
+    return None
+
+
+def _object(container: dict[str, Any], key: str) -> dict[str, Any]:
+    value = container.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _integer(name: str, value: object) -> int | None:
+    """A number, or a number written as a string (AWS writes both)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise _BadValue(name, value, "a number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    raise _BadValue(name, value, "a whole number")
+
+
+def _port(name: str, value: object) -> int | None:
+    port = _integer(name, value)
+    if port is not None and not 0 <= port <= 65535:
+        raise _BadValue(name, value, "a port (0-65535)")
+    return port
+
+
+def _hex_flags(value: object) -> int | None:
+    """Suricata writes TCP flags as hex text: "12" is 0x12 = 18, SYN-ACK."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            flags = int(value, 16)
+        except ValueError:
+            raise _BadValue("tcp.tcp_flags", value, "hexadecimal TCP flags") from None
+        if 0 <= flags <= 0xFF:
+            return flags
+    raise _BadValue("tcp.tcp_flags", value, "hexadecimal TCP flags (00-ff)")
+
+
+def _v4(address: str | None) -> int | None:
+    if not address:
+        return None
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    return int(ip) if ip.version == 4 else None
