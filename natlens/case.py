@@ -3,6 +3,7 @@
     CASE/
       manifest.json          sources read, formats seen, time range, accounting
       flows/part-*.parquet   canonical flow records (schema.FLOWS_SCHEMA)
+      firewall_events/part-*.parquet   Network Firewall log events (schema.FIREWALL_EVENTS_SCHEMA)
 
 Each ingest writes new part files; a source read before with the same fingerprint is not read
 again, and a source whose content changed replaces its earlier rows.
@@ -21,11 +22,11 @@ import duckdb
 
 from natlens import __version__
 from natlens.errors import CaseError
-from natlens.schema import FLOWS_SCHEMA
+from natlens.schema import FIREWALL_EVENTS_SCHEMA, FLOWS_SCHEMA
 
 MANIFEST = "manifest.json"
 CASE_FORMAT = 1
-TABLES = {"flows": FLOWS_SCHEMA}
+TABLES = {"flows": FLOWS_SCHEMA, "firewall_events": FIREWALL_EVENTS_SCHEMA}
 ROW_GROUP_ROWS = 1 << 20
 
 
@@ -99,8 +100,15 @@ class Case:
 
     # -- tables --------------------------------------------------------------------------------
 
+    def _table(self, table: str) -> dict[str, Any]:
+        # Cases written before a table existed have no entry for it.
+        entry: dict[str, Any] = self.manifest["tables"].setdefault(
+            table, {"parts": [], "records": 0}
+        )
+        return entry
+
     def parts(self, table: str = "flows") -> list[Path]:
-        return [self.path / part for part in self.manifest["tables"][table]["parts"]]
+        return [self.path / part for part in self._table(table)["parts"]]
 
     def new_part_path(self, table: str = "flows") -> Path:
         folder = self.path / table
@@ -109,7 +117,7 @@ class Case:
         return folder / f"part-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
 
     def add_part(self, path: Path, records: int, table: str = "flows") -> None:
-        entry = self.manifest["tables"][table]
+        entry = self._table(table)
         entry["parts"].append(str(path.relative_to(self.path)))
         entry["records"] += records
 
@@ -119,7 +127,7 @@ class Case:
         DuckDB streams each part through, so memory does not grow with the part's size.
         """
         removed = 0
-        entry = self.manifest["tables"][table]
+        entry = self._table(table)
         kept_parts = []
         con = duckdb.connect()
         con.execute("SET memory_limit = '1GB'")

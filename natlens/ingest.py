@@ -20,9 +20,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from natlens.accounting import Accounting
-from natlens.case import ROW_GROUP_ROWS, Case
+from natlens.case import ROW_GROUP_ROWS, TABLES, Case
 from natlens.engine import DuckDBEngine
 from natlens.formats.containers import LinesPassedOver, SourceProblem, TablePiece, TextPiece
+from natlens.formats.network_firewall import looks_like_event, parse_lines
 from natlens.formats.vpc_flow import FlowParser
 from natlens.schema import FLOWS_SCHEMA
 from natlens.sources import SourceOptions, Unit, expand
@@ -61,11 +62,13 @@ class IngestReport:
     parts: list[str]
     seconds: float
     coverage_gaps: list[dict[str, Any]] = field(default_factory=list)  # of the whole case
+    tables: dict[str, int] = field(default_factory=dict)  # rows written per table
 
     def to_json(self) -> dict[str, Any]:
         return {
             "case": str(self.case),
             "records_written": self.records_written,
+            "tables_written": self.tables,
             "parts": self.parts,
             "seconds": round(self.seconds, 3),
             **self.accounting.to_json(),
@@ -118,19 +121,23 @@ def ingest(sources: list[str], case_dir: str | Path, options: IngestOptions) -> 
 
     replaced = {d.unit.id for d in done if d.unit.coverage is None and d.unit.id in known}
     if replaced:
-        case.remove_sources(replaced)
+        for name in TABLES:
+            case.remove_sources(replaced, name)
         acct.sources_replaced = len(replaced)
     names = []
-    for path, rows in written:
-        case.add_part(path, rows)
+    for name, path, rows in written:
+        case.add_part(path, rows, name)
         names.append(str(path.relative_to(case.path)))
     _record(case, done, acct, names, sources)
     _summarize(case)
     case.save()
-    total = sum(rows for _path, rows in written)
+    total = sum(rows for _name, _path, rows in written)
+    per_table = {name: 0 for name in TABLES}
+    for name, _path, rows in written:
+        per_table[name] += rows
     return IngestReport(
         case.path, acct, total, names, time.monotonic() - started,
-        case.manifest["coverage_gaps"],
+        case.manifest["coverage_gaps"], per_table,
     )  # fmt: skip
 
 
@@ -149,11 +156,12 @@ class _Parts:
         key = tuple(table.column_names)
         part = self.open.get(key)
         if part is None:
-            part = self.open[key] = _Part(self.case.new_part_path("flows"), table.schema)
+            name = "firewall_events" if "firewall_name" in key else "flows"
+            part = self.open[key] = _Part(self.case.new_part_path(name), table.schema, name)
         part.write(table)
 
-    def close(self) -> list[tuple[Path, int]]:
-        return [(part.path, part.close()) for part in self.open.values()]
+    def close(self) -> list[tuple[str, Path, int]]:
+        return [(part.table, part.path, part.close()) for part in self.open.values()]
 
     def abort(self) -> None:
         for part in self.open.values():
@@ -161,8 +169,9 @@ class _Parts:
 
 
 class _Part:
-    def __init__(self, path: Path, schema: pa.Schema) -> None:
+    def __init__(self, path: Path, schema: pa.Schema, table: str = "flows") -> None:
         self.path = path
+        self.table = table
         self.writer = pq.ParquetWriter(
             path,
             schema,
@@ -221,6 +230,7 @@ def _parse_stage(
 ) -> Iterator[pa.Table]:
     window = options.sources.time_range
     parsers: dict[str, FlowParser] = {}
+    firewall: dict[str, int] = {}  # Network Firewall sources of this unit: records read
     unit: Unit | None = None
     lines_at_start = 0
     failed = False
@@ -228,12 +238,12 @@ def _parse_stage(
         if isinstance(item, _UnitUnchanged):
             acct.sources_skipped_unchanged += 1
         elif isinstance(item, _UnitStart):
-            unit, parsers, failed = item.unit, {}, False
+            unit, parsers, firewall, failed = item.unit, {}, {}, False
             lines_at_start = acct.counts.lines
         elif isinstance(item, _UnitEnd):
             assert unit is not None
             acct.sources_read += 1
-            records = sum(p.records for p in parsers.values())
+            records = sum(p.records for p in parsers.values()) + sum(firewall.values())
             if acct.counts.lines == lines_at_start and not failed:
                 acct.empty_sources.append(unit.id)
             done.append(_UnitDone(unit, records, failed))
@@ -245,6 +255,14 @@ def _parse_stage(
         elif isinstance(item, LinesPassedOver):
             acct.counts.blank -= item.count
             acct.counts.metadata += item.count
+        elif isinstance(item, TextPiece) and (
+            item.source in firewall
+            or (item.source not in parsers and looks_like_event(_first_line(item.block)))
+        ):
+            table = _firewall_piece(item, acct)
+            firewall[item.source] = firewall.get(item.source, 0) + table.num_rows
+            if table.num_rows:
+                yield table
         elif isinstance(item, TextPiece | TablePiece):
             assert unit is not None
             parser = parsers.get(item.source)
@@ -261,6 +279,28 @@ def _parse_stage(
                 yield conform(table, item.source)
         else:  # pragma: no cover - every item type is handled above
             raise TypeError(f"unexpected item {item!r}")
+
+
+def _first_line(block: bytes) -> str:
+    for raw in block[:65536].split(b"\n"):
+        if raw.strip():
+            return raw.decode("utf-8", "replace")
+    return ""
+
+
+def _firewall_piece(piece: TextPiece, acct: Accounting) -> pa.Table:
+    """Network Firewall events: every line a row, a blank or a problem."""
+    lines = piece.block.decode("utf-8", "replace").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    numbered = list(enumerate(lines, start=piece.first_line))
+    acct.counts.lines += len(numbered)
+    acct.counts.blank += sum(1 for _, text in numbered if not text.strip())
+    parsed = parse_lines(numbered, piece.source)
+    for problem in parsed.problems:
+        acct.problem(problem)
+    acct.counts.records += len(parsed.rows)
+    return parsed.table()
 
 
 def conform(table: pa.Table, source: str) -> pa.Table:

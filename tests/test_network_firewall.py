@@ -112,3 +112,36 @@ def test_simulated_firewall_logs_read_back(tmp_path: Path) -> None:
         got_type, got_event = said[(file, line)]
         assert got_event == event_type
         assert got_type == {"alert": "alert", "flow": "flow", "tls": "tls"}[log_type]
+
+
+def test_ingest_reads_firewall_logs_beside_flow_logs(tmp_path: Path) -> None:
+    """natlens ingest tells the two apart by content and keeps every line accounted for."""
+    from natlens.case import Case
+    from natlens.engine import DuckDBEngine
+    from natlens.ingest import IngestOptions, ingest
+
+    world = tmp_path / "w"
+    simulate(world, SimulateOptions("fw-after-nat", minutes=5, seed=2))
+    bad = tmp_path / "bad.log"
+    bad.write_text(
+        read(EXAMPLES)[0][1] + "\n\n" + '{"firewall_name":"f","event":{"src_port":"x"}}\n'
+    )
+    report = ingest([str(world / "firewall"), str(world / "flowlogs"), str(bad)],
+                    str(tmp_path / "case"), IngestOptions())  # fmt: skip
+    data = report.to_json()
+    assert data["balanced"] and data["lines"]["skipped"] == 1 and data["lines"]["blank"] == 1
+    assert data["skipped"]["bad-value"]["examples"][0].endswith("'x' is not a whole number")
+    events = report.tables["firewall_events"]
+    truth = duckdb.sql(f"SELECT count(*) FROM '{world}/truth/firewall_events.parquet'").fetchone()
+    assert truth is not None and events == truth[0] + 1
+    assert report.tables["flows"] > 1000
+    with DuckDBEngine() as engine:
+        engine.register_case(Case.open(report.case))
+        rows = engine.query(
+            "SELECT log_type, count(*) AS n FROM firewall_events GROUP BY log_type"
+        ).to_pylist()
+    kinds = {r["log_type"]: r["n"] for r in rows}
+    assert {"alert", "flow"} <= set(kinds) and sum(kinds.values()) == events
+    # a second ingest reads nothing again
+    again = ingest([str(world / "firewall")], str(tmp_path / "case"), IngestOptions())
+    assert again.to_json()["sources"]["unchanged"] > 0 and again.records_written == 0

@@ -176,6 +176,10 @@ def _read_decoded(source: str, stream: Any, head: bytes, compressed: bool) -> It
         yield from _read_parquet(source, io.BytesIO(_read_all(source, stream)))
         return
     first = head.lstrip()[:1]
+    if first == b"{" and _firewall_lines(stream):
+        # Network Firewall logs: one JSON event per line, read as lines (aws-facts section 6).
+        yield from _read_text(source, stream)
+        return
     if first in (b"{", b"["):
         yield from _read_json(source, _read_all(source, stream))
         return
@@ -188,6 +192,14 @@ def _read_decoded(source: str, stream: Any, head: bytes, compressed: bool) -> It
         )
         return
     yield from _read_text(source, stream)
+
+
+def _firewall_lines(stream: Any) -> bool:
+    from natlens.formats.network_firewall import looks_like_event
+
+    sample = stream.peek(65536)[:65536]
+    first = sample.split(b"\n", 1)[0]
+    return looks_like_event(first.decode("utf-8", "replace"))
 
 
 def _looks_binary(sample: bytes) -> bool:

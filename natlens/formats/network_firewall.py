@@ -25,51 +25,10 @@ from typing import Any
 import pyarrow as pa
 
 from natlens.accounting import Problem
+from natlens.schema import FIREWALL_EVENTS_SCHEMA
 
-# Canonical columns, in order, with their Arrow types.
-COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-    ("firewall_name", pa.string()),
-    ("availability_zone", pa.string()),
-    ("event_timestamp", pa.int64()),  # epoch seconds
-    ("log_type", pa.string()),  # alert, flow or tls
-    ("event_type", pa.string()),
-    ("timestamp", pa.string()),  # the EVE timestamp as written
-    ("flow_id", pa.int64()),
-    ("src_ip", pa.string()),
-    ("src_port", pa.int32()),
-    ("dest_ip", pa.string()),
-    ("dest_port", pa.int32()),
-    ("proto", pa.string()),
-    ("app_proto", pa.string()),
-    ("direction", pa.string()),
-    ("alert_action", pa.string()),  # allowed, blocked
-    ("signature_id", pa.int64()),
-    ("signature", pa.string()),
-    ("category", pa.string()),
-    ("severity", pa.int32()),
-    ("verdict_action", pa.string()),  # drop, ...
-    ("netflow_pkts", pa.int64()),
-    ("netflow_bytes", pa.int64()),
-    ("netflow_start", pa.string()),
-    ("netflow_end", pa.string()),
-    ("netflow_age", pa.int64()),
-    ("tcp_flags", pa.int32()),  # decoded from hex
-    ("sni", pa.string()),  # tls.sni, or the TLS log's own sni
-    ("http_hostname", pa.string()),
-    ("http_url", pa.string()),
-    ("tls_error", pa.string()),
-    ("revocation_status", pa.string()),
-    ("revocation_action", pa.string()),
-    ("aws_category", pa.string()),
-    ("tls_inspected", pa.bool_()),
-    ("duplicate_keys", pa.list_(pa.string())),
-    ("extra", pa.map_(pa.string(), pa.string())),
-    ("src_ip_v4", pa.int64()),
-    ("dest_ip_v4", pa.int64()),
-    ("source", pa.string()),
-    ("line", pa.int64()),
-)
-SCHEMA = pa.schema([pa.field(name, dtype) for name, dtype in COLUMNS])
+SCHEMA = FIREWALL_EVENTS_SCHEMA
+
 
 # EVE keys mapped to columns (the rest of ``event`` goes to ``extra``).
 _MAPPED_EVENT_KEYS = {

@@ -23,6 +23,9 @@ def write_text(report: dict[str, Any], out: TextIO) -> None:
         f"{lines['filtered']:,} outside --since/--until, {lines['skipped']:,} skipped\n"
     )
     out.write(f"written   {report['records_written']:,} records in {report['seconds']:.1f} s\n")
+    events = report.get("tables_written", {}).get("firewall_events", 0)
+    if events:
+        out.write(f"firewall  {events:,} of them Network Firewall log events (alert, flow, TLS)\n")
     for fmt in report["formats"]:
         fields = " ".join(fmt["fields"])
         if len(fields) > 90:
