@@ -145,3 +145,20 @@ def test_ingest_reads_firewall_logs_beside_flow_logs(tmp_path: Path) -> None:
     # a second ingest reads nothing again
     again = ingest([str(world / "firewall")], str(tmp_path / "case"), IngestOptions())
     assert again.to_json()["sources"]["unchanged"] > 0 and again.records_written == 0
+
+
+def test_firewall_events_from_cloudwatch_logs_json(tmp_path: Path) -> None:
+    """Network Firewall logs delivered to CloudWatch Logs: each event's message is one event."""
+    import json
+
+    from natlens.ingest import IngestOptions, ingest
+
+    events = [
+        {"logStreamName": "s", "timestamp": 1, "message": text, "eventId": str(n)}
+        for n, text in read(EXAMPLES)
+    ]
+    source = tmp_path / "filter-log-events.json"
+    source.write_text(json.dumps({"events": events}))
+    report = ingest([str(source)], str(tmp_path / "case"), IngestOptions())
+    assert report.tables == {"flows": 0, "firewall_events": 4}
+    assert report.to_json()["lines"]["skipped"] == 0
