@@ -24,7 +24,6 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
@@ -73,10 +72,6 @@ class Result:
     def sure_error(self) -> float:
         return self.sure_wrong / self.sure if self.sure else 0.0
 
-    @property
-    def verdict_accuracy(self) -> float:
-        return self.verdicts_right / self.addresses if self.addresses else 1.0
-
 
 def build_world(root: Path, scenario: str, log_format: str, minutes: int, seed: int) -> Path:
     """Simulate and ingest; returns the world directory (with ``case`` inside)."""
@@ -87,9 +82,10 @@ def build_world(root: Path, scenario: str, log_format: str, minutes: int, seed: 
     )
     for flow_log in summary["flow_logs"]:
         source = world / "flowlogs" / flow_log["name"]
-        needs_format = flow_log["delivery"] not in ("s3-text", "parquet")
         options = IngestOptions(
-            log_format=parse_log_format(flow_log["log_format"]) if needs_format else None
+            log_format=parse_log_format(flow_log["log_format"])
+            if flow_log["needs_log_format"]
+            else None
         )
         ingest([str(source)], str(world / "case"), options)
     return world
@@ -265,10 +261,6 @@ def _record(report: str, minutes: int, seed: int) -> None:
         f"{report}\n"
     )
     path.write_text(path.read_text() + text)
-
-
-def summary(results: list[Result]) -> dict[str, Any]:
-    return {f"{r.scenario}/{r.log_format}/{r.context}": r.accuracy for r in results}
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ spills to disk); 100 million records must complete.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -20,7 +21,12 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from ingest_benchmark import machine, run  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+from ingest_benchmark import Check, machine, print_checks, run  # noqa: E402
+
+Timing = tuple[float, int, int]  # seconds, peak RSS bytes, output rows
+Baseline = tuple[float, int, int]  # seconds, peak RSS bytes, record pairs
+Row = tuple[int, Baseline | None, dict[str, Timing]]
 
 SELF_JOIN = """
 import sys, duckdb
@@ -55,7 +61,6 @@ def main() -> None:
             run([natlens, "simulate", str(world), "--scenario", args.scenario, "--records",
                  str(records), "--log-format", args.log_format, "--json"])  # fmt: skip
             run([natlens, "ingest", str(world / "flowlogs"), "--case", str(case), "--json"])
-            count = _records(case)
             baseline = None
             if not args.skip_baseline:
                 seconds, rss, out = run([sys.executable, "-c", SELF_JOIN, str(case)])
@@ -63,39 +68,52 @@ def main() -> None:
             timings = {}
             for command in ("conversations", "inbound"):
                 target = root / f"{command}.parquet"
-                timings[command] = run(
+                seconds, rss, _ = run(
                     [natlens, command, str(case), "--format", "parquet", "--output", str(target),
                      "--memory-limit", args.memory_limit]
                 )  # fmt: skip
-                timings[command] = (*timings[command][:2], _rows(target))
+                timings[command] = (seconds, rss, pq.ParquetFile(target).metadata.num_rows)
+            row = (_records(case), baseline, timings)
         finally:
             shutil.rmtree(root, ignore_errors=True)
-        rows.append((count, baseline, timings))
-        _print(rows[-1], args)
+        rows.append(row)
+        print(HEADER)
+        print(_line(*row))
+    check_lines = print_checks(_checks(rows))
     if args.record_results:
-        _record(rows, args)
+        _record(rows, args, check_lines)
 
 
 def _records(case: Path) -> int:
-    import json
-
-    return int(json.loads((case / "manifest.json").read_text())["tables"]["flows"]["records"])
-
-
-def _rows(path: Path) -> int:
-    import pyarrow.parquet as pq
-
-    return pq.ParquetFile(path).metadata.num_rows
+    manifest = json.loads((case / "manifest.json").read_text())
+    return int(manifest["tables"]["flows"]["records"])
 
 
-def _line(count, baseline, timings) -> str:  # type: ignore[no-untyped-def]
+def _checks(rows: list[Row]) -> list[Check]:
+    """Issue 4's targets, at 10 million records: <= 2x the self-join, peak <= 2 GB."""
+    checks: list[Check] = []
+    for count, baseline, timings in rows:
+        if not 9_000_000 <= count <= 11_000_000:
+            continue
+        total = timings["conversations"][0] + timings["inbound"][0]
+        peak = max(timings["conversations"][1], timings["inbound"][1])
+        if baseline:
+            ratio = total / baseline[0]
+            checks.append(
+                (f"conversations + inbound <= 2x the self-join: {ratio:.2f}x", ratio <= 2)
+            )
+        checks.append((f"peak memory <= 2 GB: {peak / 1e9:.2f} GB", peak <= 2e9))
+    return checks
+
+
+def _line(count: int, baseline: Baseline | None, timings: dict[str, Timing]) -> str:
     conv, inbound = timings["conversations"], timings["inbound"]
     total = conv[0] + inbound[0]
     peak = max(conv[1], inbound[1])
-    base = f"{baseline[0]:.1f} s ({baseline[2]:,} pairs, peak {baseline[1] / 1e9:.2f} GB)" if (
-        baseline
-    ) else "-"  # fmt: skip
-    ratio = f"{total / baseline[0]:.2f}x" if baseline else "-"
+    base, ratio = "-", "-"
+    if baseline:
+        base = f"{baseline[0]:.1f} s ({baseline[2]:,} pairs, peak {baseline[1] / 1e9:.2f} GB)"
+        ratio = f"{total / baseline[0]:.2f}x"
     return (
         f"| {count:,} | {conv[0]:.1f} s ({conv[2]:,} conversations) | {inbound[0]:.1f} s "
         f"({inbound[2]:,} addresses) | {total:.1f} s | {base} | {ratio} | {peak / 1e9:.2f} GB |"
@@ -108,12 +126,7 @@ HEADER = (
 )
 
 
-def _print(row, args) -> None:  # type: ignore[no-untyped-def]
-    print(HEADER)
-    print(_line(*row))
-
-
-def _record(rows, args) -> None:  # type: ignore[no-untyped-def]
+def _record(rows: list[Row], args: argparse.Namespace, check_lines: list[str]) -> None:
     path = HERE / "RESULTS.md"
     stamp = datetime.now(UTC).strftime("%Y-%m-%d")
     text = (
@@ -125,6 +138,8 @@ def _record(rows, args) -> None:  # type: ignore[no-untyped-def]
         + HEADER
         + "\n"
         + "\n".join(_line(*r) for r in rows)
+        + "\n\n"
+        + "\n".join(check_lines)
         + "\n"
     )
     path.write_text(path.read_text() + text)

@@ -66,6 +66,16 @@ def run(args: list[str]) -> tuple[float, int, str]:
     return seconds, usage.ru_maxrss * 1024, out
 
 
+Check = tuple[str, bool]
+
+
+def print_checks(checks: list[Check]) -> list[str]:
+    """Print each target as PASS or FAIL; returns the same as Markdown list lines."""
+    for text, ok in checks:
+        print(f"{'PASS' if ok else 'FAIL'}  {text}")
+    return [f"- {'PASS' if ok else 'FAIL'}: {text}" for text, ok in checks]
+
+
 def machine() -> str:
     model = "unknown CPU"
     try:
@@ -128,8 +138,7 @@ def main() -> None:
         (f"(b) >= 3x faster than (c): {c_seconds / b_seconds:.2f}x", c_seconds >= 3 * b_seconds),
         (f"peak memory of (b) <= 1.5 GB: {b_rss / 1e9:.2f} GB", b_rss <= 1.5e9),
     ]
-    for text, ok in checks:
-        print(f"{'PASS' if ok else 'FAIL'}  {text}")
+    check_lines = print_checks(checks)
 
     if args.record_results:
         when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -143,7 +152,7 @@ def main() -> None:
             f"| (b) `natlens ingest` | {b_seconds:.2f} | {b_rss / 2**20:.0f} MiB |",
             f"| (c) Python line-by-line dicts | {c_seconds:.2f} | {c_rss / 2**20:.0f} MiB |",
             "",
-            *(f"- {'PASS' if ok else 'FAIL'}: {text}" for text, ok in checks),
+            *check_lines,
             "",
         ]
         with open(HERE / "RESULTS.md", "a") as out:

@@ -18,7 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from ingest_benchmark import machine, run  # noqa: E402
+from ingest_benchmark import machine, print_checks, run  # noqa: E402
 
 
 def main() -> None:
@@ -53,8 +53,7 @@ def main() -> None:
         ratio = large_rss / small_rss
         checks.append((f"peak memory {large:,} records / {small:,} records: {ratio:.2f}x "
                        "(at most 1.5x)", ratio <= 1.5))  # fmt: skip
-    for text, ok in checks:
-        print(f"{'PASS' if ok else 'FAIL'}  {text}")
+    check_lines = print_checks(checks)
     if args.record_results:
         when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         lines = [
@@ -67,7 +66,7 @@ def main() -> None:
                 for r, s, m, w in rows
             ),
             "",
-            *(f"- {'PASS' if ok else 'FAIL'}: {text}" for text, ok in checks),
+            *check_lines,
             "",
         ]
         with open(HERE / "RESULTS.md", "a") as out_file:

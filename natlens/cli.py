@@ -73,14 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"natlens {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    ingest = commands.add_parser(
+    ingest = _command(
+        commands,
         "ingest",
-        help="read flow logs into a case directory",
-        description="Read VPC flow logs from files, directories, globs, s3://bucket/prefix or "
+        "read flow logs into a case directory",
+        "Read VPC flow logs from files, directories, globs, s3://bucket/prefix or "
         "cwl://LOG_GROUP into a case: Parquet tables and a manifest. Sources read before are "
         "not read again; new sources append.",
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ingest.add_argument("sources", nargs="+", metavar="SOURCE")
     ingest.add_argument("--case", required=True, metavar="DIR", help="the case directory")
@@ -88,13 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     _source_options(ingest)
     ingest.set_defaults(run=cmd_ingest)
 
-    records = commands.add_parser(
+    records = _command(
+        commands,
         "records",
-        help="print canonical flow records",
-        description="Print the canonical records of a case, or of sources read into a "
+        "print canonical flow records",
+        "Print the canonical records of a case, or of sources read into a "
         "temporary case. JSONL keys are the canonical column names.",
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     records.add_argument("inputs", nargs="+", metavar="CASE_OR_SOURCE")
     records.add_argument("--limit", type=int, default=None, help="at most N records")
@@ -170,6 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command(commands: Any, name: str, help: str, description: str) -> argparse.ArgumentParser:
+    """A command whose help ends with the exit codes."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
 def _analysis_options(parser: argparse.ArgumentParser, formats: tuple[str, ...]) -> None:
     parser.add_argument("inputs", nargs="+", metavar="CASE_OR_SOURCE")
     parser.add_argument(
@@ -183,44 +193,41 @@ def _analysis_options(parser: argparse.ArgumentParser, formats: tuple[str, ...])
 
 
 def _analysis_commands(commands: Any) -> None:
-    conversations = commands.add_parser(
+    conversations = _command(
+        commands,
         "conversations",
-        help="both directions of each connection, and who started it",
-        description="Join the records of both directions of each connection, across the "
+        "both directions of each connection, and who started it",
+        "Join the records of both directions of each connection, across the "
         "interfaces that saw it and across capture windows, into conversations; say who "
         "started each one (client), how sure that is (confidence: certain, high, medium, low, "
         "unknown) and the evidence codes that decided it (docs/conversations.md).",
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _analysis_options(conversations, ("table", "jsonl", "csv", "parquet"))
     conversations.add_argument("--ip", metavar="IP", help="only conversations with this address")
     conversations.add_argument("--port", type=int, metavar="P", help="only with this port")
     conversations.set_defaults(run=cmd_conversations)
 
-    inbound = commands.add_parser(
+    inbound = _command(
+        commands,
         "inbound",
-        help="the verdict on each internet address that sent ACCEPT records into the VPC",
-        description="For every internet address that is the source of ACCEPT records into the "
+        "the verdict on each internet address that sent ACCEPT records into the VPC",
+        "For every internet address that is the source of ACCEPT records into the "
         "VPC: unsolicited (reached only NAT gateway addresses, which dropped it), response "
         "(replies to connections instances opened), mixed, exposed (opened connections to an "
         "address that is not a NAT gateway) or undetermined; with the NAT gateways, instances, "
         "ports, counts, time range, evidence and what to do.",
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _analysis_options(inbound, ("table", "jsonl", "csv", "parquet"))
     inbound.add_argument("--ip", metavar="PUBLIC_IP", help="only this address")
     inbound.set_defaults(run=cmd_inbound)
 
-    explain = commands.add_parser(
+    explain = _command(
+        commands,
         "explain",
-        help="a short report on one address, with Logs Insights queries to confirm it",
-        description="Explain one address: the verdict in one sentence, its conversations with "
+        "a short report on one address, with Logs Insights queries to confirm it",
+        "Explain one address: the verdict in one sentence, its conversations with "
         "their evidence, the key records, and the CloudWatch Logs Insights queries that confirm "
         "the verdict in your own account.",
-        epilog=EXIT_CODES_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _analysis_options(explain, ("text", "json"))
     explain.set_defaults(format="text")
@@ -247,14 +254,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_records(args: argparse.Namespace) -> int:
     from natlens.analyses.records import default_columns, records
-    from natlens.engine import open_engine
     from natlens.render import render
     from natlens.schema import FLOWS_SCHEMA
 
-    with (
-        _case_from_inputs(args) as case,
-        open_engine(args.engine, args.spark_master, args.memory_limit) as engine,
-    ):
+    with _case_and_engine(args) as (case, engine):
         if args.all_columns:
             columns = list(FLOWS_SCHEMA.names)
         elif args.columns:
@@ -300,36 +303,30 @@ def _output(args: argparse.Namespace) -> Iterator[Any]:
         yield handle
 
 
-def _run_analysis(args: argparse.Namespace, analysis: Any) -> Any:
-    """Run ``analysis(engine, case, options)`` on the inputs: a case, or sources read into a
-    temporary case that is gone once the result is back."""
+@contextlib.contextmanager
+def _case_and_engine(args: argparse.Namespace) -> Iterator[tuple[Any, Any]]:
+    """The inputs as a case (sources are read into a temporary one, gone afterwards) and the
+    engine to query it; results must be read before the block ends."""
     from natlens.engine import open_engine
 
-    options = _conversation_options(args)
     with (
         _case_from_inputs(args) as case,
         open_engine(args.engine, args.spark_master, args.memory_limit) as engine,
     ):
-        return analysis(engine, case, options)
+        yield case, engine
 
 
 def cmd_conversations(args: argparse.Namespace) -> int:
-    from natlens.analyses.conversations import conversation_batches
-    from natlens.engine import open_engine
+    from pathlib import Path
+
+    from natlens.analyses.conversations import conversation_batches, export_conversations
     from natlens.render import render
 
     options = _conversation_options(args)
-    with (
-        _case_from_inputs(args) as case,
-        open_engine(args.engine, args.spark_master, args.memory_limit) as engine,
-    ):
-        if args.format == "parquet" and args.output:
-            from pathlib import Path
-
-            from natlens.analyses.conversations import export_conversations
-
-            if export_conversations(engine, case, Path(args.output), options):
-                return EXIT_OK
+    with _case_and_engine(args) as (case, engine):
+        parquet_file = args.format == "parquet" and args.output
+        if parquet_file and export_conversations(engine, case, Path(args.output), options):
+            return EXIT_OK
         # Millions of rows: streamed from the engine to the output.
         rows = conversation_batches(engine, case, options)
         with _output(args) as out:
@@ -341,7 +338,9 @@ def cmd_inbound(args: argparse.Namespace) -> int:
     from natlens.analyses.inbound import inbound
     from natlens.render import render
 
-    table = _run_analysis(args, inbound)
+    options = _conversation_options(args)
+    with _case_and_engine(args) as (case, engine):
+        table = inbound(engine, case, options)
     with _output(args) as out:
         render(table, args.format, out)
     return EXIT_OK
@@ -351,7 +350,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from natlens.analyses.explain import explain
     from natlens.render.explanation import write_text
 
-    report = _run_analysis(args, lambda e, c, o: explain(e, c, args.address, o))
+    options = _conversation_options(args)
+    with _case_and_engine(args) as (case, engine):
+        report = explain(engine, case, args.address, options)
     with _output(args) as out:
         if args.format == "json":
             json.dump(report.to_json(), out, indent=2, default=str)
@@ -394,7 +395,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     for flow_log in summary["flow_logs"]:
         source = os.path.join(args.outdir, "flowlogs", flow_log["name"])
         command = f"  natlens ingest {source} --case {os.path.join(args.outdir, 'case')}"
-        if flow_log["delivery"] not in ("s3-text", "parquet"):
+        if flow_log["needs_log_format"]:
             command += f" --log-format '{flow_log['log_format']}'"  # no header line to read
         out.write(command + "\n")
     return EXIT_OK

@@ -117,16 +117,14 @@ def _verdicts(case: Case, world_dir: Path) -> list[Section]:
     with DuckDBEngine() as engine:
         table = inbound(engine, case, options)
         rows = table.to_pylist()
-        counts: dict[str, int] = {}
-        for row in rows:
-            counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
+        grouped = table.group_by("verdict").aggregate(
+            [("address", "count"), ("conversations", "sum")]
+        )
         summary = pa.table(
             {
-                "verdict": list(counts),
-                "internet addresses": list(counts.values()),
-                "conversations": [
-                    sum(r["conversations"] for r in rows if r["verdict"] == v) for v in counts
-                ],
+                "verdict": grouped["verdict"],
+                "internet addresses": grouped["address_count"],
+                "conversations": grouped["conversations_sum"],
             }
         ).sort_by([("internet addresses", "descending")])
         examples = []

@@ -373,10 +373,13 @@ def test_case_keeps_one_derived_copy_per_state(tmp_path: Path) -> None:
     first = rows(case)
     derived = sorted((case.path / "derived").iterdir())
     assert len(derived) == 1 and (derived[0] / "_complete").exists()
-    assert verdicts(case) == verdicts(case)  # from the same copy
+    written = sorted(p.stat().st_mtime_ns for p in derived[0].iterdir())
+    assert verdicts(case) == verdicts(case)
+    # inbound read the copy conversations made: nothing was written again
     assert sorted((case.path / "derived").iterdir()) == derived
-    context = ConversationOptions(since=1566848875, until=1566849000)
-    assert len(rows(case, context)) == 2  # other options: another copy, the old one removed
+    assert sorted(p.stat().st_mtime_ns for p in derived[0].iterdir()) == written
+    window = ConversationOptions(since=1566848875, until=1566849000)
+    assert len(rows(case, window)) == 2  # other options: another copy, the old one removed
     assert sorted((case.path / "derived").iterdir()) != derived
     ingest([str(AWS_EXAMPLES / "accepted-rejected.log")], str(case.path), IngestOptions())
     grown = Case.open(case.path)

@@ -37,7 +37,7 @@ def read_case(world: Path, summary: dict) -> Path:  # type: ignore[type-arg]
         return case
     for flow_log in summary["flow_logs"]:
         fmt = None
-        if flow_log["delivery"] not in ("s3-text", "parquet"):
+        if flow_log["needs_log_format"]:
             fmt = resolve_format(flow_log["log_format"])
         report = ingest(
             [str(world / "flowlogs" / flow_log["name"])], case, IngestOptions(log_format=fmt)

@@ -1,8 +1,7 @@
 """Conversations and who started them (DESIGN.md, problem 1).
 
 The SQL (``conversations.sql``) does the work on any engine; this module fills in what the SQL
-needs to know (the context's addresses, private ranges, the service port list, a time range) and
-turns the evidence strings into lists.
+needs to know (the context's addresses, private ranges, the service port list, a time range).
 """
 
 from __future__ import annotations
@@ -224,9 +223,18 @@ def codes(column: str) -> str:
     )
 
 
+def _conversation_id(table: str = "") -> str:
+    """A conversation's id: a hash of its endpoints, protocol and first record's start."""
+    t = f"{table}." if table else ""
+    texts = (f"{t}lo_addr", f"{t}hi_addr")
+    numbers = (f"{t}lo_port", f"{t}hi_port", f"{t}protocol", f"{t}first_seen")
+    casts = [f"CAST({n} AS VARCHAR)" for n in numbers]
+    parts = ", ".join([texts[0], casts[0], texts[1], *casts[1:]])
+    return f"substr(md5(concat_ws('|', {parts})), 1, 16)"
+
+
 SELECT_COLUMNS = {
-    "conversation": "substr(md5(concat_ws('|', lo_addr, CAST(lo_port AS VARCHAR), hi_addr, "
-    "CAST(hi_port AS VARCHAR), CAST(protocol AS VARCHAR), CAST(first_seen AS VARCHAR))), 1, 16)",
+    "conversation": _conversation_id(),
     "client_addr": _client("lo_addr", "hi_addr"),
     "client_port": _client("lo_port", "hi_port"),
     "server_addr": _client("hi_addr", "lo_addr"),
@@ -303,9 +311,7 @@ def record_initiators_sql(options: ConversationOptions | None = None) -> str:
         "SELECT s.source, s.line,\n"
         "    CASE WHEN s.fwd = e.lo_is_client THEN 'src' ELSE 'dst' END AS initiator,\n"
         "    e.confidence, e.evidence_text AS evidence, e.protocol,\n"
-        "    substr(md5(concat_ws('|', e.lo_addr, CAST(e.lo_port AS VARCHAR), e.hi_addr, "
-        "CAST(e.hi_port AS VARCHAR), CAST(e.protocol AS VARCHAR), "
-        "CAST(e.first_seen AS VARCHAR))), 1, 16) AS conversation\n"
+        f"    {_conversation_id('e')} AS conversation\n"
         "FROM sessioned AS s\n"
         "JOIN explained AS e ON s.lo_addr = e.lo_addr AND s.lo_port = e.lo_port\n"
         "    AND s.hi_addr = e.hi_addr AND s.hi_port = e.hi_port AND s.protocol = e.protocol\n"
@@ -326,14 +332,17 @@ def conversations(
     return conversation_batches(engine, case, options).read_all()
 
 
+def _query(engine: Engine, case: Case, options: ConversationOptions | None) -> str:
+    options = options or ConversationOptions()
+    engine.register_case(case)
+    return conversations_sql(options, head=explained_from(engine, case, options))
+
+
 def export_conversations(
     engine: Engine, case: Case, path: Path, options: ConversationOptions | None = None
 ) -> bool:
     """Write the conversations to a Parquet file by the engine itself, when it can."""
-    options = options or ConversationOptions()
-    engine.register_case(case)
-    head = explained_from(engine, case, options)
-    return engine.export_parquet(conversations_sql(options, head=head), path)
+    return engine.export_parquet(_query(engine, case, options), path)
 
 
 def conversation_batches(
@@ -341,7 +350,4 @@ def conversation_batches(
 ) -> pa.RecordBatchReader:
     """The conversations as a stream: a big case has millions. Read it before the engine
     closes."""
-    options = options or ConversationOptions()
-    engine.register_case(case)
-    head = explained_from(engine, case, options)
-    return engine.query_batches(conversations_sql(options, head=head))
+    return engine.query_batches(_query(engine, case, options))

@@ -9,8 +9,10 @@
 --               travels lo -> hi
 --   sessioned   a new conversation when a pair stays idle longer than the NAT gateway's idle
 --               timeout (aws-facts section 4: 350 s)
---   sightings   per interface and logged address pair: the same packets are counted once
---   convs       one row per conversation
+--   sightings   one row per interface that logged the conversation, counted once per kind
+--   numbered    the interfaces in order, so that the conversation names them in fixed columns
+--   convs       one row per conversation: the packets of the interface that saw the most
+--   described   roles (context or inferred), private or public, peers of each side (fan-in)
 --   scored      each piece of evidence as a signed weight: > 0 says lo opened it, < 0 says hi
 --   decided     the sum decides; its size is the confidence
 WITH known_hosts AS (
@@ -272,9 +274,9 @@ described AS (
     SELECT
         c.*,
         coalesce(h1.gateway, 0) AS lo_gateway,
+        coalesce(h2.gateway, 0) AS hi_gateway,
         coalesce(h1.wide_ports, '') AS lo_wide_ports,
         coalesce(h2.wide_ports, '') AS hi_wide_ports,
-        coalesce(h2.gateway, 0) AS hi_gateway,
         coalesce(h1.nat_weight, 0) AS lo_nat_weight,
         coalesce(h2.nat_weight, 0) AS hi_nat_weight,
         coalesce(h1.role, CASE WHEN c.lo_private = 1 THEN 'private' ELSE 'internet' END)
@@ -282,9 +284,9 @@ described AS (
         coalesce(h2.role, CASE WHEN c.hi_private = 1 THEN 'private' ELSE 'internet' END)
             AS hi_role,
         h1.resource_id AS lo_resource,
+        h2.resource_id AS hi_resource,
         h1.origin AS lo_origin,
         h2.origin AS hi_origin,
-        h2.resource_id AS hi_resource,
         coalesce(p1.peers, 0) AS lo_peers,
         coalesce(p2.peers, 0) AS hi_peers
     FROM private_convs AS c

@@ -18,7 +18,7 @@ from natlens.analyses.conversations import (
     conversations_sql,
     explained_from,
 )
-from natlens.analyses.inbound import inbound_sql, recommendation
+from natlens.analyses.inbound import verdicts_from
 from natlens.analyses.records import default_columns
 from natlens.case import Case
 from natlens.engine import Engine
@@ -70,7 +70,7 @@ def explain(
     )
     engine.register_case(case)
     head = explained_from(engine, case, options)
-    verdicts = engine.query(inbound_sql(options, head=head)).to_pylist()
+    verdicts = verdicts_from(engine, head, options).to_pylist()
     row = verdicts[0] if verdicts else None
     convs = _telling_first(engine.query(conversations_sql(options, head=head)), address)
     present = set(default_columns(case))
@@ -83,20 +83,16 @@ def explain(
             "No VPC CIDR is known (no --context): the queries use the private block(s) "
             f"{', '.join(cidrs)}; put your VPC's CIDR there."
         )
-    if row is not None:
-        advice = recommendation(row, base.context)
-        if row.get("roles_from") == "inferred":
-            notes.append(
-                "Which addresses are NAT gateways and instances was inferred from the logs; "
-                "--context DIR with the VPC's describe-* JSON makes it certain."
-            )
-    else:
-        advice = None
+    if row is not None and row["roles_from"] == "inferred":
+        notes.append(
+            "Which addresses are NAT gateways and instances was inferred from the logs; "
+            "--context DIR with the VPC's describe-* JSON makes it certain."
+        )
     return Explanation(
         address=address,
         verdict=row["verdict"] if row else None,
         sentence=_sentence(address, row, convs.num_rows),
-        recommendation=advice,
+        recommendation=row["recommendation"] if row else None,
         conversations=convs.select(list(CONVERSATION_COLUMNS)).slice(0, LIMIT),
         conversation_count=convs.num_rows,
         records=records,

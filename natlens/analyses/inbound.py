@@ -48,7 +48,7 @@ def inbound_sql(
         where = f"WHERE address = '{options.ip}'\n"
     if head is None:
         head = conversation_ctes(options, in_case)
-    return head.rstrip().removesuffix(",") + load_sql("inbound").format(
+    return head.rstrip() + load_sql("inbound").format(
         evidence_flags=flags, evidence=codes(f"concat_ws(',', {names})"), where=where
     )
 
@@ -56,7 +56,11 @@ def inbound_sql(
 def inbound(engine: Engine, case: Case, options: ConversationOptions | None = None) -> pa.Table:
     options = options or ConversationOptions()
     engine.register_case(case)
-    head = explained_from(engine, case, options)
+    return verdicts_from(engine, explained_from(engine, case, options), options)
+
+
+def verdicts_from(engine: Engine, head: str, options: ConversationOptions) -> pa.Table:
+    """The verdicts, with their recommendations, from ``head``, which provides ``explained``."""
     table = engine.query(inbound_sql(options, head=head))
     advice = [recommendation(row, options.context) for row in table.to_pylist()]
     return table.append_column("recommendation", pa.array(advice, pa.string()))

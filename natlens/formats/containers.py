@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from isal import isal_zlib
 
 from natlens.accounting import Problem
+from natlens.formats.network_firewall import looks_like_event
 
 BLOCK_BYTES = 1 << 24
 MAX_LINE_BYTES = 1 << 20
@@ -195,8 +196,6 @@ def _read_decoded(source: str, stream: Any, head: bytes, compressed: bool) -> It
 
 
 def _firewall_lines(stream: Any) -> bool:
-    from natlens.formats.network_firewall import looks_like_event
-
     sample = stream.peek(65536)[:65536]
     first = sample.split(b"\n", 1)[0]
     return looks_like_event(first.decode("utf-8", "replace"))

@@ -92,9 +92,7 @@ class Context:
                 if description.startswith("Interface for NAT")
                 else None
             )
-            for private in eni.get("PrivateIpAddresses") or [
-                {"PrivateIpAddress": eni.get("PrivateIpAddress")}
-            ]:
+            for private in _private_addresses(eni):
                 rows.append({
                     "nat_gateway_id": nat_id,
                     "interface_id": eni.get("NetworkInterfaceId"),
@@ -116,9 +114,7 @@ class Context:
             instance = (eni.get("Attachment") or {}).get("InstanceId")
             if not instance:
                 continue
-            for private in eni.get("PrivateIpAddresses") or [
-                {"PrivateIpAddress": eni.get("PrivateIpAddress")}
-            ]:
+            for private in _private_addresses(eni):
                 rows.append({
                     "interface_id": eni.get("NetworkInterfaceId"),
                     "instance_id": instance,
@@ -159,32 +155,36 @@ class Context:
         for nat in self.nat_gateway_addresses():
             add(nat["private_ip"], "nat-gateway", nat["nat_gateway_id"])
         for eni in self.interfaces:
-            if eni.get("InterfaceType") != "gateway_load_balancer_endpoint":
-                continue
-            description = str(eni.get("Description", ""))
-            endpoint = description.rsplit(" ", 1)[-1] if "vpce-" in description else None
-            for private in eni.get("PrivateIpAddresses") or [
-                {"PrivateIpAddress": eni.get("PrivateIpAddress")}
-            ]:
-                add(private.get("PrivateIpAddress"), "firewall-endpoint", endpoint)
-        for eni in self.interfaces:
-            kind, description = eni.get("InterfaceType"), str(eni.get("Description", ""))
-            if kind in ("network_load_balancer", "gateway_load_balancer") or (
-                description.startswith("ELB ")
-            ):
-                role, resource = "load-balancer", description.removeprefix("ELB ") or None
-            elif kind == "lambda" or description.startswith("AWS Lambda VPC ENI"):
-                role, resource = "lambda", description.removeprefix("AWS Lambda VPC ENI-") or None
-            else:
-                continue
-            for private in eni.get("PrivateIpAddresses") or [
-                {"PrivateIpAddress": eni.get("PrivateIpAddress")}
-            ]:
-                add(private.get("PrivateIpAddress"), role, resource)
+            found = _service_role(eni)
+            if found:
+                for private in _private_addresses(eni):
+                    add(private.get("PrivateIpAddress"), *found)
         for item in self.instance_interfaces():
             role = "public-instance" if item["public_ip"] else "instance"
             add(item["private_ip"], role, item["instance_id"])
         return list(rows.values())
+
+
+def _service_role(eni: dict[str, Any]) -> tuple[str, str | None] | None:
+    """The role and resource of an AWS-managed interface that matters to the analyses."""
+    kind, description = eni.get("InterfaceType"), str(eni.get("Description", ""))
+    if kind == "gateway_load_balancer_endpoint":
+        return "firewall-endpoint", (
+            description.rsplit(" ", 1)[-1] if "vpce-" in description else None
+        )
+    if kind in ("network_load_balancer", "gateway_load_balancer") or description.startswith("ELB "):
+        return "load-balancer", description.removeprefix("ELB ") or None
+    if kind == "lambda" or description.startswith("AWS Lambda VPC ENI"):
+        return "lambda", description.removeprefix("AWS Lambda VPC ENI-") or None
+    return None
+
+
+def _private_addresses(eni: dict[str, Any]) -> list[dict[str, Any]]:
+    """An interface's private addresses (``PrivateIpAddresses``; older shapes give one only)."""
+    addresses: list[dict[str, Any]] = eni.get("PrivateIpAddresses") or [
+        {"PrivateIpAddress": eni.get("PrivateIpAddress")}
+    ]
+    return addresses
 
 
 def _is_nat_interface(eni: dict[str, Any]) -> bool:

@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from natlens.errors import UsageError
 from natlens.simulate import traffic as t
-from natlens.simulate.delivery import FirewallWriter, FlowLogWriter, TruthWriter
+from natlens.simulate.delivery import SELF_DESCRIBING, FirewallWriter, FlowLogWriter, TruthWriter
 from natlens.simulate.firewall import FirewallRenderer, hostnames_for
 from natlens.simulate.flowlogs import Interfaces, Records, Renderer, coverage_record, resolve_format
 from natlens.simulate.scenarios import SCENARIOS, FlowLogSpec, Scenario
@@ -189,6 +189,7 @@ def simulate(outdir: str | Path, options: SimulateOptions) -> dict[str, Any]:
                 "name": w.name,
                 "delivery": w.delivery,
                 "log_format": w.format_string(),
+                "needs_log_format": w.delivery not in SELF_DESCRIBING,
                 "records": w.records,
                 "interfaces": spec.interfaces,
             }
@@ -476,7 +477,7 @@ def _flow_log(
         "MaxAggregationInterval": interval,
         "Tags": [{"Key": "Name", "Value": spec.name}],
     }
-    if spec.delivery in ("s3-text", "parquet"):
+    if spec.delivery in SELF_DESCRIBING:
         item["LogDestinationType"] = "s3"
         item["LogDestination"] = f"arn:aws:s3:::natlens-simulated/flowlogs/{spec.name}"
         item["DestinationOptions"] = {

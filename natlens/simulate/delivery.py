@@ -30,6 +30,9 @@ from natlens.simulate.flowlogs import Records, format_version
 from natlens.simulate.world import ACCOUNT, REGION
 
 BUCKET_SECONDS = 300  # AWS publishes a file every five minutes (aws-facts §2.2, §6)
+# Deliveries to S3 say which field is which (a header line, Parquet column names); records from
+# CloudWatch Logs need the flow log's format string (--log-format) to be read.
+SELF_DESCRIBING = ("s3-text", "parquet")
 
 
 def _stamp(epoch: int, fmt: str) -> str:
@@ -85,12 +88,12 @@ class FlowLogWriter:
     # -- where ---------------------------------------------------------------------------------
 
     def _key(self, records: Records) -> np.ndarray:
-        if self.delivery in ("s3-text", "parquet"):
+        if self.delivery in SELF_DESCRIBING:
             return records.columns["end"].to_numpy(zero_copy_only=False) // BUCKET_SECONDS
         return np.asarray(records.columns["interface-id"].to_numpy(zero_copy_only=False))
 
     def _path(self, key: object) -> str:
-        if self.delivery in ("s3-text", "parquet"):
+        if self.delivery in SELF_DESCRIBING:
             start = int(key) * BUCKET_SECONDS  # type: ignore[call-overload]
             folder = f"AWSLogs/{ACCOUNT}/vpcflowlogs/{REGION}/{_stamp(start, '%Y/%m/%d')}"
             suffix = ".log.gz" if self.delivery == "s3-text" else ".log.parquet"
