@@ -220,6 +220,10 @@ FIREWALL_EVENT_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("netflow_start", pa.string()),
     ("netflow_end", pa.string()),
     ("netflow_age", pa.int64()),
+    # epoch seconds read from the EVE text times above: what the analyses compare with flow logs
+    ("event_time", pa.int64()),  # timestamp, else event_timestamp
+    ("flow_start", pa.int64()),  # netflow.start
+    ("flow_end", pa.int64()),  # netflow.end
     ("tcp_flags", pa.int32()),  # decoded from hex
     ("sni", pa.string()),  # tls.sni, or the TLS log's own sni
     ("http_hostname", pa.string()),

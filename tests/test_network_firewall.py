@@ -40,6 +40,10 @@ def test_aws_examples() -> None:
     assert "event.tx_id" in blocked["extra"]
     assert flow["log_type"] == "flow" and flow["tcp_flags"] == 2
     assert (flow["netflow_pkts"], flow["netflow_bytes"]) == (1, 60)
+    # EVE times as epoch seconds: "+0000" in alert and flow logs, "Z" from the TLS engine.
+    assert alert["event_time"] == 1602627001
+    assert (flow["flow_start"], flow["flow_end"]) == (1601587504, 1601587504)
+    assert tls["event_time"] == 1708361189
     # TLS logs: a numeric event_timestamp, ports as strings, no event_type.
     assert tls["log_type"] == "tls" and tls["event_timestamp"] == 1708361189
     assert (tls["src_port"], tls["dest_port"]) == (55930, 443)
@@ -74,6 +78,7 @@ def test_bad_lines_are_reported_with_line_and_field() -> None:
         (3, '{"firewall_name":"f","event":{"tcp":{"tcp_flags":"zz"}}}'),
         (4, '["not an event"]'),
         (5, '{"firewall_name":"f","event":{"event_type":"alert","src_port":70000}}'),
+        (6, '{"firewall_name":"f","event":{"event_type":"alert","timestamp":"yesterday"}}'),
     ]
     parsed = parse_lines(lines, "fw.log")
     assert parsed.rows == []
@@ -84,6 +89,7 @@ def test_bad_lines_are_reported_with_line_and_field() -> None:
         ("bad-value", 3, "tcp.tcp_flags"),
         ("bad-json", 4, None),
         ("bad-value", 5, "src_port"),
+        ("bad-value", 6, "timestamp"),
     ]
     assert "fw.log:1" in str(parsed.problems[0]) and "'http'" in str(parsed.problems[0])
 

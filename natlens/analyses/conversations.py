@@ -127,7 +127,8 @@ def _known_hosts(context: Context | None) -> str:
     rows = context.address_roles() if context else []
     empty = (
         "    SELECT CAST(NULL AS VARCHAR) AS address, CAST(NULL AS VARCHAR) AS role, "
-        "CAST(NULL AS VARCHAR) AS resource_id\n    WHERE 1 = 0"
+        "CAST(NULL AS VARCHAR) AS resource_id, CAST(NULL AS VARCHAR) AS interface_id\n"
+        "    WHERE 1 = 0"
     )
     if not rows:
         return empty
@@ -136,9 +137,13 @@ def _known_hosts(context: Context | None) -> str:
         return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
 
     values = ",\n        ".join(
-        f"({quote(r['address'])}, {quote(r['role'])}, {quote(r['resource_id'])})" for r in rows
+        "(" + ", ".join(quote(r[k]) for k in ("address", "role", "resource_id", "interface_id")) + ")"
+        for r in rows
     )
-    return f"    SELECT * FROM (VALUES\n        {values}\n    ) AS h(address, role, resource_id)"
+    return (
+        f"    SELECT * FROM (VALUES\n        {values}\n    )"
+        " AS h(address, role, resource_id, interface_id)"
+    )
 
 
 def _v4(column: str) -> str:

@@ -106,6 +106,7 @@ hosts AS (
         address,
         role,
         resource_id,
+        interface_id,
         'context' AS origin,
         CASE WHEN role IN ('nat-gateway', 'firewall-endpoint') THEN 1 ELSE 0 END AS gateway,
         -- how strongly "a NAT gateway returns internet packets only as replies" holds
@@ -123,10 +124,12 @@ hosts AS (
         END AS wide_ports
     FROM known_hosts
     UNION ALL
-    SELECT address, 'gateway', CAST(NULL AS VARCHAR), 'inferred', 1, 4, 'internet'
+    SELECT address, 'gateway', CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), 'inferred', 1, 4,
+        'internet'
     FROM inferred_gateways
     UNION ALL
-    SELECT address, 'instance', CAST(NULL AS VARCHAR), 'inferred', 0, 2, CAST(NULL AS VARCHAR)
+    SELECT address, 'instance', CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), 'inferred', 0, 2,
+        CAST(NULL AS VARCHAR)
     FROM inferred_instances
 ),
 oriented AS (
@@ -136,7 +139,9 @@ oriented AS (
         b.*,
         CASE WHEN b.a_addr < b.b_addr OR (b.a_addr = b.b_addr AND b.a_port <= b.b_port) THEN 1
             ELSE 0 END AS fwd,
-        CASE WHEN r.gateway = 1 THEN r.nat_weight ELSE 0 END AS via_nat
+        CASE WHEN r.gateway = 1 THEN r.nat_weight ELSE 0 END AS via_nat,
+        -- the gateway that relayed it (a NAT gateway's private leg, a firewall endpoint)
+        CASE WHEN r.gateway = 1 THEN r.address END AS relay
     FROM base AS b
     LEFT JOIN hosts AS r
         ON r.address = CASE
@@ -158,6 +163,7 @@ keyed AS (
         CASE WHEN srcaddr <> a_addr THEN 1 ELSE 0 END + CASE WHEN dstaddr <> b_addr THEN 2 ELSE 0 END
             AS relayed,
         via_nat,
+        relay,
         packets,
         bytes,
         start,
@@ -214,7 +220,9 @@ sightings AS (
         max(CASE WHEN fwd = 0 AND (tcp_flags & 18) = 2 THEN 1 ELSE 0 END) AS rev_syn,
         max(CASE WHEN fwd = 1 AND (tcp_flags & 18) = 18 THEN 1 ELSE 0 END) AS fwd_synack,
         max(CASE WHEN fwd = 0 AND (tcp_flags & 18) = 18 THEN 1 ELSE 0 END) AS rev_synack,
-        max(via_nat) AS via_nat
+        max(via_nat) AS via_nat,
+        min(relay) AS relay_min,
+        max(relay) AS relay_max
     FROM sessioned
     GROUP BY lo_addr, lo_port, hi_addr, hi_port, protocol, session, interface_id
 ),
@@ -250,6 +258,8 @@ convs AS (
         max(fwd_synack) AS fwd_synack,
         max(rev_synack) AS rev_synack,
         max(via_nat) AS via_nat,
+        min(relay_min) AS relay_min,
+        max(relay_max) AS relay_max,
         count(interface_id) AS interface_count,
         {interface_slots}
     FROM numbered
@@ -285,6 +295,8 @@ described AS (
             AS hi_role,
         h1.resource_id AS lo_resource,
         h2.resource_id AS hi_resource,
+        h1.interface_id AS lo_interface,
+        h2.interface_id AS hi_interface,
         h1.origin AS lo_origin,
         h2.origin AS hi_origin,
         coalesce(p1.peers, 0) AS lo_peers,

@@ -144,24 +144,27 @@ class Context:
         """What each private address in the context is, for the analyses: ``nat-gateway``,
         ``firewall-endpoint`` (a Gateway Load Balancer endpoint's interface, which Network
         Firewall uses), ``load-balancer``, ``lambda``, ``instance`` (no public IP: the internet
-        cannot open connections to it directly) or ``public-instance``. One row per address,
-        the first role found wins."""
+        cannot open connections to it directly) or ``public-instance``, with the resource and
+        the interface holding the address. One row per address, the first role found wins."""
         rows: dict[str, dict[str, Any]] = {}
 
-        def add(address: str | None, role: str, resource: str | None) -> None:
+        def add(address: str | None, role: str, resource: str | None, eni: str | None) -> None:
             if address and address not in rows:
-                rows[address] = {"address": address, "role": role, "resource_id": resource}
+                rows[address] = {
+                    "address": address, "role": role, "resource_id": resource,
+                    "interface_id": eni,
+                }  # fmt: skip
 
         for nat in self.nat_gateway_addresses():
-            add(nat["private_ip"], "nat-gateway", nat["nat_gateway_id"])
+            add(nat["private_ip"], "nat-gateway", nat["nat_gateway_id"], nat["interface_id"])
         for eni in self.interfaces:
             found = _service_role(eni)
             if found:
                 for private in _private_addresses(eni):
-                    add(private.get("PrivateIpAddress"), *found)
+                    add(private.get("PrivateIpAddress"), *found, eni.get("NetworkInterfaceId"))
         for item in self.instance_interfaces():
             role = "public-instance" if item["public_ip"] else "instance"
-            add(item["private_ip"], role, item["instance_id"])
+            add(item["private_ip"], role, item["instance_id"], item["interface_id"])
         return list(rows.values())
 
 

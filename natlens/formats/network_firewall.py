@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -110,7 +112,7 @@ def parse_event(text: str) -> dict[str, Any]:
     extra.update(
         {f"event.{k}": json.dumps(v) for k, v in event.items() if k not in _MAPPED_EVENT_KEYS}
     )
-    return {
+    row = {
         "firewall_name": _text(document.get("firewall_name")),
         "availability_zone": _text(document.get("availability_zone")),
         "event_timestamp": _integer("event_timestamp", document.get("event_timestamp")),
@@ -136,6 +138,9 @@ def parse_event(text: str) -> dict[str, Any]:
         "netflow_start": _text(netflow.get("start")),
         "netflow_end": _text(netflow.get("end")),
         "netflow_age": _integer("netflow.age", netflow.get("age")),
+        "event_time": _epoch("timestamp", event.get("timestamp")),
+        "flow_start": _epoch("netflow.start", netflow.get("start")),
+        "flow_end": _epoch("netflow.end", netflow.get("end")),
         "tcp_flags": _hex_flags(tcp.get("tcp_flags")),
         "sni": _text(tls.get("sni")) or _text(event.get("sni")),
         "http_hostname": _text(http.get("hostname")),
@@ -152,6 +157,9 @@ def parse_event(text: str) -> dict[str, Any]:
         "src_ip_v4": _v4(src_ip),
         "dest_ip_v4": _v4(dest_ip),
     }
+    if row["event_time"] is None:
+        row["event_time"] = row["event_timestamp"]
+    return row
 
 
 def _log_type(event_type: str | None, event: dict[str, Any]) -> str | None:
@@ -195,6 +203,23 @@ def _port(name: str, value: object) -> int | None:
     if port is not None and not 0 <= port <= 65535:
         raise _BadValue(name, value, "a port (0-65535)")
     return port
+
+
+def _epoch(name: str, value: object) -> int | None:
+    """Epoch seconds of an EVE time: "2020-10-13T22:10:01.006481+0000" (alert and flow logs) or
+    "2024-02-19T16:46:29.441824Z" (the TLS engine)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            pass
+        else:
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            return math.floor(moment.timestamp())
+    raise _BadValue(name, value, "an ISO 8601 time such as 2020-10-13T22:10:01.006481+0000")
 
 
 def _hex_flags(value: object) -> int | None:

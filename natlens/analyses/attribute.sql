@@ -1,0 +1,116 @@
+,
+-- Alert attribution: the instance behind each Network Firewall event whose source is a NAT
+-- gateway address.
+--
+--   fw_events   alert, flow (netflow) and TLS events; events of one flow share flow_id
+--   fw_openers  per flow, the event that says who opened it: Suricata writes the to-server
+--               netflow event first (its source opened the flow); an alert's direction says
+--               which side its source is
+--   fw_flows    one row per flow, its opener's addresses, its time and, from the netflow
+--               events, packets and bytes each way
+--   fw_public   the NAT gateway's public leg in the flow logs for each NAT-sourced flow: same
+--               addresses, translated port and destination, at the same time
+--   fw_own      NAT-sourced flows scored on their own (no public leg logged, or ICMP)
+fw_events AS (
+    SELECT
+        *,
+        CASE
+            WHEN flow_id IS NOT NULL
+                THEN concat_ws('|', firewall_name, availability_zone, CAST(flow_id AS VARCHAR))
+            ELSE concat_ws('|', source, CAST(line AS VARCHAR))
+        END AS fw_flow
+    FROM firewall_events
+    WHERE log_type IN ('alert', 'flow', 'tls'){fw_filter}
+),
+fw_ordered AS (
+    SELECT
+        fw_flow,
+        CASE WHEN direction = 'to_client' THEN dest_ip ELSE src_ip END AS opener_addr,
+        CASE WHEN direction = 'to_client' THEN dest_port ELSE src_port END AS opener_port,
+        CASE WHEN direction = 'to_client' THEN src_ip ELSE dest_ip END AS peer_addr,
+        CASE WHEN direction = 'to_client' THEN src_port ELSE dest_port END AS peer_port,
+        -- TLS logs name no protocol: TLS inspection is of TCP
+        coalesce(
+            CASE upper(proto) WHEN 'TCP' THEN 6 WHEN 'UDP' THEN 17 WHEN 'ICMP' THEN 1
+                WHEN 'IPV6-ICMP' THEN 58 END,
+            CASE WHEN log_type = 'tls' THEN 6 END
+        ) AS protocol,
+        row_number() OVER (
+            PARTITION BY fw_flow
+            ORDER BY
+                CASE WHEN event_type = 'netflow' THEN 0 ELSE 1 END,
+                CASE WHEN direction = 'to_client' THEN 1 ELSE 0 END,
+                source,
+                line
+        ) AS k
+    FROM fw_events
+),
+fw_openers AS (
+    SELECT * FROM fw_ordered WHERE k = 1
+),
+instance_hosts AS (
+    -- what the context and the logs say about a private address that is a flow's source
+    SELECT
+        a.address,
+        max(c.client_resource) AS instance_id,
+        coalesce(max(c.client_interface), max(w.interface_id)) AS interface_id
+    FROM (SELECT DISTINCT opener_addr AS address FROM fw_openers) AS a
+    LEFT JOIN named AS c ON c.client_addr = a.address
+    LEFT JOIN owners AS w ON w.address = a.address
+    GROUP BY a.address
+),
+fw_flows AS (
+    SELECT
+        o.fw_flow AS outside_id,
+        o.opener_addr AS nat_addr,
+        coalesce(o.opener_port, 0) AS nat_port,
+        o.peer_addr AS destination,
+        coalesce(o.peer_port, 0) AS destination_port,
+        o.protocol,
+        coalesce(min(e.flow_start), min(e.event_time)) AS first_seen,
+        coalesce(max(e.flow_end), max(e.event_time)) AS last_seen,
+        sum(CASE WHEN e.event_type = 'netflow' AND e.src_ip = o.opener_addr
+            THEN e.netflow_pkts END) AS packets_out,
+        sum(CASE WHEN e.event_type = 'netflow' AND e.src_ip = o.opener_addr
+            THEN e.netflow_bytes END) AS bytes_out,
+        CASE WHEN max(CASE WHEN e.event_type = 'netflow' THEN 1 ELSE 0 END) = 1
+            THEN coalesce(sum(CASE WHEN e.event_type = 'netflow' AND e.src_ip <> o.opener_addr
+                THEN e.netflow_pkts END), 0) END AS packets_in,
+        CASE WHEN max(CASE WHEN e.event_type = 'netflow' THEN 1 ELSE 0 END) = 1
+            THEN coalesce(sum(CASE WHEN e.event_type = 'netflow' AND e.src_ip <> o.opener_addr
+                THEN e.netflow_bytes END), 0) END AS bytes_in
+    FROM fw_openers AS o
+    JOIN fw_events AS e ON e.fw_flow = o.fw_flow
+    GROUP BY o.fw_flow, o.opener_addr, o.opener_port, o.peer_addr, o.peer_port, o.protocol
+),
+fw_nat_flows AS (
+    SELECT f.*
+    FROM fw_flows AS f
+    JOIN nat_addresses AS n ON n.address = f.nat_addr
+),
+fw_public_ranked AS (
+    SELECT
+        f.outside_id AS fw_flow,
+        p.outside_id AS public_leg,
+        row_number() OVER (
+            PARTITION BY f.outside_id
+            ORDER BY abs(p.first_seen - f.first_seen), p.outside_id
+        ) AS k
+    FROM fw_nat_flows AS f
+    JOIN public_legs AS p
+        ON p.nat_addr = f.nat_addr AND p.nat_port = f.nat_port
+        AND p.destination = f.destination AND p.destination_port = f.destination_port
+        AND p.protocol = f.protocol
+    WHERE f.first_seen BETWEEN p.first_seen - {slack} AND p.last_seen + {slack}
+),
+fw_public AS (
+    SELECT fw_flow, public_leg FROM fw_public_ranked WHERE k = 1
+),
+fw_own AS (
+    -- flows scored on their own: those whose public leg was not logged, and ICMP flows with
+    -- their netflow volumes (ICMP has no ports: one public leg holds every ping to an address)
+    SELECT f.*
+    FROM fw_nat_flows AS f
+    LEFT JOIN fw_public AS p ON p.fw_flow = f.outside_id
+    WHERE p.fw_flow IS NULL OR (f.protocol NOT IN (6, 17) AND f.packets_out IS NOT NULL)
+)

@@ -1,0 +1,436 @@
+"""Seeing through the NAT gateway (DESIGN.md, problem 2): NAT links, top talkers per NAT gateway
+and the attribution of Network Firewall events to the instances behind a NAT gateway.
+
+A connection through a NAT gateway leaves up to three traces in the flow logs: the private leg
+(instance -> the NAT gateway's private address, on the NAT gateway's interface), the public leg
+(the NAT gateway's address and translated port -> the internet) and the instance interface's own
+record. Nothing in the logs carries the translated port back to the instance, so the two sides
+are joined on what they share: the destination (named by the instance's own record, or by
+pkt-dstaddr on the private leg), the destination port, the time, and the packets and bytes,
+which a NAT gateway does not change. Each link says how it was made (``method``), how sure it is
+(``confidence``) and, when more than one instance fits, which (``candidates``).
+
+The scores (``_link_ctes``), per candidate instance connection:
+
+- start: 3 for the same second, 2 within 2 s, 1 within 10 s (candidates start within 60 s);
+- end: 1 within 2 s;
+- packets: 2 when both directions agree; bytes: 3 when both agree, 1 when only the request does;
+- 2 when the instance's side names the destination, 1 when it names the NAT gateway.
+
+A candidate fits when it started within 2 s or its volumes agree. ``certain``: the only instance
+that fits, with destination, NAT gateway, bytes and start agreeing. Otherwise the margin over the
+next instance: ``high`` 4 or more (and a score of 7), ``medium`` 2 (and 5), ``low`` 1. A tie is
+ambiguous: no instance is named, the candidates are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from natlens.analyses import load_sql
+from natlens.analyses.conversations import (
+    EMPTY_LIST,
+    INTERFACE_SLOTS,
+    ConversationOptions,
+    _conversation_id,
+    _private,
+    _v4,
+    conversation_ctes,
+    explained_from,
+)
+from natlens.case import Case
+from natlens.engine import Engine
+from natlens.errors import UsageError
+from natlens.formats.describe_json import Context
+
+# Capture windows, and AWS's note that a record's start may lag the packet by up to 60 s.
+SLACK = 60
+CANDIDATE_SLOTS = 5
+METHODS = ("pkt-dstaddr", "instance-eni", "nat-legs", "source-address")
+SOURCE_KINDS = ("nat-gateway", "private", "internet")
+LOG_TYPES = ("alert", "flow", "tls")
+
+
+@dataclass
+class NatOptions:
+    conversations: ConversationOptions
+    top: int = 10
+    by: str = "bytes"  # or "connections"
+    log_types: tuple[str, ...] = LOG_TYPES
+
+
+def _context_nats(context: Context | None) -> str:
+    rows = context.nat_gateway_addresses() if context else []
+    rows = [r for r in rows if r.get("private_ip")]
+    empty = (
+        "    SELECT CAST(NULL AS VARCHAR) AS address, CAST(NULL AS VARCHAR) AS nat_gateway, "
+        "CAST(NULL AS VARCHAR) AS nat_interface\n    WHERE 1 = 0"
+    )
+    if not rows:
+        return empty
+
+    def quote(value: str | None) -> str:
+        return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
+
+    values = ",\n        ".join(
+        f"({quote(r['private_ip'])}, {quote(r['nat_gateway_id'])}, {quote(r['interface_id'])})"
+        for r in rows
+    )
+    return (
+        f"    SELECT * FROM (VALUES\n        {values}\n    )"
+        " AS c(address, nat_gateway, nat_interface)"
+    )
+
+
+def nat_ctes(options: ConversationOptions, head: str | None = None) -> str:
+    """The conversation CTEs (or ``head``, which provides ``explained``) and the NAT legs."""
+    if head is None:
+        head = conversation_ctes(options)
+    interfaces = ",\n        ".join(f"interface_{k}" for k in range(1, INTERFACE_SLOTS + 1))
+    return head.rstrip() + load_sql("nat").format(
+        conversation_id=_conversation_id(),
+        interface_columns=interfaces,
+        slack=SLACK,
+        context_nats=_context_nats(options.context),
+    )
+
+
+def _link_ctes(outside: str, prefix: str) -> str:
+    """Score the instance legs that could be behind each row of ``outside`` (columns:
+    outside_id, nat_addr, destination, destination_port, protocol, first_seen, last_seen,
+    packets/bytes out and in) and decide: ``{prefix}_links``, one row per outside row."""
+    p = prefix
+    pair_columns = """
+            o.outside_id,
+            i.conversation AS instance_conversation,
+            i.instance_addr,
+            i.instance_port,
+            i.instance_id,
+            i.instance_interface,
+            i.nat_addr AS instance_nat,
+            i.destination AS instance_destination,
+            i.method,
+            i.private_seen,
+            i.instance_seen,
+            abs(i.first_seen - o.first_seen) AS start_gap,
+            abs(i.last_seen - o.last_seen) AS end_gap,
+            CASE WHEN o.packets_out IS NULL THEN 0
+                WHEN i.packets_out = o.packets_out AND i.packets_in = o.packets_in THEN 2
+                ELSE 0 END AS s_packets,
+            CASE WHEN o.bytes_out IS NULL THEN 0
+                WHEN i.bytes_out = o.bytes_out AND i.bytes_in = o.bytes_in THEN 3
+                WHEN i.bytes_out = o.bytes_out THEN 1
+                ELSE 0 END AS s_bytes"""
+    candidate = (
+        "concat_ws(' ', concat(instance_addr, ':', CAST(instance_port AS VARCHAR)), "
+        "instance_id, concat('score ', CAST(score AS VARCHAR)))"
+    )
+    slots = ",\n        ".join(
+        f"max(CASE WHEN k = {n} THEN {candidate} END) AS candidate_{n}"
+        for n in range(1, CANDIDATE_SLOTS + 1)
+    )
+    return f""",
+{p}_outside AS (
+    SELECT o.*, CAST(floor(o.first_seen / {SLACK}) AS BIGINT) + f.d AS bucket
+    FROM {outside} AS o
+    CROSS JOIN (SELECT -1 AS d UNION ALL SELECT 0 AS d UNION ALL SELECT 1 AS d) AS f
+),
+{p}_pairs AS (
+    SELECT {pair_columns}
+    FROM {p}_outside AS o
+    JOIN instance_buckets AS i
+        ON i.destination = o.destination AND i.destination_port = o.destination_port
+        AND i.protocol = o.protocol AND i.bucket = o.bucket
+    WHERE (i.nat_addr IS NULL OR i.nat_addr = o.nat_addr)
+        AND abs(i.first_seen - o.first_seen) <= {SLACK}
+    UNION ALL
+    SELECT {pair_columns}
+    FROM {p}_outside AS o
+    JOIN instance_buckets AS i
+        ON i.nat_addr = o.nat_addr AND i.destination_port = o.destination_port
+        AND i.protocol = o.protocol AND i.bucket = o.bucket
+    WHERE i.destination IS NULL AND abs(i.first_seen - o.first_seen) <= {SLACK}
+),
+{p}_scored AS (
+    SELECT
+        *,
+        s_start + s_end + s_packets + s_bytes + s_destination + s_nat AS score
+    FROM (
+        SELECT
+            *,
+            CASE WHEN start_gap = 0 THEN 3 WHEN start_gap <= 2 THEN 2
+                WHEN start_gap <= 10 THEN 1 ELSE 0 END AS s_start,
+            CASE WHEN end_gap <= 2 THEN 1 ELSE 0 END AS s_end,
+            CASE WHEN instance_destination IS NOT NULL THEN 2 ELSE 0 END AS s_destination,
+            CASE WHEN instance_nat IS NOT NULL THEN 1 ELSE 0 END AS s_nat
+        FROM {p}_pairs
+    ) AS s
+    WHERE start_gap <= 2 OR s_packets + s_bytes >= 3
+),
+{p}_by_instance AS (
+    SELECT
+        outside_id,
+        instance_addr,
+        max(score) AS score
+    FROM {p}_scored
+    GROUP BY outside_id, instance_addr
+),
+{p}_instance_ranks AS (
+    SELECT
+        *,
+        row_number() OVER (PARTITION BY outside_id ORDER BY score DESC, instance_addr) AS r
+    FROM {p}_by_instance
+),
+{p}_margins AS (
+    SELECT
+        outside_id,
+        max(CASE WHEN r = 1 THEN score END) AS best,
+        max(CASE WHEN r = 2 THEN score END) AS second,
+        count(*) AS candidate_count
+    FROM {p}_instance_ranks
+    GROUP BY outside_id
+),
+{p}_top AS (
+    SELECT
+        *,
+        row_number() OVER (
+            PARTITION BY outside_id
+            ORDER BY score DESC, instance_addr, instance_port, instance_conversation
+        ) AS k
+    FROM {p}_scored
+),
+{p}_candidates AS (
+    SELECT
+        outside_id,
+        {slots}
+    FROM {p}_top
+    WHERE k <= {CANDIDATE_SLOTS}
+    GROUP BY outside_id
+),
+{p}_links AS (
+    SELECT
+        o.*,
+        coalesce(m.candidate_count, 0) AS candidate_count,
+        m.best AS score,
+        CASE WHEN m.second IS NOT NULL AND m.second >= m.best THEN 1 ELSE 0 END AS ambiguous,
+        CASE
+            WHEN m.best IS NULL THEN 'unknown'
+            WHEN m.second IS NOT NULL AND m.second >= m.best THEN 'unknown'
+            WHEN m.second IS NULL AND t.instance_destination IS NOT NULL
+                AND t.instance_nat IS NOT NULL AND t.s_bytes = 3 AND t.s_start >= 2
+                THEN 'certain'
+            WHEN m.best - coalesce(m.second, 0) >= 4 AND m.best >= 7 THEN 'high'
+            WHEN m.best - coalesce(m.second, 0) >= 2 AND m.best >= 5 THEN 'medium'
+            ELSE 'low'
+        END AS confidence,
+        t.instance_addr AS top_addr,
+        t.instance_port AS top_port,
+        t.instance_id AS top_instance_id,
+        t.instance_interface AS top_interface,
+        t.instance_conversation AS top_conversation,
+        t.method AS top_method,
+        t.private_seen AS top_private_seen,
+        t.instance_seen AS top_instance_seen,
+        c.candidate_1, c.candidate_2, c.candidate_3, c.candidate_4, c.candidate_5
+    FROM {outside} AS o
+    LEFT JOIN {p}_margins AS m ON m.outside_id = o.outside_id
+    LEFT JOIN {p}_top AS t ON t.outside_id = o.outside_id AND t.k = 1
+    LEFT JOIN {p}_candidates AS c ON c.outside_id = o.outside_id
+)
+"""
+
+
+def _named(prefix: str, column: str) -> str:
+    """A top candidate's field, NULL when the link is ambiguous: never a guess."""
+    return f"CASE WHEN {prefix}.ambiguous = 0 THEN {prefix}.top_{column} END"
+
+
+def _candidates(prefix: str) -> str:
+    slots = ", ".join(f"{prefix}.candidate_{n}" for n in range(1, CANDIDATE_SLOTS + 1))
+    return (
+        f"CASE WHEN {prefix}.candidate_1 IS NULL THEN {EMPTY_LIST} "
+        f"ELSE list_filter([{slots}], x -> x IS NOT NULL) END"
+    )
+
+
+def _legs(prefix: str) -> str:
+    return (
+        f"list_filter(['public', CASE WHEN {prefix}.top_private_seen = 1 THEN 'private' END, "
+        f"CASE WHEN {prefix}.top_instance_seen = 1 THEN 'instance' END], x -> x IS NOT NULL)"
+    )
+
+
+def _link_columns(p: str) -> str:
+    return f""",
+    {_named(p, "addr")} AS instance_address,
+    {_named(p, "port")} AS instance_port,
+    {_named(p, "instance_id")} AS instance_id,
+    {_named(p, "interface")} AS instance_interface,
+    CASE WHEN {p}.top_method IS NOT NULL THEN {p}.top_method END AS method,
+    {p}.confidence,
+    {p}.score,
+    {p}.candidate_count,
+    CASE WHEN {p}.ambiguous = 1 THEN true ELSE false END AS ambiguous,
+    {_candidates(p)} AS candidates"""
+
+
+def nat_links_sql(options: NatOptions, head: str | None = None) -> str:
+    return (
+        nat_ctes(options.conversations, head).rstrip()
+        + _link_ctes("public_legs", "nat")
+        + f"""SELECT
+    l.nat_gateway,
+    l.nat_addr AS nat_address,
+    l.nat_interface,
+    l.nat_port,
+    l.destination,
+    l.destination_port,
+    l.protocol,
+    l.first_seen,
+    l.last_seen,
+    l.packets_out,
+    l.bytes_out,
+    l.packets_in,
+    l.bytes_in{_link_columns("l")},
+    CASE WHEN l.top_addr IS NULL THEN {EMPTY_LIST} ELSE {_legs("l")} END AS legs,
+    l.outside_id AS public_conversation,
+    {_named("l", "conversation")} AS instance_conversation
+FROM nat_links AS l
+ORDER BY first_seen, nat_address, nat_port, destination, destination_port
+"""
+    )
+
+
+def top_talkers_sql(options: NatOptions, head: str | None = None) -> str:
+    if options.by not in ("bytes", "connections"):
+        raise UsageError("--by must be bytes or connections")
+    if options.top < 1:
+        raise UsageError("--top must be 1 or more")
+    order = "bytes_out + bytes_in" if options.by == "bytes" else "connections"
+    return nat_ctes(options.conversations, head).rstrip() + f""",
+talkers AS (
+    -- the instances behind each NAT gateway (what the private legs say), and where the NAT
+    -- gateway sent their traffic (the public legs): AWS's "top contributors" questions
+    SELECT nat_addr, 'instance' AS side, instance_addr AS address,
+        max(instance_id) AS resource, count(*) AS connections,
+        CAST(sum(bytes_out) AS BIGINT) AS bytes_out, CAST(sum(bytes_in) AS BIGINT) AS bytes_in
+    FROM instance_legs
+    WHERE nat_addr IS NOT NULL
+    GROUP BY nat_addr, instance_addr
+    UNION ALL
+    SELECT nat_addr, 'destination', destination, CAST(NULL AS VARCHAR), count(*),
+        CAST(sum(bytes_out) AS BIGINT), CAST(sum(bytes_in) AS BIGINT)
+    FROM public_legs
+    GROUP BY nat_addr, destination
+),
+ranked AS (
+    SELECT
+        *,
+        row_number() OVER (
+            PARTITION BY nat_addr, side ORDER BY {order} DESC, address
+        ) AS talker_rank
+    FROM talkers
+)
+SELECT
+    n.nat_gateway,
+    r.nat_addr AS nat_address,
+    r.side,
+    r.talker_rank AS rank,
+    r.address,
+    r.resource AS instance_id,
+    r.connections,
+    r.bytes_out,
+    r.bytes_in,
+    r.bytes_out + r.bytes_in AS bytes
+FROM ranked AS r
+LEFT JOIN nat_addresses AS n ON n.address = r.nat_addr
+WHERE r.talker_rank <= {int(options.top)}
+ORDER BY nat_address, CASE WHEN r.side = 'instance' THEN 0 ELSE 1 END, rank
+"""
+
+
+def attribute_sql(options: NatOptions, head: str | None = None) -> str:
+    unknown = set(options.log_types) - set(LOG_TYPES)
+    if unknown or not options.log_types:
+        raise UsageError(f"--log-type must be among {', '.join(LOG_TYPES)}")
+    types = ", ".join(f"'{t}'" for t in options.log_types)
+    fw_filter = f" AND log_type IN ({types})" if len(options.log_types) < len(LOG_TYPES) else ""
+    cidrs = options.conversations.context.vpc_cidrs() if options.conversations.context else []
+    private = _private("o.opener_addr", _v4("o.opener_addr"), cidrs)
+    return (
+        nat_ctes(options.conversations, head).rstrip()
+        + _link_ctes("public_legs", "nat").rstrip()
+        + load_sql("attribute").format(slack=SLACK, fw_filter=fw_filter).rstrip()
+        + _link_ctes("fw_own", "fw")
+        + f"""SELECT
+    e.event_time,
+    e.log_type,
+    e.event_type,
+    e.firewall_name,
+    e.availability_zone,
+    e.flow_id,
+    e.src_ip,
+    e.src_port,
+    e.dest_ip,
+    e.dest_port,
+    e.proto,
+    e.alert_action,
+    e.signature_id,
+    e.signature,
+    coalesce(e.sni, e.http_hostname) AS hostname,
+    CASE
+        WHEN n.address IS NOT NULL THEN 'nat-gateway'
+        WHEN {private} = 1 THEN 'private'
+        ELSE 'internet'
+    END AS source_kind,
+    CASE
+        WHEN n.address IS NOT NULL THEN coalesce({_named("fl", "addr")}, {_named("pl", "addr")})
+        WHEN {private} = 1 THEN o.opener_addr
+    END AS instance_address,
+    CASE
+        WHEN n.address IS NOT NULL THEN coalesce({_named("fl", "port")}, {_named("pl", "port")})
+        WHEN {private} = 1 THEN o.opener_port
+    END AS instance_port,
+    CASE
+        WHEN n.address IS NOT NULL
+            THEN coalesce({_named("fl", "instance_id")}, {_named("pl", "instance_id")})
+        WHEN {private} = 1 THEN h.instance_id
+    END AS instance_id,
+    CASE
+        WHEN n.address IS NOT NULL
+            THEN coalesce({_named("fl", "interface")}, {_named("pl", "interface")})
+        WHEN {private} = 1 THEN h.interface_id
+    END AS instance_interface,
+    CASE WHEN n.address IS NOT NULL THEN n.nat_gateway END AS nat_gateway,
+    CASE
+        WHEN n.address IS NOT NULL THEN coalesce(fl.top_method, pl.top_method)
+        WHEN {private} = 1 THEN 'source-address'
+    END AS method,
+    CASE
+        WHEN n.address IS NOT NULL THEN coalesce(fl.confidence, pl.confidence, 'unknown')
+        WHEN {private} = 1 THEN 'certain'
+    END AS confidence,
+    CASE WHEN n.address IS NOT NULL THEN coalesce(fl.candidate_count, pl.candidate_count, 0)
+        WHEN {private} = 1 THEN 1 ELSE 0 END AS candidate_count,
+    CASE WHEN coalesce(fl.ambiguous, pl.ambiguous, 0) = 1 THEN true ELSE false END AS ambiguous,
+    CASE
+        WHEN fl.outside_id IS NOT NULL THEN {_candidates("fl")}
+        WHEN pl.outside_id IS NOT NULL THEN {_candidates("pl")}
+        ELSE {EMPTY_LIST}
+    END AS candidates,
+    CASE WHEN pl.outside_id IS NOT NULL THEN true ELSE false END AS public_leg_logged,
+    e.source,
+    e.line
+FROM fw_events AS e
+JOIN fw_openers AS o ON o.fw_flow = e.fw_flow
+LEFT JOIN nat_addresses AS n ON n.address = o.opener_addr
+LEFT JOIN fw_public AS fp ON fp.fw_flow = e.fw_flow
+LEFT JOIN nat_links AS pl ON pl.outside_id = fp.public_leg
+LEFT JOIN fw_links AS fl ON fl.outside_id = e.fw_flow
+LEFT JOIN instance_hosts AS h ON h.address = o.opener_addr
+ORDER BY event_time, source, line
+"""
+    )
