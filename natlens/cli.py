@@ -221,6 +221,51 @@ def _analysis_commands(commands: Any) -> None:
     inbound.add_argument("--ip", metavar="PUBLIC_IP", help="only this address")
     inbound.set_defaults(run=cmd_inbound)
 
+    nat = _command(
+        commands,
+        "nat",
+        "the instance behind each connection a NAT gateway made, and its top talkers",
+        "For every connection a NAT gateway made to the internet (its public leg: its "
+        "address and translated port), the instance behind it: joined with the private leg "
+        "(instance to the NAT gateway's private address) and the instance's own records. Exact "
+        "when pkt-srcaddr/pkt-dstaddr are logged (method pkt-dstaddr), otherwise scored on the "
+        "destination, the time and the packets and bytes of both sides (instance-eni, "
+        "nat-legs). Each link has a confidence; when several instances fit, the candidates and "
+        "their scores, and no instance is named on a tie. With --top-talkers: per NAT gateway, "
+        "the instances sending through it and the destinations it reached, in bytes and "
+        "connections (AWS's 'top contributors' questions).",
+    )
+    _analysis_options(nat, ("table", "jsonl", "csv", "parquet"))
+    nat.add_argument(
+        "--top-talkers", action="store_true", help="rank instances and destinations per NAT "
+        "gateway instead of listing the links",
+    )  # fmt: skip
+    nat.add_argument("--top", type=int, default=10, metavar="N", help="with --top-talkers: "
+                     "this many of each per NAT gateway (default 10)")  # fmt: skip
+    nat.add_argument("--by", choices=("bytes", "connections"), default="bytes",
+                     help="with --top-talkers: rank by (default bytes)")  # fmt: skip
+    nat.set_defaults(run=cmd_nat)
+
+    attribute = _command(
+        commands,
+        "attribute",
+        "the instance behind each Network Firewall alert whose source is a NAT gateway",
+        "Every Network Firewall alert, flow and TLS event with the instance that sent it. When "
+        "the firewall sits after the NAT gateway, its events name the NAT gateway's address: "
+        "natlens finds the instance, its interface and private address from the flow logs, "
+        "says how (method: pkt-dstaddr, instance-eni, nat-legs) and how sure it is "
+        "(confidence, candidate count, candidates). Events whose source is already a private "
+        "address pass through (method source-address); the internet's own (unsolicited "
+        "packets to the NAT gateway) name no instance. Netflow events of one flow are paired "
+        "by flow_id.",
+    )
+    _analysis_options(attribute, ("table", "jsonl", "csv", "parquet"))
+    attribute.add_argument(
+        "--log-type", action="append", choices=("alert", "flow", "tls"), metavar="TYPE",
+        help="only these events: alert, flow or tls (repeatable; default all)",
+    )  # fmt: skip
+    attribute.set_defaults(run=cmd_attribute)
+
     explain = _command(
         commands,
         "explain",
@@ -343,6 +388,47 @@ def cmd_inbound(args: argparse.Namespace) -> int:
         table = inbound(engine, case, options)
     with _output(args) as out:
         render(table, args.format, out)
+    return EXIT_OK
+
+
+def _nat_options(args: argparse.Namespace) -> Any:
+    from natlens.analyses.nat import LOG_TYPES, NatOptions
+
+    return NatOptions(
+        _conversation_options(args),
+        top=getattr(args, "top", 10),
+        by=getattr(args, "by", "bytes"),
+        log_types=tuple(getattr(args, "log_type", None) or LOG_TYPES),
+    )
+
+
+def cmd_nat(args: argparse.Namespace) -> int:
+    from natlens.analyses.nat import nat_links, top_talkers
+    from natlens.render import render
+
+    options = _nat_options(args)
+    with _case_and_engine(args) as (case, engine):
+        if args.top_talkers:
+            rows: Any = top_talkers(engine, case, options)
+        else:
+            rows = nat_links(engine, case, options)
+        with _output(args) as out:
+            render(rows, args.format, out)
+    return EXIT_OK
+
+
+def cmd_attribute(args: argparse.Namespace) -> int:
+    from natlens.analyses.nat import attribute, placement_note
+    from natlens.render import render
+
+    options = _nat_options(args)
+    with _case_and_engine(args) as (case, engine):
+        table = attribute(engine, case, options)
+    with _output(args) as out:
+        render(table, args.format, out)
+    note = placement_note(table)
+    if note:
+        sys.stderr.write(f"natlens: {note}\n")
     return EXIT_OK
 
 

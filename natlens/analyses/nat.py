@@ -12,19 +12,23 @@ which a NAT gateway does not change. Each link says how it was made (``method``)
 
 The scores (``_link_ctes``), per candidate instance connection:
 
-- start: 3 for the same second, 2 within 2 s, 1 within 10 s (candidates start within 60 s);
+- start: 3 for the same second, 2 within 2 s, 1 within 10 s or when the outside side started
+  while the instance's was open (candidates start within 60 s);
 - end: 1 within 2 s;
 - packets: 2 when both directions agree; bytes: 3 when both agree, 1 when only the request does;
 - 2 when the instance's side names the destination, 1 when it names the NAT gateway.
 
-A candidate fits when it started within 2 s or its volumes agree. ``certain``: the only instance
+A candidate fits when it started within 2 s, was open when the outside side started, or its
+volumes agree. ``certain``: the only instance
 that fits, with destination, NAT gateway, bytes and start agreeing. Otherwise the margin over the
 next instance: ``high`` 4 or more (and a score of 7), ``medium`` 2 (and 5), ``low`` 1. A tie is
-ambiguous: no instance is named, the candidates are.
+ambiguous: no instance is named, the candidates are. ICMP (no ports: one leg can hold the pings
+of several instances) is never more than ``medium``.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,17 +89,47 @@ def _context_nats(context: Context | None) -> str:
     )
 
 
-def nat_ctes(options: ConversationOptions, head: str | None = None) -> str:
-    """The conversation CTEs (or ``head``, which provides ``explained``) and the NAT legs."""
-    if head is None:
-        head = conversation_ctes(options)
+def _nat_cte_texts(options: ConversationOptions) -> list[tuple[str, str]]:
+    """The CTEs of ``nat.sql``, filled in, as (name, text) in order."""
     interfaces = ",\n        ".join(f"interface_{k}" for k in range(1, INTERFACE_SLOTS + 1))
-    return head.rstrip() + load_sql("nat").format(
+    text = load_sql("nat").format(
         conversation_id=_conversation_id(),
         interface_columns=interfaces,
         slack=SLACK,
         context_nats=_context_nats(options.context),
     )
+    starts = list(re.finditer(r"^(\w+) AS \($", text, flags=re.MULTILINE))
+    out = []
+    for n, match in enumerate(starts):
+        end = starts[n + 1].start() if n + 1 < len(starts) else len(text)
+        out.append((match.group(1), text[match.start() : end].rstrip().rstrip(",")))
+    return out
+
+
+# CTEs kept as derived tables in the case (cache.py): each is read several times, and an engine
+# that inlines CTEs (Spark) would otherwise plan them over and over.
+STAGES = ("named", "nat_addresses", "owners", "instance_buckets", "public_legs", "nat_links")
+
+
+def nat_ctes(
+    options: ConversationOptions, head: str | None = None, stored: frozenset[str] = frozenset()
+) -> str:
+    """The conversation CTEs (or ``head``, which provides ``explained``) and the NAT legs;
+    the ``stored`` ones read from their derived tables."""
+    if head is None:
+        head = conversation_ctes(options)
+    parts = [
+        f"{name} AS (SELECT * FROM nat_{name})" if name in stored else text
+        for name, text in _nat_cte_texts(options)
+    ]
+    return head.rstrip() + ",\n" + ",\n".join(parts) + "\n"
+
+
+def _with_links(options: ConversationOptions, head: str | None, stored: frozenset[str]) -> str:
+    ctes = nat_ctes(options, head, stored).rstrip()
+    if "nat_links" in stored:
+        return ctes + ",\nnat_links AS (SELECT * FROM nat_nat_links)\n"
+    return ctes + _link_ctes("public_legs", "nat")
 
 
 def _link_ctes(outside: str, prefix: str) -> str:
@@ -116,6 +150,8 @@ def _link_ctes(outside: str, prefix: str) -> str:
             i.private_seen,
             i.instance_seen,
             abs(i.first_seen - o.first_seen) AS start_gap,
+            CASE WHEN o.first_seen BETWEEN i.first_seen - 2 AND i.last_seen + 2 THEN 1 ELSE 0 END
+                AS within,
             abs(i.last_seen - o.last_seen) AS end_gap,
             CASE WHEN o.packets_out IS NULL THEN 0
                 WHEN i.packets_out = o.packets_out AND i.packets_in = o.packets_in THEN 2
@@ -162,13 +198,13 @@ def _link_ctes(outside: str, prefix: str) -> str:
         SELECT
             *,
             CASE WHEN start_gap = 0 THEN 3 WHEN start_gap <= 2 THEN 2
-                WHEN start_gap <= 10 THEN 1 ELSE 0 END AS s_start,
+                WHEN start_gap <= 10 OR within = 1 THEN 1 ELSE 0 END AS s_start,
             CASE WHEN end_gap <= 2 THEN 1 ELSE 0 END AS s_end,
             CASE WHEN instance_destination IS NOT NULL THEN 2 ELSE 0 END AS s_destination,
             CASE WHEN instance_nat IS NOT NULL THEN 1 ELSE 0 END AS s_nat
         FROM {p}_pairs
     ) AS s
-    WHERE start_gap <= 2 OR s_packets + s_bytes >= 3
+    WHERE start_gap <= 2 OR within = 1 OR s_packets + s_bytes >= 3
 ),
 {p}_by_instance AS (
     SELECT
@@ -219,6 +255,8 @@ def _link_ctes(outside: str, prefix: str) -> str:
         CASE
             WHEN m.best IS NULL THEN 'unknown'
             WHEN m.second IS NOT NULL AND m.second >= m.best THEN 'unknown'
+            -- ICMP has no ports: one leg can hold the pings of several instances
+            WHEN o.protocol NOT IN (6, 17) THEN 'medium'
             WHEN m.second IS NULL AND t.instance_destination IS NOT NULL
                 AND t.instance_nat IS NOT NULL AND t.s_bytes = 3 AND t.s_start >= 2
                 THEN 'certain'
@@ -277,10 +315,11 @@ def _link_columns(p: str) -> str:
     {_candidates(p)} AS candidates"""
 
 
-def nat_links_sql(options: NatOptions, head: str | None = None) -> str:
+def nat_links_sql(
+    options: NatOptions, head: str | None = None, stored: frozenset[str] = frozenset()
+) -> str:
     return (
-        nat_ctes(options.conversations, head).rstrip()
-        + _link_ctes("public_legs", "nat")
+        _with_links(options.conversations, head, stored)
         + f"""SELECT
     l.nat_gateway,
     l.nat_addr AS nat_address,
@@ -304,13 +343,15 @@ ORDER BY first_seen, nat_address, nat_port, destination, destination_port
     )
 
 
-def top_talkers_sql(options: NatOptions, head: str | None = None) -> str:
+def top_talkers_sql(
+    options: NatOptions, head: str | None = None, stored: frozenset[str] = frozenset()
+) -> str:
     if options.by not in ("bytes", "connections"):
         raise UsageError("--by must be bytes or connections")
     if options.top < 1:
         raise UsageError("--top must be 1 or more")
     order = "bytes_out + bytes_in" if options.by == "bytes" else "connections"
-    return nat_ctes(options.conversations, head).rstrip() + f""",
+    return nat_ctes(options.conversations, head, stored).rstrip() + f""",
 talkers AS (
     -- the instances behind each NAT gateway (what the private legs say), and where the NAT
     -- gateway sent their traffic (the public legs): AWS's "top contributors" questions
@@ -352,7 +393,9 @@ ORDER BY nat_address, CASE WHEN r.side = 'instance' THEN 0 ELSE 1 END, rank
 """
 
 
-def attribute_sql(options: NatOptions, head: str | None = None) -> str:
+def attribute_sql(
+    options: NatOptions, head: str | None = None, stored: frozenset[str] = frozenset()
+) -> str:
     unknown = set(options.log_types) - set(LOG_TYPES)
     if unknown or not options.log_types:
         raise UsageError(f"--log-type must be among {', '.join(LOG_TYPES)}")
@@ -361,8 +404,7 @@ def attribute_sql(options: NatOptions, head: str | None = None) -> str:
     cidrs = options.conversations.context.vpc_cidrs() if options.conversations.context else []
     private = _private("o.opener_addr", _v4("o.opener_addr"), cidrs)
     return (
-        nat_ctes(options.conversations, head).rstrip()
-        + _link_ctes("public_legs", "nat").rstrip()
+        _with_links(options.conversations, head, stored).rstrip()
         + load_sql("attribute").format(slack=SLACK, fw_filter=fw_filter).rstrip()
         + _link_ctes("fw_own", "fw")
         + f"""SELECT
@@ -434,3 +476,67 @@ LEFT JOIN instance_hosts AS h ON h.address = o.opener_addr
 ORDER BY event_time, source, line
 """
     )
+
+
+def _head(engine: Engine, case: Case, options: NatOptions) -> tuple[str, frozenset[str]]:
+    """What provides ``explained``, and the NAT stages kept in the case (made when needed)."""
+    from natlens.analyses.cache import derived_table
+
+    engine.register_case(case)
+    head = explained_from(engine, case, options.conversations)
+    stored: set[str] = set()
+    for name in STAGES:
+        frozen = frozenset(stored)
+        if name == "nat_links":
+            sql = _with_links(options.conversations, head, frozen) + "SELECT * FROM nat_links\n"
+        else:
+            sql = nat_ctes(options.conversations, head, frozen) + f"SELECT * FROM {name}\n"
+        if derived_table(engine, case, f"nat_{name}", sql):
+            stored.add(name)
+    return head, frozenset(stored)
+
+
+def nat_links(engine: Engine, case: Case, options: NatOptions) -> pa.RecordBatchReader:
+    """One row per public leg of a NAT gateway: the instance behind it, how and how surely."""
+    return engine.query_batches(nat_links_sql(options, *_head(engine, case, options)))
+
+
+def top_talkers(engine: Engine, case: Case, options: NatOptions) -> pa.Table:
+    """Per NAT gateway, the instances behind it and the destinations it reached, ranked."""
+    return engine.query(top_talkers_sql(options, *_head(engine, case, options)))
+
+
+def attribute(engine: Engine, case: Case, options: NatOptions) -> pa.Table:
+    """Every Network Firewall event with the instance that sent it."""
+    if not case.parts("firewall_events"):
+        raise UsageError(
+            "the case has no Network Firewall events",
+            hint="ingest the firewall's alert and flow logs beside the flow logs: natlens ingest "
+            "s3://BUCKET/AWSLogs/ACCOUNT/network-firewall/ --case CASE",
+        )
+    return engine.query(attribute_sql(options, *_head(engine, case, options)))
+
+
+def placement_note(table: pa.Table) -> str | None:
+    """What the alerts' sources say about where the firewall sits."""
+    rows = [
+        r for r in table.select(["log_type", "source_kind"]).to_pylist() if r["log_type"] == "alert"
+    ]
+    if rows and all(r["source_kind"] == "nat-gateway" for r in rows):
+        return (
+            f"every one of the {len(rows)} alerts has a NAT gateway's address as its source: the "
+            "firewall sits after the NAT gateway (between it and the internet gateway) and "
+            "never sees the instances' addresses. natlens named the instances from the flow "
+            "logs; `natlens topology` shows which routes put the firewall there."
+        )
+    return None
+
+
+def summary(table: pa.Table) -> dict[str, Any]:
+    """Counts by source kind and confidence, for the command line."""
+    counts: dict[str, Any] = {"events": table.num_rows}
+    for row in table.select(["source_kind", "confidence", "ambiguous"]).to_pylist():
+        key = f"{row['source_kind']}:{row['confidence']}"
+        counts[key] = counts.get(key, 0) + 1
+        counts["ambiguous"] = counts.get("ambiguous", 0) + bool(row["ambiguous"])
+    return counts

@@ -142,6 +142,12 @@ paired AS (
         d.conversation,
         p.server_addr AS nat_addr,
         p.conversation AS private_conversation,
+        p.first_seen,
+        p.last_seen,
+        p.packets_out,
+        p.bytes_out,
+        p.packets_in,
+        p.bytes_in,
         row_number() OVER (
             PARTITION BY d.conversation
             ORDER BY abs(p.first_seen - d.first_seen), p.server_addr
@@ -166,12 +172,14 @@ instance_legs AS (
         d.server_addr AS destination,
         d.server_port AS destination_port,
         d.protocol,
-        d.first_seen,
-        d.last_seen,
-        d.packets_out,
-        d.bytes_out,
-        d.packets_in,
-        d.bytes_in,
+        -- the private leg was logged by the interface that logged the public leg: its times
+        -- and volumes are the ones to compare (the instance's may miss a SKIPDATA window)
+        coalesce(p.first_seen, d.first_seen) AS first_seen,
+        coalesce(p.last_seen, d.last_seen) AS last_seen,
+        coalesce(p.packets_out, d.packets_out) AS packets_out,
+        coalesce(p.bytes_out, d.bytes_out) AS bytes_out,
+        coalesce(p.packets_in, d.packets_in) AS packets_in,
+        coalesce(p.bytes_in, d.bytes_in) AS bytes_in,
         coalesce(d.relay_nat, p.nat_addr) AS nat_addr,
         CASE WHEN d.relay_nat IS NOT NULL THEN 'pkt-dstaddr' ELSE 'instance-eni' END AS method,
         CASE WHEN d.relay_nat IS NOT NULL OR p.nat_addr IS NOT NULL THEN 1 ELSE 0 END
