@@ -418,15 +418,16 @@ def cmd_nat(args: argparse.Namespace) -> int:
 
 
 def cmd_attribute(args: argparse.Namespace) -> int:
-    from natlens.analyses.nat import attribute, placement_note
+    from natlens.analyses.nat import AlertSources, attribute_batches
     from natlens.render import render
 
     options = _nat_options(args)
+    sources = AlertSources()
     with _case_and_engine(args) as (case, engine):
-        table = attribute(engine, case, options)
-    with _output(args) as out:
-        render(table, args.format, out)
-    note = placement_note(table)
+        rows = sources.watch(attribute_batches(engine, case, options))
+        with _output(args) as out:
+            render(rows, args.format, out)
+    note = sources.note()
     if note:
         sys.stderr.write(f"natlens: {note}\n")
     return EXIT_OK

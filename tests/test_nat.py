@@ -73,7 +73,9 @@ def judged(world: Path, rows: list[dict[str, object]]) -> duckdb.DuckDBPyRelatio
 def attributed(world: Path, with_context: bool) -> list[dict[str, object]]:
     context = load_context(world / "context") if with_context else None
     with DuckDBEngine() as engine:
-        table = attribute(engine, Case.open(world / "case"), NatOptions(ConversationOptions(context)))
+        table = attribute(
+            engine, Case.open(world / "case"), NatOptions(ConversationOptions(context))
+        )
     return table.to_pylist()
 
 
@@ -84,14 +86,17 @@ def test_alerts_name_the_instance_behind_the_nat_gateway(worlds, fmt: str, with_
     rows = attributed(world, with_context)
     j = judged(world, rows)
     # every event is accounted for: one row each
-    assert len(rows) == duckdb.sql(
-        f"SELECT count(*) FROM '{world}/truth/firewall_events.parquet'"
-    ).fetchone()[0]
+    assert (
+        len(rows)
+        == duckdb.sql(f"SELECT count(*) FROM '{world}/truth/firewall_events.parquet'").fetchone()[0]
+    )
     alerts = j.filter("log_type = 'alert'")
     assert alerts.filter("source_kind <> 'nat-gateway'").count("*").fetchone()[0] == 0
     easy = alerts.filter("hard < 0").fetchall()
     columns = alerts.columns
-    right = sum(1 for r in easy if r[columns.index("instance_address")] == r[columns.index("truth")])
+    right = sum(
+        1 for r in easy if r[columns.index("instance_address")] == r[columns.index("truth")]
+    )
     assert len(easy) > 20 and right == len(easy)
     # Sure answers are right, on netflow events too; what is not certain shows its candidates.
     wrong_sure = j.filter(
@@ -162,7 +167,9 @@ def test_nat_links_and_top_talkers(worlds) -> None:
         for side in ("instance", "destination"):
             ranked = [t for t in talkers if t["nat_address"] == nat and t["side"] == side]
             assert [t["rank"] for t in ranked] == [1, 2, 3]
-            assert [t["bytes"] for t in ranked] == sorted((t["bytes"] for t in ranked), reverse=True)
+            assert [t["bytes"] for t in ranked] == sorted(
+                (t["bytes"] for t in ranked), reverse=True
+            )
     connections = duckdb.sql(
         f"SELECT nat_ip, instance_ip, count(*) FROM '{world}/truth/connections.parquet' "
         "WHERE kind = 'egress' GROUP BY ALL"

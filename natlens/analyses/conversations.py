@@ -137,7 +137,9 @@ def _known_hosts(context: Context | None) -> str:
         return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
 
     values = ",\n        ".join(
-        "(" + ", ".join(quote(r[k]) for k in ("address", "role", "resource_id", "interface_id")) + ")"
+        "("
+        + ", ".join(quote(r[k]) for k in ("address", "role", "resource_id", "interface_id"))
+        + ")"
         for r in rows
     )
     return (

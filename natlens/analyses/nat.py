@@ -351,7 +351,9 @@ def top_talkers_sql(
     if options.top < 1:
         raise UsageError("--top must be 1 or more")
     order = "bytes_out + bytes_in" if options.by == "bytes" else "connections"
-    return nat_ctes(options.conversations, head, stored).rstrip() + f""",
+    return (
+        nat_ctes(options.conversations, head, stored).rstrip()
+        + f""",
 talkers AS (
     -- the instances behind each NAT gateway (what the private legs say), and where the NAT
     -- gateway sent their traffic (the public legs): AWS's "top contributors" questions
@@ -391,6 +393,7 @@ LEFT JOIN nat_addresses AS n ON n.address = r.nat_addr
 WHERE r.talker_rank <= {int(options.top)}
 ORDER BY nat_address, CASE WHEN r.side = 'instance' THEN 0 ELSE 1 END, rank
 """
+    )
 
 
 def attribute_sql(
@@ -508,35 +511,47 @@ def top_talkers(engine: Engine, case: Case, options: NatOptions) -> pa.Table:
 
 def attribute(engine: Engine, case: Case, options: NatOptions) -> pa.Table:
     """Every Network Firewall event with the instance that sent it."""
+    return attribute_batches(engine, case, options).read_all()
+
+
+def attribute_batches(engine: Engine, case: Case, options: NatOptions) -> pa.RecordBatchReader:
+    """``attribute`` as a stream (a firewall logs millions of events). Read it before the
+    engine closes."""
     if not case.parts("firewall_events"):
         raise UsageError(
             "the case has no Network Firewall events",
             hint="ingest the firewall's alert and flow logs beside the flow logs: natlens ingest "
             "s3://BUCKET/AWSLogs/ACCOUNT/network-firewall/ --case CASE",
         )
-    return engine.query(attribute_sql(options, *_head(engine, case, options)))
+    return engine.query_batches(attribute_sql(options, *_head(engine, case, options)))
 
 
-def placement_note(table: pa.Table) -> str | None:
-    """What the alerts' sources say about where the firewall sits."""
-    rows = [
-        r for r in table.select(["log_type", "source_kind"]).to_pylist() if r["log_type"] == "alert"
-    ]
-    if rows and all(r["source_kind"] == "nat-gateway" for r in rows):
-        return (
-            f"every one of the {len(rows)} alerts has a NAT gateway's address as its source: the "
-            "firewall sits after the NAT gateway (between it and the internet gateway) and "
-            "never sees the instances' addresses. natlens named the instances from the flow "
-            "logs; `natlens topology` shows which routes put the firewall there."
-        )
-    return None
+class AlertSources:
+    """Counts the alerts' source kinds in a stream of attributions, passing it through."""
 
+    def __init__(self) -> None:
+        self.alerts = 0
+        self.from_nat = 0
 
-def summary(table: pa.Table) -> dict[str, Any]:
-    """Counts by source kind and confidence, for the command line."""
-    counts: dict[str, Any] = {"events": table.num_rows}
-    for row in table.select(["source_kind", "confidence", "ambiguous"]).to_pylist():
-        key = f"{row['source_kind']}:{row['confidence']}"
-        counts[key] = counts.get(key, 0) + 1
-        counts["ambiguous"] = counts.get("ambiguous", 0) + bool(row["ambiguous"])
-    return counts
+    def watch(self, reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
+        def batches() -> Any:
+            for batch in reader:
+                kinds = batch.select(["log_type", "source_kind"]).to_pydict()
+                for log_type, kind in zip(kinds["log_type"], kinds["source_kind"], strict=True):
+                    if log_type == "alert":
+                        self.alerts += 1
+                        self.from_nat += kind == "nat-gateway"
+                yield batch
+
+        return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+    def note(self) -> str | None:
+        """What the alerts' sources say about where the firewall sits."""
+        if self.alerts and self.from_nat == self.alerts:
+            return (
+                f"every one of the {self.alerts:,} alerts has a NAT gateway's address as its "
+                "source: the firewall sits after the NAT gateway (between it and the internet "
+                "gateway) and never sees the instances' addresses. natlens named the instances "
+                "from the flow logs; `natlens topology` shows which routes put the firewall there."
+            )
+        return None
