@@ -402,11 +402,11 @@ def main() -> None:
     for problem in problems:
         print("TARGET MISSED:", problem)
     if args.record_results:
-        _record(report, args.minutes, args.seed)
+        _record(report, args.minutes, args.seed, args.attribution_only)
     sys.exit(1 if problems else 0)
 
 
-def _record(report: str, minutes: int, seed: int) -> None:
+def _record(report: str, minutes: int, seed: int, attribution_only: bool) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from ingest_benchmark import machine
 
@@ -414,7 +414,8 @@ def _record(report: str, minutes: int, seed: int) -> None:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d")
     text = (
         f"\n## Accuracy: initiators, inbound verdicts, alert attribution ({stamp})\n\n"
-        f"`python benchmarks/accuracy.py --minutes {minutes} --seed {seed}` on {machine()}.\n\n"
+        f"`python benchmarks/accuracy.py --minutes {minutes} --seed {seed}"
+        f"{' --attribution-only' if attribution_only else ''}` on {machine()}.\n\n"
         f"{report}\n"
     )
     path.write_text(path.read_text() + text)
