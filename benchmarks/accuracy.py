@@ -29,7 +29,6 @@ import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -408,17 +407,14 @@ def main() -> None:
 
 def _record(report: str, minutes: int, seed: int, attribution_only: bool) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
-    from ingest_benchmark import machine
+    from ingest_benchmark import append_results
 
-    path = Path(__file__).with_name("RESULTS.md")
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d")
-    text = (
-        f"\n## Accuracy: initiators, inbound verdicts, alert attribution ({stamp})\n\n"
-        f"`python benchmarks/accuracy.py --minutes {minutes} --seed {seed}"
-        f"{' --attribution-only' if attribution_only else ''}` on {machine()}.\n\n"
-        f"{report}\n"
+    append_results(
+        "Accuracy: initiators, inbound verdicts, alert attribution",
+        f"python benchmarks/accuracy.py --minutes {minutes} --seed {seed}"
+        + (" --attribution-only" if attribution_only else ""),
+        "\n\n" + report,
     )
-    path.write_text(path.read_text() + text)
 
 
 if __name__ == "__main__":

@@ -15,14 +15,13 @@ import json
 import shutil
 import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
 import pyarrow.parquet as pq  # noqa: E402
-from ingest_benchmark import Check, machine, print_checks, run  # noqa: E402
+from ingest_benchmark import Check, append_results, print_checks, run  # noqa: E402
 
 BARE_JOIN = """
 import sys, duckdb
@@ -78,23 +77,15 @@ def main() -> None:
     ]
     check_lines = print_checks(checks)
     if args.record_results:
-        stamp = datetime.now(UTC).strftime("%Y-%m-%d")
-        text = (
-            f"\n## Alert attribution ({stamp})\n\n"
-            f"`python benchmarks/attribute_benchmark.py --records {args.records} --log-format "
-            f"{args.log_format} --memory-limit {args.memory_limit}` on {machine()}. `natlens "
-            "attribute` is one fresh process on a case with nothing derived yet (it pairs the "
-            "conversations, links the NAT legs and attributes every event), writing Parquet; "
-            "the bare join counts (event, flow record) pairs on addresses and ports.\n\n"
-            + HEADER
-            + "\n"
-            + line
-            + "\n\n"
-            + "\n".join(check_lines)
-            + "\n"
+        append_results(
+            "Alert attribution",
+            f"python benchmarks/attribute_benchmark.py --records {args.records} --log-format "
+            f"{args.log_format} --memory-limit {args.memory_limit}",
+            " `natlens attribute` is one fresh process on a case with nothing derived yet (it "
+            "pairs the conversations, links the NAT legs and attributes every event), writing "
+            "Parquet; the bare join counts (event, flow record) pairs on addresses and ports."
+            f"\n\n{HEADER}\n{line}\n\n" + "\n".join(check_lines),
         )
-        path = HERE / "RESULTS.md"
-        path.write_text(path.read_text() + text)
 
 
 HEADER = (

@@ -15,14 +15,13 @@ import json
 import shutil
 import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
 import pyarrow.parquet as pq  # noqa: E402
-from ingest_benchmark import Check, machine, print_checks, run  # noqa: E402
+from ingest_benchmark import Check, append_results, print_checks, run  # noqa: E402
 
 Timing = tuple[float, int, int]  # seconds, peak RSS bytes, output rows
 Baseline = tuple[float, int, int]  # seconds, peak RSS bytes, record pairs
@@ -127,22 +126,14 @@ HEADER = (
 
 
 def _record(rows: list[Row], args: argparse.Namespace, check_lines: list[str]) -> None:
-    path = HERE / "RESULTS.md"
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d")
-    text = (
-        f"\n## Conversations and inbound verdicts ({stamp})\n\n"
-        f"`python benchmarks/conversations_benchmark.py --records "
+    append_results(
+        "Conversations and inbound verdicts",
+        f"python benchmarks/conversations_benchmark.py --records "
         f"{' '.join(str(r[0]) for r in rows)} --scenario {args.scenario} --log-format "
-        f"{args.log_format} --memory-limit {args.memory_limit}` on {machine()}. Each command "
-        "is a fresh process writing Parquet; the self-join counts record pairs.\n\n"
-        + HEADER
-        + "\n"
-        + "\n".join(_line(*r) for r in rows)
-        + "\n\n"
-        + "\n".join(check_lines)
-        + "\n"
+        f"{args.log_format} --memory-limit {args.memory_limit}",
+        " Each command is a fresh process writing Parquet; the self-join counts record pairs."
+        f"\n\n{HEADER}\n" + "\n".join(_line(*r) for r in rows) + "\n\n" + "\n".join(check_lines),
     )
-    path.write_text(path.read_text() + text)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,14 @@ def print_checks(checks: list[Check]) -> list[str]:
     return [f"- {'PASS' if ok else 'FAIL'}: {text}" for text, ok in checks]
 
 
+def append_results(title: str, command: str, text: str) -> None:
+    """Add a dated section to RESULTS.md: what was run, on which machine, and ``text``."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d")
+    section = f"\n## {title} ({stamp})\n\n`{command}` on {machine()}.{text.rstrip()}\n"
+    path = HERE / "RESULTS.md"
+    path.write_text(path.read_text() + section)
+
+
 def machine() -> str:
     model = "unknown CPU"
     try:

@@ -379,15 +379,22 @@ def cmd_conversations(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_inbound(args: argparse.Namespace) -> int:
-    from natlens.analyses.inbound import inbound
+def _render_analysis(args: argparse.Namespace, produce: Any) -> None:
+    """Run ``produce(engine, case)`` and render its rows (a table or a stream, read before the
+    engine closes) in the chosen format."""
     from natlens.render import render
 
-    options = _conversation_options(args)
     with _case_and_engine(args) as (case, engine):
-        table = inbound(engine, case, options)
-    with _output(args) as out:
-        render(table, args.format, out)
+        rows = produce(engine, case)
+        with _output(args) as out:
+            render(rows, args.format, out)
+
+
+def cmd_inbound(args: argparse.Namespace) -> int:
+    from natlens.analyses.inbound import inbound
+
+    options = _conversation_options(args)
+    _render_analysis(args, lambda engine, case: inbound(engine, case, options))
     return EXIT_OK
 
 
@@ -404,29 +411,21 @@ def _nat_options(args: argparse.Namespace) -> Any:
 
 def cmd_nat(args: argparse.Namespace) -> int:
     from natlens.analyses.nat import nat_links, top_talkers
-    from natlens.render import render
 
     options = _nat_options(args)
-    with _case_and_engine(args) as (case, engine):
-        if args.top_talkers:
-            rows: Any = top_talkers(engine, case, options)
-        else:
-            rows = nat_links(engine, case, options)
-        with _output(args) as out:
-            render(rows, args.format, out)
+    produce = top_talkers if args.top_talkers else nat_links
+    _render_analysis(args, lambda engine, case: produce(engine, case, options))
     return EXIT_OK
 
 
 def cmd_attribute(args: argparse.Namespace) -> int:
     from natlens.analyses.nat import AlertSources, attribute_batches
-    from natlens.render import render
 
     options = _nat_options(args)
     sources = AlertSources()
-    with _case_and_engine(args) as (case, engine):
-        rows = sources.watch(attribute_batches(engine, case, options))
-        with _output(args) as out:
-            render(rows, args.format, out)
+    _render_analysis(
+        args, lambda engine, case: sources.watch(attribute_batches(engine, case, options))
+    )
     note = sources.note()
     if note:
         sys.stderr.write(f"natlens: {note}\n")

@@ -263,6 +263,11 @@ def test_cli_attribute_from_s3_delivered_logs(tmp_path: Path, natlens, s3_server
             assert row["instance_address"] == source_ip and row["confidence"] == "certain"
         else:
             assert row["ambiguous"] and row["instance_address"] is None
-    run = natlens("nat", tmp_path / "case", "--top-talkers", "--top", "2")
+    run = natlens("nat", tmp_path / "case", "--top-talkers", "--top", "2", "--format", "jsonl")
     assert run.code == 0, run.err
-    assert "destination" in run.out and "instance" in run.out
+    talkers = run.jsonl()
+    nats = {t["nat_address"] for t in talkers}
+    assert len(nats) == 2
+    assert sorted((t["nat_address"], t["side"], t["rank"]) for t in talkers) == sorted(
+        (nat, side, rank) for nat in nats for side in ("instance", "destination") for rank in (1, 2)
+    )

@@ -58,7 +58,7 @@ def service_ports() -> dict[str, tuple[int, ...]]:
     return {k: tuple(sorted(v)) for k, v in ports.items()}
 
 
-def _private(address: str, v4: str, cidrs: list[str]) -> str:
+def private_sql(address: str, v4: str, cidrs: list[str]) -> str:
     ranges = []
     for cidr in [*PRIVATE_V4, *cidrs]:
         try:
@@ -123,32 +123,28 @@ def _kind_max() -> str:
     return ",\n        ".join(parts)
 
 
-def _known_hosts(context: Context | None) -> str:
-    rows = context.address_roles() if context else []
-    empty = (
-        "    SELECT CAST(NULL AS VARCHAR) AS address, CAST(NULL AS VARCHAR) AS role, "
-        "CAST(NULL AS VARCHAR) AS resource_id, CAST(NULL AS VARCHAR) AS interface_id\n"
-        "    WHERE 1 = 0"
-    )
+def text_rows_sql(rows: list[dict[str, str | None]], columns: tuple[str, ...]) -> str:
+    """Rows of text (the context's addresses and ids) as a SELECT with these columns; an empty
+    SELECT of the same columns when there are none."""
     if not rows:
-        return empty
+        nulls = ", ".join(f"CAST(NULL AS VARCHAR) AS {c}" for c in columns)
+        return f"    SELECT {nulls}\n    WHERE 1 = 0"
 
     def quote(value: str | None) -> str:
         return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
 
     values = ",\n        ".join(
-        "("
-        + ", ".join(quote(r[k]) for k in ("address", "role", "resource_id", "interface_id"))
-        + ")"
-        for r in rows
+        "(" + ", ".join(quote(row[c]) for c in columns) + ")" for row in rows
     )
-    return (
-        f"    SELECT * FROM (VALUES\n        {values}\n    )"
-        " AS h(address, role, resource_id, interface_id)"
-    )
+    return f"    SELECT * FROM (VALUES\n        {values}\n    ) AS v({', '.join(columns)})"
 
 
-def _v4(column: str) -> str:
+def _known_hosts(context: Context | None) -> str:
+    rows = context.address_roles() if context else []
+    return text_rows_sql(rows, ("address", "role", "resource_id", "interface_id"))
+
+
+def v4_sql(column: str) -> str:
     """An IPv4 address's text as an integer, in SQL every engine runs; NULL for IPv6."""
     octets = " + ".join(
         f"CAST(split_part({column}, '.', {k + 1}) AS BIGINT) * {256 ** (3 - k)}" for k in range(4)
@@ -161,7 +157,8 @@ def external_table_prelude() -> str:
     """For a flow-log table with AWS's Athena columns only (no natlens derived columns): the
     columns the analysis reads, computed from AWS's, as a CTE named ``flow_records``."""
     derived = ",\n        ".join(
-        f"{_v4(name)} AS {name}_v4" for name in ("srcaddr", "dstaddr", "pkt_srcaddr", "pkt_dstaddr")
+        f"{v4_sql(name)} AS {name}_v4"
+        for name in ("srcaddr", "dstaddr", "pkt_srcaddr", "pkt_dstaddr")
     )
     return (
         "flow_records AS (\n    SELECT\n        interface_id, srcaddr, dstaddr, srcport, dstport, "
@@ -188,10 +185,10 @@ def conversation_ctes(
         time_filter += f" AND start <= {int(options.until)}"
     sql = load_sql("conversations").format(
         known_hosts=_known_hosts(options.context),
-        src_private=_private("srcaddr", "srcaddr_v4", cidrs),
-        dst_private=_private("dstaddr", "dstaddr_v4", cidrs),
-        lo_private=_private("lo_addr", _v4("lo_addr"), cidrs),
-        hi_private=_private("hi_addr", _v4("hi_addr"), cidrs),
+        src_private=private_sql("srcaddr", "srcaddr_v4", cidrs),
+        dst_private=private_sql("dstaddr", "dstaddr_v4", cidrs),
+        lo_private=private_sql("lo_addr", v4_sql("lo_addr"), cidrs),
+        hi_private=private_sql("hi_addr", v4_sql("hi_addr"), cidrs),
         time_filter=time_filter,
         idle=IDLE_TIMEOUT,
         fan_in=FAN_IN,
@@ -213,7 +210,7 @@ def conversation_ctes(
     return sql
 
 
-def _client(lo: str, hi: str) -> str:
+def client_sql(lo: str, hi: str) -> str:
     return f"CASE WHEN lo_is_client = 1 THEN {lo} ELSE {hi} END"
 
 
@@ -230,7 +227,7 @@ def codes(column: str) -> str:
     )
 
 
-def _conversation_id(table: str = "") -> str:
+def conversation_id_sql(table: str = "") -> str:
     """A conversation's id: a hash of its endpoints, protocol and first record's start."""
     t = f"{table}." if table else ""
     texts = (f"{t}lo_addr", f"{t}hi_addr")
@@ -241,18 +238,18 @@ def _conversation_id(table: str = "") -> str:
 
 
 SELECT_COLUMNS = {
-    "conversation": _conversation_id(),
-    "client_addr": _client("lo_addr", "hi_addr"),
-    "client_port": _client("lo_port", "hi_port"),
-    "server_addr": _client("hi_addr", "lo_addr"),
-    "server_port": _client("hi_port", "lo_port"),
+    "conversation": conversation_id_sql(),
+    "client_addr": client_sql("lo_addr", "hi_addr"),
+    "client_port": client_sql("lo_port", "hi_port"),
+    "server_addr": client_sql("hi_addr", "lo_addr"),
+    "server_port": client_sql("hi_port", "lo_port"),
     "protocol": "protocol",
     "first_seen": "first_seen",
     "last_seen": "last_seen",
-    "packets_to_server": _client("fwd_packets", "rev_packets"),
-    "bytes_to_server": _client("fwd_bytes", "rev_bytes"),
-    "packets_to_client": _client("rev_packets", "fwd_packets"),
-    "bytes_to_client": _client("rev_bytes", "fwd_bytes"),
+    "packets_to_server": client_sql("fwd_packets", "rev_packets"),
+    "bytes_to_server": client_sql("fwd_bytes", "rev_bytes"),
+    "packets_to_client": client_sql("rev_packets", "fwd_packets"),
+    "bytes_to_client": client_sql("rev_bytes", "fwd_bytes"),
     "records": "records",
     "interfaces": "list_filter(["
     + ", ".join(f"interface_{k}" for k in range(1, INTERFACE_SLOTS + 1))
@@ -263,10 +260,10 @@ SELECT_COLUMNS = {
     "confidence": "confidence",
     "evidence": codes("evidence_text"),
     "against": codes("against_text"),
-    "client_role": _client("lo_role", "hi_role"),
-    "server_role": _client("hi_role", "lo_role"),
-    "client_resource": _client("lo_resource", "hi_resource"),
-    "server_resource": _client("hi_resource", "lo_resource"),
+    "client_role": client_sql("lo_role", "hi_role"),
+    "server_role": client_sql("hi_role", "lo_role"),
+    "client_resource": client_sql("lo_resource", "hi_resource"),
+    "server_resource": client_sql("hi_resource", "lo_resource"),
     # where the roles came from: the describe-* JSON, or inferred from the logs
     "roles_from": "CASE WHEN lo_origin = 'inferred' OR hi_origin = 'inferred' THEN 'inferred' "
     "WHEN lo_origin = 'context' OR hi_origin = 'context' THEN 'context' ELSE 'none' END",
@@ -318,7 +315,7 @@ def record_initiators_sql(options: ConversationOptions | None = None) -> str:
         "SELECT s.source, s.line,\n"
         "    CASE WHEN s.fwd = e.lo_is_client THEN 'src' ELSE 'dst' END AS initiator,\n"
         "    e.confidence, e.evidence_text AS evidence, e.protocol,\n"
-        f"    {_conversation_id('e')} AS conversation\n"
+        f"    {conversation_id_sql('e')} AS conversation\n"
         "FROM sessioned AS s\n"
         "JOIN explained AS e ON s.lo_addr = e.lo_addr AND s.lo_port = e.lo_port\n"
         "    AND s.hi_addr = e.hi_addr AND s.hi_port = e.hi_port AND s.protocol = e.protocol\n"

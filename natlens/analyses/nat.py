@@ -33,17 +33,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from natlens.analyses import load_sql
 from natlens.analyses.conversations import (
     EMPTY_LIST,
     INTERFACE_SLOTS,
+    SELECT_COLUMNS,
     ConversationOptions,
-    _conversation_id,
-    _private,
-    _v4,
+    client_sql,
     conversation_ctes,
     explained_from,
+    private_sql,
+    text_rows_sql,
+    v4_sql,
 )
 from natlens.case import Case
 from natlens.engine import Engine
@@ -67,34 +70,44 @@ class NatOptions:
 
 
 def _context_nats(context: Context | None) -> str:
-    rows = context.nat_gateway_addresses() if context else []
-    rows = [r for r in rows if r.get("private_ip")]
-    empty = (
-        "    SELECT CAST(NULL AS VARCHAR) AS address, CAST(NULL AS VARCHAR) AS nat_gateway, "
-        "CAST(NULL AS VARCHAR) AS nat_interface\n    WHERE 1 = 0"
-    )
-    if not rows:
-        return empty
+    rows = [
+        {"address": r["private_ip"], "nat_gateway": r["nat_gateway_id"],
+         "nat_interface": r["interface_id"]}
+        for r in (context.nat_gateway_addresses() if context else [])
+        if r.get("private_ip")
+    ]  # fmt: skip
+    return text_rows_sql(rows, ("address", "nat_gateway", "nat_interface"))
 
-    def quote(value: str | None) -> str:
-        return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
 
-    values = ",\n        ".join(
-        f"({quote(r['private_ip'])}, {quote(r['nat_gateway_id'])}, {quote(r['interface_id'])})"
-        for r in rows
-    )
-    return (
-        f"    SELECT * FROM (VALUES\n        {values}\n    )"
-        " AS c(address, nat_gateway, nat_interface)"
+def _named_columns() -> str:
+    """The conversation facts seen from the client: the columns ``natlens conversations``
+    gives, and the sides' gateway, privacy and interface."""
+    kept = ("conversation", "client_addr", "client_port", "server_addr", "server_port",
+            "protocol", "first_seen", "last_seen", "client_role", "client_resource",
+            "server_resource")  # fmt: skip
+    columns = {name: SELECT_COLUMNS[name] for name in kept}
+    for mine, theirs in (
+        ("packets_out", "packets_to_server"),
+        ("bytes_out", "bytes_to_server"),
+        ("packets_in", "packets_to_client"),
+        ("bytes_in", "bytes_to_client"),
+    ):
+        columns[mine] = SELECT_COLUMNS[theirs]  # fmt: skip
+    for field in ("gateway", "private", "interface"):
+        columns[f"client_{field}"] = client_sql(f"lo_{field}", f"hi_{field}")
+        columns[f"server_{field}"] = client_sql(f"hi_{field}", f"lo_{field}")
+    plain = ["relay_min", "relay_max", "interface_count"]
+    plain += [f"interface_{k}" for k in range(1, INTERFACE_SLOTS + 1)]
+    columns.update({name: name for name in plain})
+    return ",\n        ".join(
+        expr if expr == name else f"{expr} AS {name}" for name, expr in columns.items()
     )
 
 
 def _nat_cte_texts(options: ConversationOptions) -> list[tuple[str, str]]:
     """The CTEs of ``nat.sql``, filled in, as (name, text) in order."""
-    interfaces = ",\n        ".join(f"interface_{k}" for k in range(1, INTERFACE_SLOTS + 1))
     text = load_sql("nat").format(
-        conversation_id=_conversation_id(),
-        interface_columns=interfaces,
+        named_columns=_named_columns(),
         slack=SLACK,
         context_nats=_context_nats(options.context),
     )
@@ -108,7 +121,7 @@ def _nat_cte_texts(options: ConversationOptions) -> list[tuple[str, str]]:
 
 # CTEs kept as derived tables in the case (cache.py): each is read several times, and an engine
 # that inlines CTEs (Spark) would otherwise plan them over and over.
-STAGES = ("named", "nat_addresses", "owners", "instance_buckets", "public_legs", "nat_links")
+STAGES = ("nat_addresses", "owners", "instance_buckets", "public_legs", "nat_links")
 
 
 def nat_ctes(
@@ -405,7 +418,7 @@ def attribute_sql(
     types = ", ".join(f"'{t}'" for t in options.log_types)
     fw_filter = f" AND log_type IN ({types})" if len(options.log_types) < len(LOG_TYPES) else ""
     cidrs = options.conversations.context.vpc_cidrs() if options.conversations.context else []
-    private = _private("o.opener_addr", _v4("o.opener_addr"), cidrs)
+    private = private_sql("o.opener_addr", v4_sql("o.opener_addr"), cidrs)
     return (
         _with_links(options.conversations, head, stored).rstrip()
         + load_sql("attribute").format(slack=SLACK, fw_filter=fw_filter).rstrip()
@@ -536,11 +549,10 @@ class AlertSources:
     def watch(self, reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
         def batches() -> Any:
             for batch in reader:
-                kinds = batch.select(["log_type", "source_kind"]).to_pydict()
-                for log_type, kind in zip(kinds["log_type"], kinds["source_kind"], strict=True):
-                    if log_type == "alert":
-                        self.alerts += 1
-                        self.from_nat += kind == "nat-gateway"
+                alert = pc.equal(batch.column("log_type"), "alert")
+                from_nat = pc.and_(alert, pc.equal(batch.column("source_kind"), "nat-gateway"))
+                self.alerts += pc.sum(alert).as_py() or 0
+                self.from_nat += pc.sum(from_nat).as_py() or 0
                 yield batch
 
         return pa.RecordBatchReader.from_batches(reader.schema, batches())

@@ -13,31 +13,7 @@
 --   public_legs    the NAT gateway's side: its address and translated port to the internet
 named AS (
     SELECT
-        {conversation_id} AS conversation,
-        CASE WHEN lo_is_client = 1 THEN lo_addr ELSE hi_addr END AS client_addr,
-        CASE WHEN lo_is_client = 1 THEN lo_port ELSE hi_port END AS client_port,
-        CASE WHEN lo_is_client = 1 THEN hi_addr ELSE lo_addr END AS server_addr,
-        CASE WHEN lo_is_client = 1 THEN hi_port ELSE lo_port END AS server_port,
-        protocol,
-        first_seen,
-        last_seen,
-        CASE WHEN lo_is_client = 1 THEN fwd_packets ELSE rev_packets END AS packets_out,
-        CASE WHEN lo_is_client = 1 THEN fwd_bytes ELSE rev_bytes END AS bytes_out,
-        CASE WHEN lo_is_client = 1 THEN rev_packets ELSE fwd_packets END AS packets_in,
-        CASE WHEN lo_is_client = 1 THEN rev_bytes ELSE fwd_bytes END AS bytes_in,
-        CASE WHEN lo_is_client = 1 THEN lo_role ELSE hi_role END AS client_role,
-        CASE WHEN lo_is_client = 1 THEN lo_gateway ELSE hi_gateway END AS client_gateway,
-        CASE WHEN lo_is_client = 1 THEN hi_gateway ELSE lo_gateway END AS server_gateway,
-        CASE WHEN lo_is_client = 1 THEN lo_private ELSE hi_private END AS client_private,
-        CASE WHEN lo_is_client = 1 THEN hi_private ELSE lo_private END AS server_private,
-        CASE WHEN lo_is_client = 1 THEN lo_resource ELSE hi_resource END AS client_resource,
-        CASE WHEN lo_is_client = 1 THEN hi_resource ELSE lo_resource END AS server_resource,
-        CASE WHEN lo_is_client = 1 THEN lo_interface ELSE hi_interface END AS client_interface,
-        CASE WHEN lo_is_client = 1 THEN hi_interface ELSE lo_interface END AS server_interface,
-        relay_min,
-        relay_max,
-        interface_count,
-        {interface_columns}
+        {named_columns}
     FROM explained
 ),
 gateway_public AS (
