@@ -3,7 +3,8 @@ print (aws-facts §4, §7, §9): the context every analysis can use.
 
 Files are recognised by their content (the top-level key: ``Vpcs``, ``Subnets``, ``RouteTables``,
 ``NatGateways``, ``NetworkInterfaces``, ``NetworkAcls``, ``InternetGateways``, ``Reservations``,
-``FlowLogs``, ``Firewall``), not their names, so a directory filled by hand with the AWS CLI's own
+``FlowLogs``, ``VpcEndpoints``, ``PrefixLists``, ``Firewall``, and ``Entries`` of
+``get-managed-prefix-list-entries`` with the list's id in the file name), not their names, so a directory filled by hand with the AWS CLI's own
 output works; several pages of one call are merged. A missing file narrows what can be said; a
 damaged one is reported and the rest is still read.
 """
@@ -11,6 +12,7 @@ damaged one is reported and the rest is still read.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,10 @@ KINDS = {
     "InternetGateways": "internet_gateways",
     "Reservations": "reservations",
     "FlowLogs": "flow_logs",
+    "VpcEndpoints": "vpc_endpoints",
+    "PrefixLists": "prefix_lists",
 }
+PREFIX_LIST_ID = re.compile(r"pl-[0-9a-f]+")
 
 
 @dataclass
@@ -42,6 +47,10 @@ class Context:
     internet_gateways: list[dict[str, Any]] = field(default_factory=list)
     reservations: list[dict[str, Any]] = field(default_factory=list)
     flow_logs: list[dict[str, Any]] = field(default_factory=list)
+    vpc_endpoints: list[dict[str, Any]] = field(default_factory=list)
+    prefix_lists: list[dict[str, Any]] = field(default_factory=list)
+    # get-managed-prefix-list-entries: prefix list id -> its CIDRs
+    prefix_list_entries: dict[str, list[str]] = field(default_factory=dict)
     firewalls: list[dict[str, Any]] = field(default_factory=list)  # describe-firewall outputs
     files: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
@@ -230,10 +239,31 @@ def load_context(directory: str | Path) -> Context:
         if isinstance(document.get("Firewall"), dict):
             context.firewalls.append(document)
             used = True
+        if isinstance(document.get("Entries"), list):
+            used = _prefix_list_entries(context, path, document) or used
         if used:
             context.files.append(str(path))
     _dedupe(context)
     return context
+
+
+def _prefix_list_entries(context: Context, path: Path, document: dict[str, Any]) -> bool:
+    """``get-managed-prefix-list-entries`` prints only ``Entries``: the list's id comes from a
+    ``PrefixListId`` key natlens adds when it collects, or else from the file's name."""
+    identity = document.get("PrefixListId")
+    if not isinstance(identity, str):
+        found = PREFIX_LIST_ID.search(path.name)
+        if not found:
+            message = "prefix list entries without a prefix list id: put pl-... in the file name"
+            context.problems.append(Problem("bad-json", str(path), None, message, count=0))
+            return False
+        identity = found.group(0)
+    cidrs = [
+        e["Cidr"] for e in document["Entries"] if isinstance(e, dict) and isinstance(e.get("Cidr"), str)
+    ]
+    context.prefix_list_entries.setdefault(identity, [])
+    context.prefix_list_entries[identity] += [c for c in cidrs if c not in context.prefix_list_entries[identity]]
+    return True
 
 
 def _dedupe(context: Context) -> None:
@@ -243,6 +273,7 @@ def _dedupe(context: Context) -> None:
         "nat_gateways": "NatGatewayId", "interfaces": "NetworkInterfaceId",
         "network_acls": "NetworkAclId", "internet_gateways": "InternetGatewayId",
         "reservations": "ReservationId", "flow_logs": "FlowLogId",
+        "vpc_endpoints": "VpcEndpointId", "prefix_lists": "PrefixListId",
     }  # fmt: skip
     for attribute, key in ids.items():
         seen: set[str] = set()
