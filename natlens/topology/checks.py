@@ -8,6 +8,7 @@ import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from natlens.topology.commands import Command
 from natlens.topology.network import NetworkAcl, Vpc, network
@@ -76,7 +77,7 @@ def check(
 
 
 def _finding(
-    view: View, identity: str, message: str, resources: list[str], **more: object
+    view: View, identity: str, message: str, resources: list[str], **more: Any
 ) -> Finding:
     meta = CHECKS[identity]
     severity = str(more.pop("severity", meta.severity))
