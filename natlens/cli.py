@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     records.set_defaults(run=cmd_records)
 
     _analysis_commands(commands)
+    _topology_commands(commands)
 
     from natlens.simulate import DELIVERIES, SCENARIOS
 
@@ -280,6 +281,72 @@ def _analysis_commands(commands: Any) -> None:
     explain.set_defaults(run=cmd_explain)
 
 
+def _aws_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("reading the VPC from AWS (read-only describe calls)")
+    group.add_argument("--profile", help="AWS profile (standard boto3 credential chain)")
+    group.add_argument("--region", help="AWS region")
+    group.add_argument("--vpc-id", metavar="VPC", help="only this VPC (default: every VPC)")
+    group.add_argument(
+        "--endpoint-url", metavar="URL", help="EC2 and Network Firewall endpoint (a VPC "
+        "interface endpoint, or a local test server)",
+    )  # fmt: skip
+
+
+def _topology_commands(commands: Any) -> None:
+    from natlens.topology.checks import CHECKS, SEVERITIES
+
+    context = commands.add_parser(
+        "context",
+        help="save the VPC's describe-* JSON for --context",
+        description="The VPC model natlens reads with --context: a directory of describe-* "
+        "JSON, saved by 'natlens context collect' or by hand with the AWS CLI.",
+    )
+    actions = context.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    collect = _command(
+        actions,
+        "collect",
+        "save describe-* JSON with read-only calls",
+        "Save, with read-only calls, the JSON of describe-vpcs, describe-subnets, "
+        "describe-route-tables, describe-nat-gateways, describe-network-interfaces, "
+        "describe-network-acls, describe-internet-gateways, describe-instances, "
+        "describe-vpc-endpoints, describe-flow-logs, get-managed-prefix-list-entries for the "
+        "prefix lists routes name, and network-firewall describe-firewall for every firewall in "
+        "the VPC; pages merged, one file per call, as the AWS CLI prints them.",
+    )
+    collect.add_argument("--out", required=True, metavar="DIR", help="the directory to fill")
+    _aws_options(collect)
+    collect.set_defaults(run=cmd_context_collect)
+
+    checks = "\n".join(f"  {c.id:<28} {c.severity:<7} {c.title}" for c in CHECKS.values())
+    topology = commands.add_parser(
+        "topology",
+        help="where the firewall sits, what breaks, and the exact route changes that fix it",
+        description="Trace every subnet's way to the internet (0.0.0.0/0, ::/0 and any "
+        "--destination) and back, hop by hop through the route tables; say how each AZ is "
+        "built (firewall-after-nat, firewall-before-nat, nat-only, ...); report findings with "
+        "the resources, the traced paths and the remediation as ordered AWS CLI commands, "
+        "checked by applying them to natlens's model of the VPC and tracing again.",
+        epilog=f"checks (id, highest severity, title):\n{checks}\n\n{EXIT_CODES_HELP}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    topology.add_argument(
+        "--context", metavar="DIR", help="the VPC's describe-* JSON (natlens context collect, "
+        "or the AWS CLI's own output files); without it, read live from AWS",
+    )  # fmt: skip
+    topology.add_argument("--format", choices=("table", "json", "markdown"), default="table")
+    topology.add_argument("--output", metavar="FILE", help="write here instead of standard output")
+    topology.add_argument(
+        "--destination", action="append", metavar="CIDR", default=[],
+        help="trace this address or CIDR too (repeatable)",
+    )  # fmt: skip
+    topology.add_argument(
+        "--fail-on", choices=SEVERITIES, metavar="SEVERITY",
+        help=f"exit 1 when a finding at or above this severity exists ({', '.join(SEVERITIES)})",
+    )  # fmt: skip
+    _aws_options(topology)
+    topology.set_defaults(run=cmd_topology)
+
+
 # -- commands ------------------------------------------------------------------------------------
 
 
@@ -359,6 +426,75 @@ def _case_and_engine(args: argparse.Namespace) -> Iterator[tuple[Any, Any]]:
         open_engine(args.engine, args.spark_master, args.memory_limit) as engine,
     ):
         yield case, engine
+
+
+def _collect(args: argparse.Namespace, out: str) -> Any:
+    from natlens.sources.aws import make_client
+    from natlens.sources.vpc_context import collect
+
+    ec2 = make_client("ec2", args.profile, args.region, args.endpoint_url)
+    firewall = make_client("network-firewall", args.profile, args.region, args.endpoint_url)
+    done = collect(out, ec2, firewall, args.vpc_id)
+    for call, why in done.failures.items():
+        sys.stderr.write(f"natlens: context: {call}: {why}\n")
+    if not done.files:
+        raise InputError(
+            "no describe-* call succeeded",
+            hint="check the credentials (--profile), --region, and that they allow "
+            "ec2:Describe* and network-firewall:DescribeFirewall",
+        )
+    return done
+
+
+def cmd_context_collect(args: argparse.Namespace) -> int:
+    done = _collect(args, args.out)
+    for name, count in done.files.items():
+        sys.stdout.write(f"{count:>6}  {os.path.join(args.out, name)}\n")
+    if done.failures:
+        sys.stdout.write(f"{len(done.failures)} call(s) failed (see above): what they would have "
+                         "told natlens is missing\n")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_topology(args: argparse.Namespace) -> int:
+    import ipaddress
+
+    from natlens.errors import EXIT_FINDINGS
+    from natlens.formats.describe_json import load_context
+    from natlens.render.topology import render
+    from natlens.topology.report import analyse, to_json
+
+    for destination in args.destination:
+        try:
+            ipaddress.ip_network(destination, strict=False)
+        except ValueError:
+            raise UsageError(f"--destination {destination}: not an IP address or CIDR") from None
+    with contextlib.ExitStack() as stack:
+        directory = args.context
+        if not directory:
+            directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="natlens-ctx-"))
+            _collect(args, directory)
+        context = load_context(directory)
+        for problem in context.problems:
+            sys.stderr.write(f"natlens: context: {problem}\n")
+        if not context.files:
+            raise InputError(
+                f"{directory}: no describe-* JSON found",
+                hint="natlens context collect --out DIR, or save the AWS CLI's "
+                "describe-route-tables (and the other describe-*) output as .json files there",
+            )
+        report = analyse(context, tuple(args.destination), args.vpc_id)
+    if not report.vpcs:
+        raise InputError(
+            f"{directory}: no VPC with subnets or route tables"
+            + (f" for {args.vpc_id}" if args.vpc_id else ""),
+            hint="save describe-subnets and describe-route-tables there",
+        )
+    with _output(args) as out:
+        render(to_json(report), args.format, out)
+    if args.fail_on and report.at_or_above(args.fail_on):
+        return EXIT_FINDINGS
+    return EXIT_OK
 
 
 def cmd_conversations(args: argparse.Namespace) -> int:

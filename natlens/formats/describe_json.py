@@ -4,8 +4,9 @@ print (aws-facts §4, §7, §9): the context every analysis can use.
 Files are recognised by their content (the top-level key: ``Vpcs``, ``Subnets``, ``RouteTables``,
 ``NatGateways``, ``NetworkInterfaces``, ``NetworkAcls``, ``InternetGateways``, ``Reservations``,
 ``FlowLogs``, ``VpcEndpoints``, ``PrefixLists``, ``Firewall``, and ``Entries`` of
-``get-managed-prefix-list-entries`` with the list's id in the file name), not their names, so a directory filled by hand with the AWS CLI's own
-output works; several pages of one call are merged. A missing file narrows what can be said; a
+``get-managed-prefix-list-entries`` with the list's id in the file name), not their names,
+so a directory filled by hand with the AWS CLI's own output works; several pages of one call
+are merged. A missing file narrows what can be said; a
 damaged one is reported and the rest is still read.
 """
 
@@ -258,11 +259,11 @@ def _prefix_list_entries(context: Context, path: Path, document: dict[str, Any])
             context.problems.append(Problem("bad-json", str(path), None, message, count=0))
             return False
         identity = found.group(0)
-    cidrs = [
-        e["Cidr"] for e in document["Entries"] if isinstance(e, dict) and isinstance(e.get("Cidr"), str)
+    entries = [e for e in document["Entries"] if isinstance(e, dict)]
+    known = context.prefix_list_entries.setdefault(identity, [])
+    known += [
+        e["Cidr"] for e in entries if isinstance(e.get("Cidr"), str) and e["Cidr"] not in known
     ]
-    context.prefix_list_entries.setdefault(identity, [])
-    context.prefix_list_entries[identity] += [c for c in cidrs if c not in context.prefix_list_entries[identity]]
     return True
 
 

@@ -76,9 +76,7 @@ def check(
     return register
 
 
-def _finding(
-    view: View, identity: str, message: str, resources: list[str], **more: Any
-) -> Finding:
+def _finding(view: View, identity: str, message: str, resources: list[str], **more: Any) -> Finding:
     meta = CHECKS[identity]
     severity = str(more.pop("severity", meta.severity))
     return Finding(
@@ -127,7 +125,8 @@ def firewall_after_nat(view: View) -> list[Finding]:
         if nat and endpoint and view.gateway() and az:
             firewall_before_nat(planner, az, subnets, nat, endpoint, str(view.gateway()))
         message = (
-            f"{', '.join(subnets)} reach the internet through {nat_id} and then {endpoint_id}: "
+            f"{', '.join(subnets)} {'reach' if len(subnets) > 1 else 'reaches'} the internet "
+            f"through {nat_id} and then {endpoint_id}: "
             "the firewall sees traffic after address translation, so its alerts and flow logs "
             "name the NAT gateway's address, not the instance. Rules that match instance "
             "addresses never fire. Move the firewall endpoint in front of the NAT gateway."
@@ -179,8 +178,8 @@ def asymmetric_return_path(view: View) -> list[Finding]:
             parts.append(f"replies pass {', '.join(only_back)} but the traffic out does not")
         message = (
             f"{', '.join(subnets)} → {destination}: {'; '.join(parts)}. Network Firewall does not "
-            "support asymmetric routing: its stateful engine sees half of each connection, so "
-            "stateful rules drop or misjudge it (aws-facts §7)."
+            "support asymmetric routing (AWS): its stateful engine sees half of each connection, "
+            "so stateful rules drop or misjudge it."
         )
         planner = Planner(view.vpc)
         _symmetric_plan(view, planner, first.az, subnets, first, nat_id)
@@ -522,7 +521,7 @@ def nacl_admits_unsolicited(view: View) -> list[Finding]:
             f"{', '.join(n.id for n in public)}) admits "
             f"internet packets to ports below {EPHEMERAL[0]}: {shown}. A NAT gateway never "
             "accepts connections from the internet: it drops them, but flow logs record them as "
-            "ACCEPT because the network ACL let them in (aws-facts §5.1). Replies need only "
+            "ACCEPT because the network ACL let them in. Replies need only "
             f"ports {EPHEMERAL[0]}-{EPHEMERAL[1]}."
         )
         findings.append(

@@ -159,3 +159,76 @@ def representative(traces: list[Trace]) -> list[Trace]:
             seen.add(key)
             chosen.append(t)
     return chosen
+
+
+def finding_json(f: Finding) -> dict[str, Any]:
+    return {
+        "id": f.id,
+        "severity": f.severity,
+        "title": f.title,
+        "vpc_id": f.vpc_id,
+        "availability_zone": f.availability_zone,
+        "message": f.message,
+        "resources": f.resources,
+        "paths": [t.to_json() for t in f.paths],
+        "remediation": {
+            "commands": [c.to_json() for c in f.commands],
+            "notes": f.notes,
+            "after": f.after,
+        },
+    }
+
+
+def to_json(report: TopologyReport) -> dict[str, Any]:
+    """The whole report as plain data: what the renderers draw and ``--format json`` prints."""
+    vpcs_out = []
+    for v in report.vpcs:
+        left = {f.id for f in v.after_findings}
+        vpcs_out.append({
+            "vpc_id": v.vpc.id,
+            "cidrs": v.vpc.cidrs,
+            "internet_gateways": v.vpc.internet_gateways,
+            "firewalls": sorted({str(e.firewall) for e in v.vpc.endpoints.values() if e.firewall}),
+            "firewall_endpoints": [
+                {"endpoint_id": e.id, "firewall": e.firewall, "availability_zone": e.az,
+                 "subnet_id": e.subnet_id, "status": e.status, "known_from": e.source}
+                for e in sorted(v.vpc.endpoints.values(), key=lambda e: e.id)
+            ],
+            "layouts": layouts(v.traces),
+            "paths": [t.to_json() for t in v.traces],
+            "findings": [finding_json(f) for f in v.findings],
+            "plan": [
+                {"finding": s.finding, "availability_zone": s.availability_zone,
+                 **s.command.to_json()}
+                for s in v.plan
+            ],
+            "plan_notes": v.plan_notes,
+            "after": {
+                "layouts": layouts(v.after_traces),
+                "paths": [t.to_json() for t in representative(v.after_traces)],
+                "findings": sorted(left),
+                "fixed": sorted({f.id for f in v.findings} - left),
+            },
+            "diagram": {
+                "before": [t.to_json() for t in representative(v.traces)],
+                "after": [t.to_json() for t in representative(v.after_traces)],
+            },
+        })  # fmt: skip
+    findings = report.findings
+    return {
+        "summary": {
+            "vpcs": len(report.vpcs),
+            "findings": len(findings),
+            "by_severity": {
+                s: sum(f.severity == s for f in findings)
+                for s in reversed(SEVERITIES)
+                if any(f.severity == s for f in findings)
+            },
+        },
+        "context": {
+            "files": report.context_files,
+            "missing": [{"file": f, "without_it": why} for f, why in report.missing],
+            "problems": report.problems,
+        },
+        "vpcs": vpcs_out,
+    }

@@ -1,0 +1,182 @@
+"""The topology report as terminal text, Markdown (with Mermaid diagrams) or JSON. Renderers
+draw the report's plain data (natlens.topology.report.to_json); they never look at the VPC."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import textwrap
+from typing import Any, TextIO
+
+ARROW = "→"
+
+
+def _hop(hop: dict[str, Any], first: bool) -> str:
+    label = hop["id"] or hop["kind"]
+    if hop["kind"] in ("blackhole", "no-route", "loop"):
+        label = f"{hop['kind'].upper()}{' ' + hop['id'] if hop['id'] else ''}"
+    if hop.get("az") and hop["kind"] in ("nat-gateway", "firewall-endpoint"):
+        label += f" ({hop['az']})"
+    if first or not hop.get("route_table"):
+        return label
+    main = " main" if hop.get("main") else ""
+    return f"─[{hop['route_table']}{main} {hop.get('route', '')}]{ARROW} {label}"
+
+
+def path_text(hops: list[dict[str, Any]]) -> str:
+    parts = [_hop(h, i == 0) for i, h in enumerate(hops)]
+    return " ".join(
+        p if p.startswith("─") or i == 0 else f"{ARROW} {p}" for i, p in enumerate(parts)
+    )
+
+
+def short_path(hops: list[dict[str, Any]]) -> str:
+    return f" {ARROW} ".join(h["id"] or h["kind"] for h in hops)
+
+
+def write_text(data: dict[str, Any], out: TextIO) -> None:
+    summary = data["summary"]
+    counts = ", ".join(f"{n} {s}" for s, n in summary["by_severity"].items()) or "none"
+    out.write(f"natlens topology: {summary['vpcs']} VPC(s), {summary['findings']} finding(s) "
+              f"({counts})\n")  # fmt: skip
+    for missing in data["context"]["missing"]:
+        out.write(f"  without {missing['file']}: natlens cannot tell {missing['without_it']}\n")
+    for problem in data["context"]["problems"]:
+        out.write(f"  context problem: {problem}\n")
+    for vpc in data["vpcs"]:
+        _vpc_text(vpc, out)
+
+
+def _wrap(text: str, indent: str) -> str:
+    return textwrap.fill(text, 100, initial_indent=indent, subsequent_indent=indent)
+
+
+def _vpc_text(vpc: dict[str, Any], out: TextIO) -> None:
+    firewalls = ", ".join(vpc["firewalls"]) or (
+        "endpoints only" if vpc["firewall_endpoints"] else "none"
+    )
+    out.write(f"\nVPC {vpc['vpc_id']} ({', '.join(vpc['cidrs']) or 'CIDR unknown'}); internet "
+              f"gateway {', '.join(vpc['internet_gateways']) or 'none'}; "
+              f"firewall {firewalls}\n")  # fmt: skip
+    out.write("\nLayout per AZ (how the workload subnets reach 0.0.0.0/0)\n")
+    for layout in vpc["layouts"]:
+        subnets = "; ".join(f"{k}: {', '.join(v)}" for k, v in layout["subnets"].items())
+        out.write(f"  {layout['availability_zone'] or '-':<12} {layout['layout']:<20} {subnets}\n")
+    out.write("\nPaths (out: the subnet's traffic; back: the replies)\n")
+    for path in vpc["paths"]:
+        if path["outcome"] in ("no-ipv6",):
+            continue
+        symmetric = "symmetric" if path["symmetric"] else "ASYMMETRIC"
+        out.write(f"  {path['subnet_id']} ({path['role']}, {path['availability_zone']}) to "
+                  f"{path['destination']}: {path['layout']}, {symmetric}, firewall sees "
+                  f"{path['firewall_sees']}\n")  # fmt: skip
+        out.write(f"    out   {path_text(path['egress'])}\n")
+        if path["return"]:
+            out.write(f"    back  {path_text(path['return'])}\n")
+    out.write("\nFindings\n" if vpc["findings"] else "\nFindings: none\n")
+    for finding in vpc["findings"]:
+        az = f" [{finding['availability_zone']}]" if finding["availability_zone"] else ""
+        out.write(f"  {finding['severity'].upper()} {finding['id']}{az}: {finding['title']}\n")
+        out.write(_wrap(finding["message"], "    ") + "\n")
+        remedy = finding["remediation"]
+        for number, command in enumerate(remedy["commands"], 1):
+            out.write(f"    {number}. {command['command']}\n       # {command['why']}\n")
+        for note in remedy["notes"]:
+            out.write(_wrap(f"note: {note}", "    ") + "\n")
+        if remedy["after"] and remedy["commands"]:
+            out.write(_wrap(f"afterwards: {remedy['after']}", "    ") + "\n")
+    if vpc["plan"]:
+        after = vpc["after"]
+        out.write(f"\nPlan: all the changes, in order ({len(vpc['plan'])} commands). natlens "
+                  "applied them to its model and traced again: ")  # fmt: skip
+        out.write(f"fixed {', '.join(after['fixed']) or 'nothing'}; "
+                  f"left {', '.join(after['findings']) or 'nothing'}.\n")  # fmt: skip
+        for number, step in enumerate(vpc["plan"], 1):
+            out.write(f"  {number:>2}. {step['command']}\n")
+        out.write("\nBefore and after\n")
+        for label in ("before", "after"):
+            for path in vpc["diagram"][label]:
+                out.write(
+                    f"  {label:<6} {path['availability_zone']}: out  {short_path(path['egress'])}\n"
+                )
+                if path["return"]:
+                    out.write(
+                        f"  {'':<6} {path['availability_zone']}: back "
+                        f"{short_path(path['return'])}\n"
+                    )
+
+
+def write_markdown(data: dict[str, Any], out: TextIO) -> None:
+    summary = data["summary"]
+    counts = ", ".join(f"{n} {s}" for s, n in summary["by_severity"].items()) or "none"
+    out.write(f"# natlens topology\n\n{summary['vpcs']} VPC(s), {summary['findings']} finding(s): "
+              f"{counts}.\n")  # fmt: skip
+    for missing in data["context"]["missing"]:
+        out.write(f"\n> Without `{missing['file']}` natlens cannot tell {missing['without_it']}.\n")
+    for vpc in data["vpcs"]:
+        out.write(f"\n## VPC `{vpc['vpc_id']}`\n\n| AZ | layout | subnets |\n| --- | --- | --- |\n")
+        for layout in vpc["layouts"]:
+            subnets = "; ".join(f"{k}: {', '.join(v)}" for k, v in layout["subnets"].items())
+            out.write(f"| {layout['availability_zone']} | {layout['layout']} | {subnets} |\n")
+        out.write("\n### Findings\n\n" + ("" if vpc["findings"] else "None.\n"))
+        for finding in vpc["findings"]:
+            az = f" ({finding['availability_zone']})" if finding["availability_zone"] else ""
+            out.write(
+                f"#### `{finding['id']}` — {finding['severity']}{az}\n\n{finding['message']}\n\n"
+            )
+            out.write(f"Resources: {', '.join(f'`{r}`' for r in finding['resources'])}\n\n")
+            remedy = finding["remediation"]
+            if remedy["commands"]:
+                out.write("```sh\n")
+                for command in remedy["commands"]:
+                    out.write(f"# {command['why']}\n{command['command']}\n")
+                out.write("```\n\n")
+            for note in remedy["notes"]:
+                out.write(f"- {note}\n")
+            if remedy["after"] and remedy["commands"]:
+                out.write(f"\nAfterwards: {remedy['after']}\n\n")
+        if vpc["plan"]:
+            after = vpc["after"]
+            out.write(f"### Plan\n\nnatlens applied these commands to its model and traced again: "
+                      f"fixed {', '.join(after['fixed']) or 'nothing'}; left "
+                      f"{', '.join(after['findings']) or 'nothing'}.\n\n```sh\n")  # fmt: skip
+            out.write("".join(f"{s['command']}\n" for s in vpc["plan"]) + "```\n\n")
+        out.write("### Paths, before and after\n\n")
+        out.write(mermaid(vpc["diagram"]["before"], vpc["diagram"]["after"]))
+
+
+def _node(hop: dict[str, Any]) -> str:
+    identity = hop["id"] or hop["kind"]
+    key = re.sub(r"[^A-Za-z0-9_]", "_", f"{hop['kind']}_{identity}")
+    label = identity if hop["kind"] not in ("blackhole", "no-route") else hop["kind"]
+    return f'{key}["{label}"]'
+
+
+def mermaid(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> str:
+    """A Mermaid flowchart: traffic out as solid arrows, replies dashed, before and after side
+    by side."""
+    lines = ["```mermaid", "flowchart LR"]
+    for label, paths in (("before", before), ("after", after)):
+        if not paths:
+            continue
+        lines.append(f"  subgraph {label}")
+        for path in paths:
+            for arrow, hops in (("-->", path["egress"]), ("-.->", path["return"] or [])):
+                for a, b in itertools.pairwise(hops):
+                    left = _node(a).replace('["', f'_{label}["', 1)
+                    right = _node(b).replace('["', f'_{label}["', 1)
+                    lines.append(f"    {left} {arrow} {right}")
+        lines.append("  end")
+    lines.append("```\n")
+    return "\n".join(lines)
+
+
+def render(data: dict[str, Any], fmt: str, out: TextIO) -> None:
+    if fmt == "json":
+        json.dump(data, out, indent=2)
+        out.write("\n")
+    elif fmt == "markdown":
+        write_markdown(data, out)
+    else:
+        write_text(data, out)
