@@ -394,6 +394,10 @@ def _endpoints(
     return found
 
 
+# AWS prints protocol numbers ("6"); a hand-written or test file may say "tcp".
+_PROTOCOL_NUMBERS = {"tcp": "6", "udp": "17", "icmp": "1", "all": "-1"}
+
+
 def _acl(item: dict[str, Any]) -> NetworkAcl:
     entries = []
     for entry in item.get("Entries") or []:
@@ -402,7 +406,9 @@ def _acl(item: dict[str, Any]) -> NetworkAcl:
             AclEntry(
                 int(entry.get("RuleNumber", 32767)),
                 bool(entry.get("Egress")),
-                str(entry.get("Protocol", "-1")),
+                _PROTOCOL_NUMBERS.get(
+                    str(entry.get("Protocol", "-1")).lower(), str(entry.get("Protocol", "-1"))
+                ),
                 str(entry.get("RuleAction", "deny")),
                 entry.get("CidrBlock") or entry.get("Ipv6CidrBlock"),
                 (int(ports.get("From", 0)), int(ports.get("To", 65535))) if ports else None,
