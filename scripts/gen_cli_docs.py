@@ -26,6 +26,11 @@ def render() -> str:
     for name, sub in subparsers.choices.items():
         parts.append(f"## natlens {name}\n")
         parts.append("```\n" + sub.format_help().rstrip() + "\n```\n")
+        nested = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+        for action in nested:
+            for inner, parser_ in action.choices.items():
+                parts.append(f"## natlens {name} {inner}\n")
+                parts.append("```\n" + parser_.format_help().rstrip() + "\n```\n")
     return "\n".join(parts)
 
 
