@@ -38,6 +38,7 @@ def run_demo(directory: Path, minutes: int = 20, seed: int = 7) -> list[Section]
         Section("Read into a case", _ingest(report, case_dir)),
         *_one_address(case, world_dir),
         *_verdicts(case, world_dir),
+        _topology(world_dir),
         Section("Next", _next(directory)),
     ]
 
@@ -139,10 +140,32 @@ def _verdicts(case: Case, world_dir: Path) -> list[Section]:
     return [Section("Inbound verdicts", text, summary)]
 
 
+def _topology(world_dir: Path) -> Section:
+    """Problem 2's other half: where the firewall sits, and the route changes that move it."""
+    from natlens.topology.report import analyse, layouts
+
+    report = analyse(load_context(world_dir / "context"))
+    vpc = report.vpcs[0]
+    lines = [f"{row['availability_zone']}: {row['layout']}" for row in layouts(vpc.traces)]
+    found = ", ".join(
+        f"{f.id} ({f.severity}, {f.availability_zone or 'VPC'})" for f in vpc.findings
+    )
+    fixed = sorted({f.id for f in vpc.findings} - {f.id for f in vpc.after_findings})
+    lines += [
+        "",
+        f"findings: {found or 'none'}",
+        f"plan: {len(vpc.plan)} aws ec2 commands, checked on natlens's model of the VPC: "
+        f"fixes {', '.join(fixed) or 'nothing'}; afterwards every AZ is "
+        + ", ".join(sorted({row["layout"] for row in layouts(vpc.after_traces)})),
+    ]
+    return Section("Where the firewall sits", "\n".join(lines))
+
+
 def _next(directory: Path) -> str:
     return "\n".join(
         [
             f"natlens inbound {directory / 'case'} --context {directory / 'world' / 'context'}",
+            f"natlens topology --context {directory / 'world' / 'context'}   # the commands",
             f"natlens explain {directory / 'case'} ADDRESS",
             f"natlens conversations {directory / 'case'} --port 443 --format jsonl",
             f"natlens records {directory / 'case'} --limit 20",

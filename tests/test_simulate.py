@@ -384,6 +384,8 @@ def test_demo_runs(tmp_path, natlens) -> None:
     assert run.code == 0, run.err
     assert "One connection, four interfaces" in run.out
     assert "0 lines skipped" in run.out
+    assert "us-east-1a: firewall-after-nat" in run.out
+    assert "fixes firewall-after-nat" in run.out
 
 
 @pytest.mark.parametrize(
