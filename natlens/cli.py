@@ -381,24 +381,28 @@ def cmd_records(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _load_context(directory: str) -> Any:
+    """The describe-* JSON in ``directory``; its problems on stderr; none at all is an error."""
+    from natlens.formats.describe_json import load_context
+
+    context = load_context(directory)
+    for problem in context.problems:
+        sys.stderr.write(f"natlens: context: {problem}\n")
+    if not context.files:
+        raise InputError(
+            f"{directory}: no describe-* JSON found",
+            hint="natlens context collect --out DIR, or save the AWS CLI's describe-* output "
+            "(aws ec2 describe-route-tables --output json, ...) as .json files there",
+        )
+    return context
+
+
 def _conversation_options(args: argparse.Namespace) -> Any:
     from natlens.analyses.conversations import ConversationOptions
-    from natlens.formats.describe_json import load_context
     from natlens.sources.timerange import parse_time
 
-    context = None
-    if args.context:
-        context = load_context(args.context)
-        for problem in context.problems:
-            sys.stderr.write(f"natlens: context: {problem}\n")
-        if not context.files:
-            raise InputError(
-                f"{args.context}: no describe-* JSON found",
-                hint="save 'aws ec2 describe-nat-gateways --output json' (and the other "
-                "describe-* calls) as .json files in that directory",
-            )
     return ConversationOptions(
-        context=context,
+        context=_load_context(args.context) if args.context else None,
         since=parse_time(args.since) if args.since else None,
         until=parse_time(args.until) if args.until else None,
         ip=getattr(args, "ip", None),
@@ -460,7 +464,6 @@ def cmd_topology(args: argparse.Namespace) -> int:
     import ipaddress
 
     from natlens.errors import EXIT_FINDINGS
-    from natlens.formats.describe_json import load_context
     from natlens.render.topology import render
     from natlens.topology.report import analyse, to_json
 
@@ -474,15 +477,7 @@ def cmd_topology(args: argparse.Namespace) -> int:
         if not directory:
             directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="natlens-ctx-"))
             _collect(args, directory)
-        context = load_context(directory)
-        for problem in context.problems:
-            sys.stderr.write(f"natlens: context: {problem}\n")
-        if not context.files:
-            raise InputError(
-                f"{directory}: no describe-* JSON found",
-                hint="natlens context collect --out DIR, or save the AWS CLI's "
-                "describe-route-tables (and the other describe-*) output as .json files there",
-            )
+        context = _load_context(directory)
         report = analyse(context, tuple(args.destination), args.vpc_id)
     if not report.vpcs:
         raise InputError(

@@ -58,9 +58,12 @@ class Context:
 
     # -- what the analyses ask -----------------------------------------------------------------
 
-    def vpc_cidrs(self) -> list[str]:
+    def vpc_cidrs(self, vpc_id: str | None = None) -> list[str]:
+        """The associated IPv4 CIDRs of every VPC, or of ``vpc_id`` only."""
         cidrs: list[str] = []
         for vpc in self.vpcs:
+            if vpc_id and vpc.get("VpcId") != vpc_id:
+                continue
             blocks = [
                 a.get("CidrBlock")
                 for a in vpc.get("CidrBlockAssociationSet", [])
@@ -137,17 +140,20 @@ class Context:
         return rows
 
     def firewall_endpoints(self) -> list[dict[str, Any]]:
-        """Per firewall and AZ: the endpoint id and its subnet (FirewallStatus.SyncStates)."""
+        """Per firewall and AZ: the endpoint id, its subnet and status, and the firewall's VPC
+        and status (FirewallStatus.SyncStates)."""
         rows = []
         for item in self.firewalls:
-            name = (item.get("Firewall") or {}).get("FirewallName")
-            states = (item.get("FirewallStatus") or {}).get("SyncStates") or {}
-            for az, state in sorted(states.items()):
+            firewall = item.get("Firewall") or {}
+            status = item.get("FirewallStatus") or {}
+            for az, state in sorted((status.get("SyncStates") or {}).items()):
                 attachment = state.get("Attachment") or {}
-                rows.append({"firewall_name": name, "availability_zone": az,
+                rows.append({"firewall_name": firewall.get("FirewallName"),
+                             "vpc_id": firewall.get("VpcId"), "availability_zone": az,
                              "endpoint_id": attachment.get("EndpointId"),
                              "subnet_id": attachment.get("SubnetId"),
-                             "status": attachment.get("Status")})  # fmt: skip
+                             "status": attachment.get("Status"),
+                             "firewall_status": status.get("Status")})  # fmt: skip
         return rows
 
     def address_roles(self) -> list[dict[str, Any]]:
@@ -168,7 +174,7 @@ class Context:
         for nat in self.nat_gateway_addresses():
             add(nat["private_ip"], "nat-gateway", nat["nat_gateway_id"], nat["interface_id"])
         for eni in self.interfaces:
-            found = _service_role(eni)
+            found = service_role(eni)
             if found:
                 for private in _private_addresses(eni):
                     add(private.get("PrivateIpAddress"), *found, eni.get("NetworkInterfaceId"))
@@ -178,7 +184,7 @@ class Context:
         return list(rows.values())
 
 
-def _service_role(eni: dict[str, Any]) -> tuple[str, str | None] | None:
+def service_role(eni: dict[str, Any]) -> tuple[str, str | None] | None:
     """The role and resource of an AWS-managed interface that matters to the analyses."""
     kind, description = eni.get("InterfaceType"), str(eni.get("Description", ""))
     if kind == "gateway_load_balancer_endpoint":

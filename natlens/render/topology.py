@@ -35,9 +35,22 @@ def short_path(hops: list[dict[str, Any]]) -> str:
     return f" {ARROW} ".join(h["id"] or h["kind"] for h in hops)
 
 
+def _counts(summary: dict[str, Any]) -> str:
+    return ", ".join(f"{n} {s}" for s, n in summary["by_severity"].items()) or "none"
+
+
+def _layout_subnets(layout: dict[str, Any]) -> str:
+    return "; ".join(f"{k}: {', '.join(v)}" for k, v in layout["subnets"].items())
+
+
+def _plan_outcome(after: dict[str, Any]) -> str:
+    return (f"fixed {', '.join(after['fixed']) or 'nothing'}; "
+            f"left {', '.join(after['findings']) or 'nothing'}")  # fmt: skip
+
+
 def write_text(data: dict[str, Any], out: TextIO) -> None:
     summary = data["summary"]
-    counts = ", ".join(f"{n} {s}" for s, n in summary["by_severity"].items()) or "none"
+    counts = _counts(summary)
     out.write(f"natlens topology: {summary['vpcs']} VPC(s), {summary['findings']} finding(s) "
               f"({counts})\n")  # fmt: skip
     for missing in data["context"]["missing"]:
@@ -61,7 +74,7 @@ def _vpc_text(vpc: dict[str, Any], out: TextIO) -> None:
               f"firewall {firewalls}\n")  # fmt: skip
     out.write("\nLayout per AZ (how the workload subnets reach 0.0.0.0/0)\n")
     for layout in vpc["layouts"]:
-        subnets = "; ".join(f"{k}: {', '.join(v)}" for k, v in layout["subnets"].items())
+        subnets = _layout_subnets(layout)
         out.write(f"  {layout['availability_zone'] or '-':<12} {layout['layout']:<20} {subnets}\n")
     out.write("\nPaths (out: the subnet's traffic; back: the replies)\n")
     for path in vpc["paths"]:
@@ -90,8 +103,7 @@ def _vpc_text(vpc: dict[str, Any], out: TextIO) -> None:
         after = vpc["after"]
         out.write(f"\nPlan: all the changes, in order ({len(vpc['plan'])} commands). natlens "
                   "applied them to its model and traced again: ")  # fmt: skip
-        out.write(f"fixed {', '.join(after['fixed']) or 'nothing'}; "
-                  f"left {', '.join(after['findings']) or 'nothing'}.\n")  # fmt: skip
+        out.write(_plan_outcome(after) + ".\n")
         for number, step in enumerate(vpc["plan"], 1):
             out.write(f"  {number:>2}. {step['command']}\n")
         out.write("\nBefore and after\n")
@@ -109,7 +121,7 @@ def _vpc_text(vpc: dict[str, Any], out: TextIO) -> None:
 
 def write_markdown(data: dict[str, Any], out: TextIO) -> None:
     summary = data["summary"]
-    counts = ", ".join(f"{n} {s}" for s, n in summary["by_severity"].items()) or "none"
+    counts = _counts(summary)
     out.write(f"# natlens topology\n\n{summary['vpcs']} VPC(s), {summary['findings']} finding(s): "
               f"{counts}.\n")  # fmt: skip
     for missing in data["context"]["missing"]:
@@ -117,7 +129,7 @@ def write_markdown(data: dict[str, Any], out: TextIO) -> None:
     for vpc in data["vpcs"]:
         out.write(f"\n## VPC `{vpc['vpc_id']}`\n\n| AZ | layout | subnets |\n| --- | --- | --- |\n")
         for layout in vpc["layouts"]:
-            subnets = "; ".join(f"{k}: {', '.join(v)}" for k, v in layout["subnets"].items())
+            subnets = _layout_subnets(layout)
             out.write(f"| {layout['availability_zone']} | {layout['layout']} | {subnets} |\n")
         out.write("\n### Findings\n\n" + ("" if vpc["findings"] else "None.\n"))
         for finding in vpc["findings"]:
@@ -138,9 +150,8 @@ def write_markdown(data: dict[str, Any], out: TextIO) -> None:
                 out.write(f"\nAfterwards: {remedy['after']}\n\n")
         if vpc["plan"]:
             after = vpc["after"]
-            out.write(f"### Plan\n\nnatlens applied these commands to its model and traced again: "
-                      f"fixed {', '.join(after['fixed']) or 'nothing'}; left "
-                      f"{', '.join(after['findings']) or 'nothing'}.\n\n```sh\n")  # fmt: skip
+            out.write("### Plan\n\nnatlens applied these commands to its model and traced again: "
+                      f"{_plan_outcome(after)}.\n\n```sh\n")  # fmt: skip
             out.write("".join(f"{s['command']}\n" for s in vpc["plan"]) + "```\n\n")
         out.write("### Paths, before and after\n\n")
         out.write(mermaid(vpc["diagram"]["before"], vpc["diagram"]["after"]))

@@ -8,9 +8,8 @@ import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from natlens.topology.commands import Command
+from natlens.topology.commands import Command, acl_entry
 from natlens.topology.network import NetworkAcl, Vpc, network
 from natlens.topology.plans import Planner, endpoint_in, firewall_before_nat, inspect_direct, nat_in
 from natlens.topology.trace import Trace
@@ -76,17 +75,32 @@ def check(
     return register
 
 
-def _finding(view: View, identity: str, message: str, resources: list[str], **more: Any) -> Finding:
+def _finding(
+    view: View,
+    identity: str,
+    message: str,
+    resources: list[str],
+    availability_zone: str | None = None,
+    paths: list[Trace] | None = None,
+    planner: Planner | None = None,
+    after: str | None = None,
+    severity: str | None = None,
+    notes: list[str] | None = None,
+) -> Finding:
+    """A finding of a registered check, with the commands and notes its planner wrote."""
     meta = CHECKS[identity]
-    severity = str(more.pop("severity", meta.severity))
     return Finding(
         identity,
-        severity,
+        severity or meta.severity,
         meta.title,
         view.vpc.id,
         message,
         sorted(dict.fromkeys(r for r in resources if r)),
-        **more,
+        availability_zone,
+        paths or [],
+        planner.commands if planner else [],
+        (planner.notes if planner else []) + (notes or []),
+        after,
     )
 
 
@@ -139,8 +153,7 @@ def firewall_after_nat(view: View) -> list[Finding]:
                 [*subnets, str(nat_id), str(endpoint_id)],
                 availability_zone=az,
                 paths=after,
-                commands=planner.commands,
-                notes=planner.notes,
+                planner=planner,
                 after=AFTER_MOVE,
             )
         )
@@ -162,12 +175,8 @@ def asymmetric_return_path(view: View) -> list[Finding]:
         )
         groups.setdefault(key, []).append(t)
     for traces in groups.values():
-        az, destination, nat_id = (
-            traces[0].az,
-            traces[0].destination,
-            _hop(traces[0], "nat-gateway"),
-        )
         first = traces[0]
+        az, destination, nat_id = first.az, first.destination, _hop(first, "nat-gateway")
         only_out = sorted({e for e, _ in first.egress_endpoints - first.return_endpoints})
         only_back = sorted({e for e, _ in first.return_endpoints - first.egress_endpoints})
         subnets = [t.subnet for t in traces]
@@ -191,8 +200,7 @@ def asymmetric_return_path(view: View) -> list[Finding]:
                 [*subnets, *only_out, *only_back, str(nat_id or "")],
                 availability_zone=az,
                 paths=traces,
-                commands=planner.commands,
-                notes=planner.notes,
+                planner=planner,
                 after="Both directions of each connection pass the same "
                 "firewall endpoint: its flow log shows both, and stateful "
                 "rules see whole connections.",
@@ -294,8 +302,7 @@ def egress_bypasses_firewall(view: View) -> list[Finding]:
                 [t.subnet, nat_id or ""],
                 availability_zone=t.az,
                 paths=[t],
-                commands=planner.commands,
-                notes=planner.notes,
+                planner=planner,
                 after="The firewall's flow log shows this subnet's connections, "
                 "and its rules apply to them.",
             )
@@ -345,8 +352,7 @@ def cross_az_hop(view: View) -> list[Finding]:
                 [t.subnet, *[h.id for h in hops]],
                 availability_zone=t.az,
                 paths=[t],
-                commands=planner.commands,
-                notes=planner.notes,
+                planner=planner,
                 after="Flow logs of the NAT gateway and firewall endpoint in "
                 "the subnet's own AZ show its traffic.",
             )
@@ -418,8 +424,7 @@ def blackhole_route(view: View) -> list[Finding]:
                             for h in t.egress.hops
                         )
                     ],
-                    commands=planner.commands,
-                    notes=planner.notes,
+                    planner=planner,
                     after="Flow logs show the traffic leaving again.",
                 )
             )
@@ -531,8 +536,7 @@ def nacl_admits_unsolicited(view: View) -> list[Finding]:
                 message,
                 [acl.id, *subnets, *(n.id for n in public)],
                 availability_zone=next(iter(azs)) if len(azs) == 1 else None,
-                commands=planner.commands,
-                notes=planner.notes,
+                planner=planner,
                 after="Unsolicited packets to the NAT gateway's low ports are "
                 "logged REJECT instead of ACCEPT; natlens inbound still calls "
                 "their senders unsolicited. Packets to ports 1024-65535 are "
@@ -545,8 +549,6 @@ def nacl_admits_unsolicited(view: View) -> list[Finding]:
 def _nacl_plan(
     planner: Planner, acl: NetworkAcl, vpc: Vpc, opened: dict[str, list[tuple[int, int, int]]]
 ) -> None:
-    from natlens.topology.commands import acl_entry
-
     first = min(n for ranges in opened.values() for _, _, n in ranges)
     used = {e.number for e in acl.entries if not e.egress}
     free = [n for n in range(first - 1, 0, -1) if n not in used]

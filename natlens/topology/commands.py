@@ -11,7 +11,14 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from natlens.topology.network import AclEntry, NetworkAcl, Route, RouteTable, Vpc
+from natlens.topology.network import (
+    AclEntry,
+    NetworkAcl,
+    Route,
+    RouteTable,
+    Vpc,
+    protocol_number,
+)
 
 # create-route / replace-route: which option names which kind of target (aws-facts §7.1: a
 # firewall endpoint is given with --vpc-endpoint-id although describe-route-tables prints it in
@@ -149,7 +156,6 @@ def acl_entry(
 # -- applying a step to the model ---------------------------------------------------------------
 
 _KIND_OF_OPTION = {option: kind for kind, option in TARGET_OPTIONS.items() if kind != "vpn-gateway"}
-_PROTOCOLS = {"tcp": "6", "udp": "17", "icmp": "1", "all": "-1"}
 
 
 def apply(vpc: Vpc, command: Command, variables: dict[str, str]) -> None:
@@ -183,7 +189,7 @@ def apply(vpc: Vpc, command: Command, variables: dict[str, str]) -> None:
         if option == "--gateway-id" and str(target).startswith("vgw-"):
             kind = "vpn-gateway"
         table.routes = [r for r in table.routes if r.destination != destination]
-        table.routes.append(Route(destination, kind, str(target), "active", "CreateRoute"))
+        table.routes.append(Route(destination, kind, str(target), "active"))
     elif verb == "delete-route" and table and destination:
         table.routes = [r for r in table.routes if r.destination != destination]
     elif verb in ("associate-route-table", "replace-route-table-association"):
@@ -207,9 +213,7 @@ def apply(vpc: Vpc, command: Command, variables: dict[str, str]) -> None:
 
 
 def _local(vpc: Vpc) -> Route:
-    return Route(
-        vpc.cidrs[0] if vpc.cidrs else "0.0.0.0/32", "local", "local", "active", "CreateRouteTable"
-    )
+    return Route(vpc.cidrs[0] if vpc.cidrs else "0.0.0.0/32", "local", "local", "active")
 
 
 def _add_acl_entry(vpc: Vpc, command: Command, get: Callable[[str], str | None]) -> None:
@@ -222,7 +226,7 @@ def _add_acl_entry(vpc: Vpc, command: Command, get: Callable[[str], str | None])
     entry = AclEntry(
         int(str(get("--rule-number"))),
         "--egress" in command.args,
-        _PROTOCOLS.get(protocol, protocol),
+        protocol_number(protocol),
         str(get("--rule-action")),
         get("--cidr-block"),
         ports,

@@ -8,11 +8,12 @@ network ACLs and the interfaces living in each subnet. What the context lacks st
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
-from natlens.formats.describe_json import Context
+from natlens.formats.describe_json import Context, service_role
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -39,7 +40,6 @@ class Route:
     target_kind: str  # local, internet-gateway, nat-gateway, vpc-endpoint, ...
     target: str
     state: str  # active, blackhole, filtered
-    origin: str | None
 
     @property
     def prefix_list(self) -> bool:
@@ -55,7 +55,6 @@ class RouteTable:
     # subnet id -> its association id (for replace-route-table-association)
     associations: dict[str, str] = field(default_factory=dict)
     gateways: list[str] = field(default_factory=list)  # edge associations (igw-, vgw-)
-    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,6 @@ class Subnet:
     cidr: str | None
     ipv6_cidrs: tuple[str, ...]
     az: str | None
-    name: str | None
 
 
 @dataclass(frozen=True)
@@ -73,8 +71,6 @@ class NatGateway:
     subnet_id: str | None
     state: str | None
     connectivity: str  # public or private
-    private_ips: tuple[str, ...]
-    public_ips: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -112,14 +108,12 @@ class Vpc:
 
     id: str
     cidrs: list[str]
-    ipv6_cidrs: list[str]
     subnets: dict[str, Subnet]
     route_tables: dict[str, RouteTable]
     nat_gateways: dict[str, NatGateway]
     endpoints: dict[str, FirewallEndpoint]
     internet_gateways: list[str]
     network_acls: list[NetworkAcl]
-    firewalls: list[dict[str, Any]]
     # subnet id -> what lives there: (interface id, role) with role instance, nat-gateway, …
     residents: dict[str, list[tuple[str, str]]]
     gateway_endpoints: set[str]  # vpce ids of gateway endpoints (S3, DynamoDB)
@@ -149,26 +143,21 @@ class Vpc:
             return {n.subnet_id for n in self.nat_gateways.values() if n.subnet_id}
         return {e.subnet_id for e in self.endpoints.values() if e.subnet_id}
 
-    def subnet_name(self, subnet_id: str) -> str:
-        subnet = self.subnets.get(subnet_id)
-        return subnet.name if subnet and subnet.name else ""
+    def role(self, subnet_id: str) -> str:
+        """``firewall`` (holds a firewall endpoint), ``nat`` (a NAT gateway) or ``workload``."""
+        if subnet_id in self.subnets_of("firewall"):
+            return "firewall"
+        return "nat" if subnet_id in self.subnets_of("nat") else "workload"
 
 
-def vpcs(context: Context) -> list[Vpc]:
-    """One routing model per VPC the context names (sorted by id)."""
+def vpcs(context: Context, vpc_id: str | None = None) -> list[Vpc]:
+    """One routing model per VPC the context names (sorted by id), or for ``vpc_id`` only."""
     ids = sorted(
         {v["VpcId"] for v in context.vpcs if v.get("VpcId")}
         | {s["VpcId"] for s in context.subnets if s.get("VpcId")}
         | {t["VpcId"] for t in context.route_tables if t.get("VpcId")}
     )
-    return [_vpc(context, vpc_id) for vpc_id in ids]
-
-
-def _name(tags: Any) -> str | None:
-    for tag in tags or []:
-        if isinstance(tag, dict) and tag.get("Key") == "Name":
-            return str(tag.get("Value"))
-    return None
+    return [_vpc(context, i) for i in ids if vpc_id is None or i == vpc_id]
 
 
 def target_of(route: dict[str, Any]) -> tuple[str, str]:
@@ -202,26 +191,13 @@ def _route(item: dict[str, Any]) -> Route | None:
     if not destination:
         return None
     kind, target = target_of(item)
-    return Route(
-        str(destination), kind, target, str(item.get("State", "active")), item.get("Origin")
-    )
+    return Route(str(destination), kind, target, str(item.get("State", "active")))
 
 
 def _vpc(context: Context, vpc_id: str) -> Vpc:
     def mine(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [i for i in items if i.get("VpcId") == vpc_id]
 
-    cidrs, ipv6 = [], []
-    for item in mine(context.vpcs):
-        for association in item.get("CidrBlockAssociationSet") or [
-            {"CidrBlock": item.get("CidrBlock")}
-        ]:
-            state = (association.get("CidrBlockState") or {}).get("State", "associated")
-            if association.get("CidrBlock") and state == "associated":
-                cidrs.append(association["CidrBlock"])
-        for association in item.get("Ipv6CidrBlockAssociationSet") or []:
-            if association.get("Ipv6CidrBlock"):
-                ipv6.append(association["Ipv6CidrBlock"])
     subnets = {}
     for item in mine(context.subnets):
         v6 = tuple(
@@ -230,18 +206,12 @@ def _vpc(context: Context, vpc_id: str) -> Vpc:
             if a.get("Ipv6CidrBlock")
         )
         subnets[item["SubnetId"]] = Subnet(
-            item["SubnetId"],
-            item.get("CidrBlock"),
-            v6,
-            item.get("AvailabilityZone"),
-            _name(item.get("Tags")),
+            item["SubnetId"], item.get("CidrBlock"), v6, item.get("AvailabilityZone")
         )
     tables = {}
     for item in mine(context.route_tables):
         table = RouteTable(
-            item["RouteTableId"],
-            [r for r in map(_route, item.get("Routes") or []) if r],
-            name=_name(item.get("Tags")),
+            item["RouteTableId"], [r for r in map(_route, item.get("Routes") or []) if r]
         )
         for association in item.get("Associations") or []:
             state = (association.get("AssociationState") or {}).get("State", "associated")
@@ -259,14 +229,11 @@ def _vpc(context: Context, vpc_id: str) -> Vpc:
         tables[table.id] = table
     nats = {}
     for item in mine(context.nat_gateways):
-        addresses = item.get("NatGatewayAddresses") or []
         nats[item["NatGatewayId"]] = NatGateway(
             item["NatGatewayId"],
             item.get("SubnetId"),
             item.get("State"),
             item.get("ConnectivityType", "public"),
-            tuple(a["PrivateIp"] for a in addresses if a.get("PrivateIp")),
-            tuple(a["PublicIp"] for a in addresses if a.get("PublicIp")),
         )
     igws = [
         g["InternetGatewayId"]
@@ -274,11 +241,7 @@ def _vpc(context: Context, vpc_id: str) -> Vpc:
         if any(a.get("VpcId") == vpc_id for a in g.get("Attachments") or [])
     ]
     residents: dict[str, list[tuple[str, str]]] = {}
-    nat_enis = {
-        a.get("NetworkInterfaceId")
-        for n in mine(context.nat_gateways)
-        for a in n.get("NatGatewayAddresses") or []
-    }
+    nat_enis = {n["interface_id"] for n in context.nat_gateway_addresses()}
     for eni in mine(context.interfaces):
         if eni.get("NetworkInterfaceId") in nat_enis:
             role = "nat-gateway"
@@ -287,34 +250,22 @@ def _vpc(context: Context, vpc_id: str) -> Vpc:
         else:
             role = str(eni.get("InterfaceType") or "interface")
         residents.setdefault(eni.get("SubnetId", ""), []).append((eni["NetworkInterfaceId"], role))
-    firewalls = [f for f in context.firewalls if (f.get("Firewall") or {}).get("VpcId") == vpc_id]
-    known = {
-        kind
-        for kind in (
-            "vpcs",
-            "subnets",
-            "route_tables",
-            "nat_gateways",
-            "interfaces",
-            "network_acls",
-            "internet_gateways",
-            "vpc_endpoints",
-        )
-        if mine(getattr(context, kind)) or (kind == "internet_gateways" and igws)
-    }
-    if firewalls:
+    endpoints = [e for e in context.firewall_endpoints() if e["vpc_id"] == vpc_id]
+    kinds = ("vpcs", "subnets", "route_tables", "nat_gateways", "interfaces", "network_acls",
+             "vpc_endpoints")  # fmt: skip
+    known = {kind for kind in kinds if mine(getattr(context, kind))}
+    known |= {"internet_gateways"} if igws else set()
+    if any((f.get("Firewall") or {}).get("VpcId") == vpc_id for f in context.firewalls):
         known.add("firewalls")
     vpc = Vpc(
         vpc_id,
-        cidrs,
-        ipv6,
+        context.vpc_cidrs(vpc_id),
         subnets,
         tables,
         nats,
         {},
         igws,
         [_acl(a) for a in mine(context.network_acls)],
-        firewalls,
         residents,
         {
             e["VpcEndpointId"]
@@ -324,33 +275,28 @@ def _vpc(context: Context, vpc_id: str) -> Vpc:
         dict(context.prefix_list_entries),
         known,
     )
-    vpc.endpoints = _endpoints(context, vpc, firewalls)
+    vpc.endpoints = _endpoints(context, vpc, endpoints)
     return vpc
 
 
 def _endpoints(
-    context: Context, vpc: Vpc, firewalls: list[dict[str, Any]]
+    context: Context, vpc: Vpc, synced: list[dict[str, Any]]
 ) -> dict[str, FirewallEndpoint]:
     """Firewall endpoints, from the best source available: describe-firewall's SyncStates, then
     describe-vpc-endpoints (Gateway Load Balancer endpoints), then the endpoint's interface
     (``VPC Endpoint Interface vpce-…``), then only the routes that name a vpce- target."""
     found: dict[str, FirewallEndpoint] = {}
-    for item in firewalls:
-        name = item["Firewall"].get("FirewallName")
-        status = (item.get("FirewallStatus") or {}).get("Status")
-        states = (item.get("FirewallStatus") or {}).get("SyncStates") or {}
-        for az, state in sorted(states.items()):
-            attachment = state.get("Attachment") or {}
-            if attachment.get("EndpointId"):
-                found[attachment["EndpointId"]] = FirewallEndpoint(
-                    attachment["EndpointId"],
-                    name,
-                    attachment.get("SubnetId"),
-                    az,
-                    attachment.get("Status"),
-                    status,
-                    "describe-firewall",
-                )
+    for row in synced:
+        if row["endpoint_id"]:
+            found[row["endpoint_id"]] = FirewallEndpoint(
+                row["endpoint_id"],
+                row["firewall_name"],
+                row["subnet_id"],
+                row["availability_zone"],
+                row["status"],
+                row["firewall_status"],
+                "describe-firewall",
+            )
     for item in context.vpc_endpoints:
         if item.get("VpcId") != vpc.id or item.get("VpcEndpointType") != "GatewayLoadBalancer":
             continue
@@ -361,14 +307,9 @@ def _endpoints(
                 identity, None, subnet, vpc.subnet_az(subnet), None, None, "describe-vpc-endpoints"
             )
     for eni in context.interfaces:
-        description = str(eni.get("Description", ""))
-        if (
-            eni.get("VpcId") != vpc.id
-            or eni.get("InterfaceType") != "gateway_load_balancer_endpoint"
-        ):
-            continue
-        identity = description.rsplit(" ", 1)[-1]
-        if identity.startswith("vpce-") and identity not in found:
+        role = service_role(eni) if eni.get("VpcId") == vpc.id else None
+        identity = role[1] if role and role[0] == "firewall-endpoint" else None
+        if identity and identity.startswith("vpce-") and identity not in found:
             found[identity] = FirewallEndpoint(
                 identity,
                 None,
@@ -395,7 +336,11 @@ def _endpoints(
 
 
 # AWS prints protocol numbers ("6"); a hand-written or test file may say "tcp".
-_PROTOCOL_NUMBERS = {"tcp": "6", "udp": "17", "icmp": "1", "all": "-1"}
+PROTOCOL_NUMBERS = {"tcp": "6", "udp": "17", "icmp": "1", "all": "-1"}
+
+
+def protocol_number(protocol: str) -> str:
+    return PROTOCOL_NUMBERS.get(protocol.lower(), protocol)
 
 
 def _acl(item: dict[str, Any]) -> NetworkAcl:
@@ -406,9 +351,7 @@ def _acl(item: dict[str, Any]) -> NetworkAcl:
             AclEntry(
                 int(entry.get("RuleNumber", 32767)),
                 bool(entry.get("Egress")),
-                _PROTOCOL_NUMBERS.get(
-                    str(entry.get("Protocol", "-1")).lower(), str(entry.get("Protocol", "-1"))
-                ),
+                protocol_number(str(entry.get("Protocol", "-1"))),
                 str(entry.get("RuleAction", "deny")),
                 entry.get("CidrBlock") or entry.get("Ipv6CidrBlock"),
                 (int(ports.get("From", 0)), int(ports.get("To", 65535))) if ports else None,
@@ -422,7 +365,9 @@ def _acl(item: dict[str, Any]) -> NetworkAcl:
     )
 
 
+@functools.cache
 def network(cidr: str) -> Network | None:
+    """A CIDR parsed once: tracing looks up the same route prefixes again and again."""
     try:
         return ipaddress.ip_network(cidr, strict=False)
     except ValueError:

@@ -48,8 +48,9 @@ class Planner:
         """A route table only ``subnets`` use: theirs if they are its only users, else a new
         table with the same routes, associated with them (changing a shared table or the main
         one would move other subnets too)."""
-        tables = {id(t): t for t in (self.vpc.table_of(s)[0] for s in subnets) if t}
-        implicit = any(self.vpc.table_of(s)[1] for s in subnets)
+        uses = [self.vpc.table_of(s) for s in subnets]
+        tables = {t.id: t for t, _ in uses if t}
+        implicit = any(by_default for _, by_default in uses)
         if len(tables) == 1 and not implicit:
             table = next(iter(tables.values()))
             if set(table.subnets) <= set(subnets) and not table.main and not table.gateways:
@@ -66,8 +67,8 @@ class Planner:
             )
         )
         table = self.vpc.route_tables[self.variables[variable]]
-        for route in source.routes if source else []:
-            assert source is not None
+        copied, origin = (source.routes, source.id) if source else ([], "")
+        for route in copied:
             if route.target_kind in aws.TARGET_OPTIONS and route.state == "active":
                 self.emit(
                     aws.route_command(
@@ -76,7 +77,7 @@ class Planner:
                         route.destination,
                         route.target_kind,
                         route.target,
-                        f"copy {route.destination} from {source.id}",
+                        f"copy {route.destination} from {origin}",
                     )
                 )
         for subnet in subnets:

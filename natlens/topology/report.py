@@ -91,9 +91,7 @@ def analyse(
 ) -> TopologyReport:
     wanted = tuple(dict.fromkeys((*DEFAULT_DESTINATIONS, *destinations)))
     reports = []
-    for vpc in vpcs(context):
-        if vpc_id and vpc.id != vpc_id:
-            continue
+    for vpc in vpcs(context, vpc_id):
         traces = trace_all(vpc, wanted)
         report = VpcReport(vpc, traces, run_checks(vpc, traces))
         _plan(report, wanted)
@@ -184,6 +182,7 @@ def to_json(report: TopologyReport) -> dict[str, Any]:
     vpcs_out = []
     for v in report.vpcs:
         left = {f.id for f in v.after_findings}
+        after_paths = [t.to_json() for t in representative(v.after_traces)]
         vpcs_out.append({
             "vpc_id": v.vpc.id,
             "cidrs": v.vpc.cidrs,
@@ -205,13 +204,13 @@ def to_json(report: TopologyReport) -> dict[str, Any]:
             "plan_notes": v.plan_notes,
             "after": {
                 "layouts": layouts(v.after_traces),
-                "paths": [t.to_json() for t in representative(v.after_traces)],
+                "paths": after_paths,
                 "findings": sorted(left),
                 "fixed": sorted({f.id for f in v.findings} - left),
             },
             "diagram": {
                 "before": [t.to_json() for t in representative(v.traces)],
-                "after": [t.to_json() for t in representative(v.after_traces)],
+                "after": after_paths,
             },
         })  # fmt: skip
     findings = report.findings

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from natlens.topology.network import Network, Route, RouteTable, Vpc, network, within
+from natlens.topology.network import Network, Route, RouteTable, Subnet, Vpc, network, within
 
 MAX_HOPS = 12
 
@@ -77,7 +77,7 @@ class Trace:
         firewall-only, direct, or the outcome when it never reaches the internet."""
         if self.egress.outcome != "internet":
             return self.egress.outcome
-        middle = [k for k in self.egress.kinds()[1:-1]]
+        middle = tuple(self.egress.kinds()[1:-1])
         names = {
             ("nat-gateway", "firewall-endpoint"): "firewall-after-nat",
             ("firewall-endpoint", "nat-gateway"): "firewall-before-nat",
@@ -85,7 +85,7 @@ class Trace:
             ("firewall-endpoint",): "firewall-only",
             (): "direct",
         }
-        return names.get(tuple(middle), "-".join(middle) or "direct")
+        return names.get(middle, "-".join(middle))
 
     @property
     def firewall_sees(self) -> str:
@@ -230,13 +230,7 @@ def walk(
 
 def trace(vpc: Vpc, subnet_id: str, destination: str) -> Trace:
     subnet = vpc.subnets[subnet_id]
-    role = (
-        "firewall"
-        if subnet_id in vpc.subnets_of("firewall")
-        else "nat"
-        if subnet_id in vpc.subnets_of("nat")
-        else "workload"
-    )
+    role = vpc.role(subnet_id)
     dest = ipaddress.ip_network(destination, strict=False)
     egress = Path([Hop("subnet", subnet_id, subnet.az)])
     table, main = vpc.table_of(subnet_id)
@@ -249,54 +243,32 @@ def trace(vpc: Vpc, subnet_id: str, destination: str) -> Trace:
     return Trace(subnet_id, subnet.az, role, destination, egress, back)
 
 
+def _cidr(subnet: Subnet, v6: bool) -> Network | None:
+    """The subnet's CIDR of the traced IP version."""
+    if v6:
+        return network(subnet.ipv6_cidrs[0]) if subnet.ipv6_cidrs else None
+    return network(subnet.cidr) if subnet.cidr else None
+
+
 def _return_path(vpc: Vpc, subnet_id: str, egress: Path, dest: Network) -> Path:
     """From the internet gateway back to the subnet: the replies to what the egress sent."""
-    gateway = egress.hops[-1].id
+    gateway = egress.hops[-1]
+    path = Path([Hop(gateway.kind, gateway.id)])
     nat_hop = next((h for h in egress.hops if h.kind == "nat-gateway"), None)
     nat = vpc.nat_gateways.get(nat_hop.id) if nat_hop else None
     source = vpc.subnets[subnet_id]
     v6 = dest.version == 6
+    # The address the internet saw: the NAT gateway's subnet, or the subnet itself.
     facing = vpc.subnets.get(nat.subnet_id or "") if nat else source
-    if facing is None:
-        path0 = Path(
-            [
-                Hop("internet-gateway", gateway),
-                Hop("no-route", "", note="the NAT gateway's subnet is unknown"),
-            ],
-            "unknown",
-        )
-        return path0
-    path = Path(
-        [
-            Hop(
-                (gateway.startswith("eigw-") and "egress-only-internet-gateway")
-                or "internet-gateway",
-                gateway,
-            )
-        ]
-    )
-    cidr = (
-        facing.ipv6_cidrs[0]
-        if v6 and facing and facing.ipv6_cidrs
-        else facing.cidr
-        if facing
-        else None
-    )
-    address = network(cidr) if cidr else None
-    if address is None:
-        path.hops.append(Hop("no-route", "", note="the replying subnet's CIDR is unknown"))
+    address = _cidr(facing, v6) if facing else None
+    if facing is None or address is None:
+        path.hops.append(Hop("no-route", "", note="the replying subnet or its CIDR is unknown"))
         path.outcome = "unknown"
         return path
-    edge = vpc.edge_table(gateway)
+    edge = vpc.edge_table(gateway.id)
     if edge is None:
-        path.hops.append(
-            Hop(
-                "subnet",
-                facing.id,
-                facing.az,
-                note="no edge route table: straight to the address",
-            )
-        )
+        note = "no edge route table: straight to the address"
+        path.hops.append(Hop("subnet", facing.id, facing.az, note=note))
         path.outcome = "delivered"
     else:
         walk(vpc, edge, False, address, path, nat is None, True)
@@ -316,11 +288,11 @@ def _return_path(vpc: Vpc, subnet_id: str, egress: Path, dest: Network) -> Path:
             note=delivered.note,
         )
     )
-    inside = network(source.ipv6_cidrs[0] if v6 and source.ipv6_cidrs else source.cidr or "")
+    inside = _cidr(source, v6)
     if inside is None:
         path.outcome = "unknown"
         return path
-    table, main = vpc.table_of(nat.subnet_id or "")
+    table, main = vpc.table_of(facing.id)
     walk(vpc, table, main, inside, path, True, True)
     return path
 
