@@ -309,7 +309,8 @@ def _topology_commands(commands: Any) -> None:
         "Save, with read-only calls, the JSON of describe-vpcs, describe-subnets, "
         "describe-route-tables, describe-nat-gateways, describe-network-interfaces, "
         "describe-network-acls, describe-internet-gateways, describe-instances, "
-        "describe-vpc-endpoints, describe-flow-logs, get-managed-prefix-list-entries for the "
+        "describe-vpc-endpoints, describe-security-groups, describe-flow-logs, "
+        "get-managed-prefix-list-entries for the "
         "prefix lists routes name, and network-firewall describe-firewall for every firewall in "
         "the VPC; pages merged, one file per call, as the AWS CLI prints them.",
     )

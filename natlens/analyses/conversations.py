@@ -59,7 +59,10 @@ def service_ports() -> dict[str, tuple[int, ...]]:
 
 
 def private_sql(address: str, v4: str, cidrs: list[str]) -> str:
+    """1 when the address is private or inside one of ``cidrs`` (the VPC's, IPv4 or IPv6;
+    pass IPv4 ones only where IPv6 cannot matter: the IPv6 test is long)."""
     ranges = []
+    v6_ranges = []
     for cidr in [*PRIVATE_V4, *cidrs]:
         try:
             network = ipaddress.ip_network(cidr, strict=False)
@@ -68,11 +71,39 @@ def private_sql(address: str, v4: str, cidrs: list[str]) -> str:
         if network.version == 4:
             low, high = int(network.network_address), int(network.broadcast_address)
             ranges.append(f"{v4} BETWEEN {low} AND {high}")
+        else:
+            v6_ranges.append(v6_range(network))
     v6 = " OR ".join(f"lower({address}) LIKE '{p}%'" for p in PRIVATE_V6_PREFIXES)
+    if v6_ranges:
+        hexed = v6_hex_sql(address)
+        v6 += "".join(f" OR {hexed} BETWEEN '{low}' AND '{high}'" for low, high in v6_ranges)
     return (
         f"CASE WHEN ({v4} IS NOT NULL AND ({' OR '.join(ranges)})) "
         f"OR ({v4} IS NULL AND ({v6})) THEN 1 ELSE 0 END"
     )
+
+
+def v6_range(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> tuple[str, str]:
+    """An IPv6 network's first and last address as 32 hex digits (``v6_hex_sql``'s form)."""
+    return f"{int(network.network_address):032x}", f"{int(network.broadcast_address):032x}"
+
+
+def v6_hex_sql(column: str) -> str:
+    """An IPv6 address's text as its 32 hex digits, in SQL every engine runs, so that CIDR
+    tests are comparisons of equal-length text: ``::`` expanded to the zero groups it stands
+    for, each group zero-padded. Meaningless (never NULL) for other text: callers test IPv4
+    first. Kept small: Spark plans every copy of it."""
+    colons = f"(length({column}) - length(replace({column}, ':', '')))"
+    # "::1" expands to ":0:...:1": its first group is the empty text before the first colon
+    offset = f"(CASE WHEN substr({column}, 1, 1) = ':' THEN 1 ELSE 0 END)"
+    trailing = f"(CASE WHEN substr({column}, length({column}), 1) = ':' THEN 1 ELSE 0 END)"
+    # with :: inside, the colons count the groups written; at either end, one fewer
+    missing = f"8 - {colons} + {offset} + {trailing}"
+    full = f"replace({column}, '::', concat(':', repeat('0:', {missing})))"
+    groups = ", ".join(
+        f"lpad(lower(split_part({full}, ':', {k} + {offset})), 4, '0')" for k in range(1, 9)
+    )
+    return f"concat({groups})"
 
 
 def _rank(side: str, peer: str) -> str:
@@ -170,6 +201,76 @@ def external_table_prelude() -> str:
     )
 
 
+def _rule_in(peer: str, ipv6: bool) -> str:
+    """Whether ``peer`` lies in the rule's source CIDR (``sg_rules``'s columns)."""
+    v4 = v4_sql(peer)
+    test = f"({v4} IS NOT NULL AND {v4} BETWEEN r.v4_low AND r.v4_high)"
+    if ipv6:
+        test += f" OR ({v4} IS NULL AND {v6_hex_sql(peer)} BETWEEN r.v6_low AND r.v6_high)"
+    return test
+
+
+SG_COLUMNS = ("address", "protocol", "from_port", "to_port", "v4_low", "v4_high", "v6_low",
+              "v6_high", "rule")  # fmt: skip
+
+
+def sg_rule_rows(context: Context | None) -> list[tuple[object, ...]]:
+    """The context's security group rules that admit internet addresses, one row per address
+    and source CIDR (``sg_rules``), and a marker row (protocol -2) per address whose groups are
+    all known."""
+    rows: list[tuple[object, ...]] = []
+    if context is None:
+        return rows
+    for address, rules in sorted(context.security_group_rules().items()):
+        rows.append((address, -2, 0, -1, None, None, None, None, None))
+        for rule in rules:
+            try:
+                network = ipaddress.ip_network(rule["source"], strict=False)
+            except ValueError:
+                continue
+            ports = f"{rule['from_port']}-{rule['to_port']}"
+            if rule["from_port"] == rule["to_port"]:
+                ports = str(rule["from_port"])
+            names = {-1: "all", 6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6"}
+            protocol = names.get(rule["protocol"], str(rule["protocol"]))
+            text = f"{rule['group_id']} {protocol} {ports} from {network}"
+            if network.version == 4:
+                bounds: tuple[object, ...] = (
+                    int(network.network_address),
+                    int(network.broadcast_address),
+                    None,
+                    None,
+                )
+            else:
+                bounds = (None, None, *v6_range(network))
+            rows.append((address, rule["protocol"], rule["from_port"], rule["to_port"],
+                         *bounds, text))  # fmt: skip
+    return rows
+
+
+def _sg_rules_sql(rows: list[tuple[object, ...]]) -> str:
+    types = ("VARCHAR", "INTEGER", "INTEGER", "INTEGER", "BIGINT", "BIGINT", "VARCHAR",
+             "VARCHAR", "VARCHAR")  # fmt: skip
+    if not rows:
+        nulls = ", ".join(
+            f"CAST(NULL AS {t}) AS {c}" for c, t in zip(SG_COLUMNS, types, strict=True)
+        )
+        return f"    SELECT {nulls}\n    WHERE 1 = 0"
+
+    def literal(value: object, kind: str) -> str:
+        if value is None:
+            return f"CAST(NULL AS {kind})"
+        if isinstance(value, int):
+            return f"CAST({int(value)} AS {kind})"
+        return "'" + str(value).replace("'", "''") + "'"
+
+    values = ",\n        ".join(
+        "(" + ", ".join(literal(v, t) for v, t in zip(row, types, strict=True)) + ")"
+        for row in rows
+    )
+    return f"    SELECT * FROM (VALUES\n        {values}\n    ) AS v({', '.join(SG_COLUMNS)})"
+
+
 def conversation_ctes(
     options: ConversationOptions, in_case: bool = True, provenance: bool = False
 ) -> str:
@@ -177,19 +278,32 @@ def conversation_ctes(
     ``in_case=False``: read an existing flow-log table with AWS's columns only (Athena's).
     ``provenance``: carry each record's source and line (only to map records to conversations:
     the long paths weigh on the sort that splits sessions)."""
-    cidrs = options.context.vpc_cidrs() if options.context else []
+    context = options.context
+    cidrs = context.inside_cidrs() if context else []
+    v4_cidrs = context.vpc_cidrs() if context else []
     time_filter = ""
     if options.since is not None:
         time_filter += f' AND "end" >= {int(options.since)}'
     if options.until is not None:
         time_filter += f" AND start <= {int(options.until)}"
+    sg_rows = sg_rule_rows(context)
+    ipv6_rules = any(row[6] is not None for row in sg_rows)
     sql = load_sql("conversations").format(
-        known_hosts=_known_hosts(options.context),
+        known_hosts=_known_hosts(context),
+        sg_rules=_sg_rules_sql(sg_rows),
+        hi_in_rule=_rule_in("c.hi_addr", ipv6_rules),
+        lo_in_rule=_rule_in("c.lo_addr", ipv6_rules),
+        instance_weight=0 if context and context.has_network_load_balancer() else 2,
         src_private=private_sql("srcaddr", "srcaddr_v4", cidrs),
         dst_private=private_sql("dstaddr", "dstaddr_v4", cidrs),
+        # NAT gateways translate IPv4 only (and NAT64 toward IPv4): their legs are IPv4
+        f_src_private=private_sql("f.srcaddr", "f.srcaddr_v4", v4_cidrs),
+        f_dst_private=private_sql("f.dstaddr", "f.dstaddr_v4", v4_cidrs),
+        pkt_dst_private=private_sql("pkt_dstaddr", "pkt_dstaddr_v4", v4_cidrs),
         lo_private=private_sql("lo_addr", v4_sql("lo_addr"), cidrs),
         hi_private=private_sql("hi_addr", v4_sql("hi_addr"), cidrs),
         time_filter=time_filter,
+        f_time_filter=time_filter.replace(' "end"', ' f."end"').replace(" start", " f.start"),
         idle=IDLE_TIMEOUT,
         fan_in=FAN_IN,
         kind_sums=_kind_sums(),
@@ -207,6 +321,7 @@ def conversation_ctes(
             "WITH known_hosts AS (", f"WITH {external_table_prelude()}known_hosts AS ("
         )
         sql = sql.replace("    FROM flows\n    WHERE", "    FROM flow_records\n    WHERE")
+        sql = sql.replace("    FROM flows AS f\n", "    FROM flow_records AS f\n")
     return sql
 
 

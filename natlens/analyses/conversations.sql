@@ -18,6 +18,11 @@
 WITH known_hosts AS (
 {known_hosts}
 ),
+sg_rules AS (
+    -- per private address, the inbound security group rules that admit internet addresses;
+    -- protocol -2 marks an address whose groups are known (and may admit nothing)
+{sg_rules}
+),
 base AS (
     SELECT
         interface_id,
@@ -47,16 +52,7 @@ edge_records AS (
         srcaddr_v4,
         dstaddr_v4,
         -- AWS: NAT gateways use source ports 1024-65535 toward the internet.
-        max(CASE WHEN protocol IN (6, 17) AND srcport < 1024 THEN 1 ELSE 0 END) AS low_src_port,
-        -- a private client reaching this address on a well-known port, or a packet passing through
-        -- it on its way elsewhere (pkt-dstaddr differs).
-        max(
-            CASE
-                WHEN protocol IN (6, 17) AND dstport < 1024 AND srcport >= 1024 THEN 1
-                WHEN pkt_dstaddr IS NOT NULL AND pkt_dstaddr <> dstaddr THEN 1
-                ELSE 0
-            END
-        ) AS served
+        max(CASE WHEN protocol IN (6, 17) AND srcport < 1024 THEN 1 ELSE 0 END) AS low_src_port
     FROM flows
     WHERE srcaddr IS NOT NULL AND dstaddr IS NOT NULL
         AND coalesce(log_status, 'OK') = 'OK'{time_filter}
@@ -68,28 +64,63 @@ edges AS (
         dstaddr,
         {src_private} AS src_private,
         {dst_private} AS dst_private,
-        low_src_port,
-        served
+        low_src_port
     FROM edge_records
 ),
 gateway_out AS (
+    -- private addresses that send to the internet, never from a port below 1024
     SELECT srcaddr AS address
     FROM edges
     WHERE src_private = 1 AND dst_private = 0
     GROUP BY srcaddr
     HAVING max(low_src_port) = 0
 ),
-gateway_in AS (
+relays AS (
+    -- aws-facts section 3.6: a NAT gateway's private leg names it in dstaddr and the internet
+    -- host in pkt-dstaddr. (A secondary address of an instance differs too, but stays private.)
     SELECT dstaddr AS address
-    FROM edges
-    WHERE src_private = 1 AND dst_private = 1 AND srcaddr <> dstaddr AND served = 1
+    FROM flows
+    WHERE srcaddr IS NOT NULL AND dstaddr IS NOT NULL AND pkt_dstaddr IS NOT NULL
+        AND pkt_dstaddr <> dstaddr AND srcaddr <> dstaddr
+        AND coalesce(log_status, 'OK') = 'OK'{time_filter}
+        AND {pkt_dst_private} = 0
     GROUP BY dstaddr
 ),
+legs_in AS (
+    -- Without pkt-* fields, a NAT gateway's interface logs both legs of one connection: private
+    -- host -> it on the server's port, and it -> the internet on the same port, with the same
+    -- packets and bytes in the same capture window (address translation keeps packet sizes).
+    SELECT f.interface_id, f.dstaddr AS address, f.srcaddr AS source, f.dstport, f.protocol,
+        f.packets, f.bytes, f.start
+    FROM flows AS f
+    JOIN gateway_out AS g ON f.dstaddr = g.address
+    WHERE f.srcaddr <> f.dstaddr AND f.protocol IN (6, 17) AND f.packets >= 3
+        AND coalesce(f.log_status, 'OK') = 'OK'{f_time_filter}
+        AND {f_src_private} = 1
+),
+legs_out AS (
+    SELECT f.interface_id, f.srcaddr AS address, f.dstport, f.protocol, f.packets, f.bytes,
+        f.start
+    FROM flows AS f
+    JOIN gateway_out AS g ON f.srcaddr = g.address
+    WHERE f.protocol IN (6, 17) AND f.packets >= 3
+        AND coalesce(f.log_status, 'OK') = 'OK'{f_time_filter}
+        AND {f_dst_private} = 0
+),
+leg_pairs AS (
+    SELECT i.address
+    FROM legs_in AS i
+    JOIN legs_out AS o
+        ON o.interface_id = i.interface_id AND o.address = i.address AND o.dstport = i.dstport
+        AND o.protocol = i.protocol AND o.packets = i.packets AND o.bytes = i.bytes
+    WHERE abs(o.start - i.start) <= 60
+    GROUP BY i.address
+    HAVING count(*) >= 3
+),
 inferred_gateways AS (
-    SELECT o.address
-    FROM gateway_out AS o
-    JOIN gateway_in AS i ON o.address = i.address
-    LEFT JOIN known_hosts AS k ON k.address = o.address
+    SELECT c.address
+    FROM (SELECT address FROM relays UNION SELECT address FROM leg_pairs) AS c
+    LEFT JOIN known_hosts AS k ON k.address = c.address
     WHERE k.address IS NULL
 ),
 inferred_instances AS (
@@ -112,7 +143,10 @@ hosts AS (
         -- how strongly "a NAT gateway returns internet packets only as replies" holds
         CASE
             WHEN role = 'nat-gateway' THEN 8
-            WHEN role = 'instance' THEN 2
+            -- an instance without a public address (or an IPv6 one behind an egress-only
+            -- gateway) receives internet packets only as replies, unless a network load
+            -- balancer keeps its clients' addresses (then 0)
+            WHEN role = 'instance' THEN {instance_weight}
             ELSE 0
         END AS nat_weight,
         -- toward whom its source ports are ephemeral anywhere in 1024-65535 (AWS: NAT
@@ -140,6 +174,7 @@ oriented AS (
         CASE WHEN b.a_addr < b.b_addr OR (b.a_addr = b.b_addr AND b.a_port <= b.b_port) THEN 1
             ELSE 0 END AS fwd,
         CASE WHEN r.gateway = 1 THEN r.nat_weight ELSE 0 END AS via_nat,
+        CASE WHEN r.gateway = 1 AND r.origin = 'inferred' THEN 1 ELSE 0 END AS via_inferred,
         -- the gateway that relayed it (a NAT gateway's private leg, a firewall endpoint)
         CASE WHEN r.gateway = 1 THEN r.address END AS relay
     FROM base AS b
@@ -163,6 +198,7 @@ keyed AS (
         CASE WHEN srcaddr <> a_addr THEN 1 ELSE 0 END + CASE WHEN dstaddr <> b_addr THEN 2 ELSE 0 END
             AS relayed,
         via_nat,
+        via_inferred,
         relay,
         packets,
         bytes,
@@ -221,6 +257,7 @@ sightings AS (
         max(CASE WHEN fwd = 1 AND (tcp_flags & 18) = 18 THEN 1 ELSE 0 END) AS fwd_synack,
         max(CASE WHEN fwd = 0 AND (tcp_flags & 18) = 18 THEN 1 ELSE 0 END) AS rev_synack,
         max(via_nat) AS via_nat,
+        max(via_inferred) AS via_inferred,
         min(relay) AS relay_min,
         max(relay) AS relay_max
     FROM sessioned
@@ -258,6 +295,7 @@ convs AS (
         max(fwd_synack) AS fwd_synack,
         max(rev_synack) AS rev_synack,
         max(via_nat) AS via_nat,
+        max(via_inferred) AS via_inferred,
         min(relay_min) AS relay_min,
         max(relay_max) AS relay_max,
         count(interface_id) AS interface_count,
@@ -269,6 +307,54 @@ private_convs AS (
     -- private or public, once per conversation rather than per record
     SELECT *, {lo_private} AS lo_private, {hi_private} AS hi_private
     FROM convs
+),
+sg_matches AS (
+    -- The security groups of a private side, known from the context, against its internet peer:
+    -- do they admit a connection from that address to that port?
+    SELECT c.lo_addr, c.lo_port, c.hi_addr, c.hi_port, c.protocol, c.session, 0 AS side, r.rule,
+        CASE
+            WHEN r.protocol IN (-1, c.protocol) AND c.lo_port BETWEEN r.from_port AND r.to_port
+                AND ({hi_in_rule}) THEN 1
+            ELSE 0
+        END AS admits,
+        -- a rule for this one service (not a whole ephemeral range): a port meant to be reached
+        CASE
+            WHEN r.to_port - r.from_port <= 16 OR (r.to_port - r.from_port < 4096 AND c.lo_port < 32768)
+                THEN 1
+            ELSE 0
+        END AS narrow
+    FROM private_convs AS c
+    JOIN sg_rules AS r ON r.address = c.lo_addr
+    WHERE c.lo_private = 1 AND c.hi_private = 0
+    UNION ALL
+    SELECT c.lo_addr, c.lo_port, c.hi_addr, c.hi_port, c.protocol, c.session, 1 AS side, r.rule,
+        CASE
+            WHEN r.protocol IN (-1, c.protocol) AND c.hi_port BETWEEN r.from_port AND r.to_port
+                AND ({lo_in_rule}) THEN 1
+            ELSE 0
+        END AS admits,
+        CASE
+            WHEN r.to_port - r.from_port <= 16 OR (r.to_port - r.from_port < 4096 AND c.hi_port < 32768)
+                THEN 1
+            ELSE 0
+        END AS narrow
+    FROM private_convs AS c
+    JOIN sg_rules AS r ON r.address = c.hi_addr
+    WHERE c.hi_private = 1 AND c.lo_private = 0
+),
+sg_checked AS (
+    SELECT
+        lo_addr, lo_port, hi_addr, hi_port, protocol, session,
+        max(CASE WHEN side = 0 THEN 1 ELSE 0 END) AS lo_sg_known,
+        max(CASE WHEN side = 1 THEN 1 ELSE 0 END) AS hi_sg_known,
+        max(CASE WHEN side = 0 THEN admits ELSE 0 END) AS lo_sg_admits,
+        max(CASE WHEN side = 1 THEN admits ELSE 0 END) AS hi_sg_admits,
+        max(CASE WHEN side = 0 THEN admits * narrow ELSE 0 END) AS lo_sg_service,
+        max(CASE WHEN side = 1 THEN admits * narrow ELSE 0 END) AS hi_sg_service,
+        min(CASE WHEN side = 0 AND admits = 1 THEN rule END) AS lo_sg_rule,
+        min(CASE WHEN side = 1 AND admits = 1 THEN rule END) AS hi_sg_rule
+    FROM sg_matches
+    GROUP BY lo_addr, lo_port, hi_addr, hi_port, protocol, session
 ),
 endpoint_peers AS (
     SELECT address, port, protocol, count(DISTINCT peer) AS peers
@@ -300,7 +386,15 @@ described AS (
         h1.origin AS lo_origin,
         h2.origin AS hi_origin,
         coalesce(p1.peers, 0) AS lo_peers,
-        coalesce(p2.peers, 0) AS hi_peers
+        coalesce(p2.peers, 0) AS hi_peers,
+        coalesce(g.lo_sg_known, 0) AS lo_sg_known,
+        coalesce(g.hi_sg_known, 0) AS hi_sg_known,
+        coalesce(g.lo_sg_admits, 0) AS lo_sg_admits,
+        coalesce(g.hi_sg_admits, 0) AS hi_sg_admits,
+        coalesce(g.lo_sg_service, 0) AS lo_sg_service,
+        coalesce(g.hi_sg_service, 0) AS hi_sg_service,
+        g.lo_sg_rule,
+        g.hi_sg_rule
     FROM private_convs AS c
     LEFT JOIN hosts AS h1 ON h1.address = c.lo_addr
     LEFT JOIN hosts AS h2 ON h2.address = c.hi_addr
@@ -308,6 +402,9 @@ described AS (
         ON p1.address = c.lo_addr AND p1.port = c.lo_port AND p1.protocol = c.protocol
     LEFT JOIN endpoint_peers AS p2
         ON p2.address = c.hi_addr AND p2.port = c.hi_port AND p2.protocol = c.protocol
+    LEFT JOIN sg_checked AS g
+        ON g.lo_addr = c.lo_addr AND g.lo_port = c.lo_port AND g.hi_addr = c.hi_addr
+        AND g.hi_port = c.hi_port AND g.protocol = c.protocol AND g.session = c.session
 ),
 ranked AS (
     -- How much a port looks like a server's: 3 well-known, 2 a listed service, 1 other,
@@ -363,6 +460,31 @@ scored AS (
             WHEN rev_seen = 1 AND fwd_seen = 0 THEN -1
             ELSE 0
         END AS s_oneway,
+        -- AWS: security groups are stateful. Packets from the internet side that were accepted
+        -- although no rule admits them from that address to that port are replies: the private
+        -- side opened the connection. (The groups are as collected, not as they were when the
+        -- logs were written: high, never certain.)
+        CASE
+            WHEN lo_private = 1 AND hi_private = 0 AND lo_sg_known = 1 AND lo_sg_admits = 0
+                AND rev_accept = 1 THEN 4
+            WHEN hi_private = 1 AND lo_private = 0 AND hi_sg_known = 1 AND hi_sg_admits = 0
+                AND fwd_accept = 1 THEN -4
+            ELSE 0
+        END AS s_sg,
+        -- A rule that admits the internet side to this one service port: a port meant to be
+        -- reached from the internet.
+        CASE
+            WHEN lo_private = 1 AND hi_private = 0 AND lo_sg_service = 1 THEN -2
+            WHEN hi_private = 1 AND lo_private = 0 AND hi_sg_service = 1 THEN 2
+            ELSE 0
+        END AS s_sg_open,
+        -- A load balancer (from the context) takes connections from its clients and never
+        -- opens one to the internet.
+        CASE
+            WHEN lo_role = 'load-balancer' AND lo_origin = 'context' AND hi_private = 0 THEN -4
+            WHEN hi_role = 'load-balancer' AND hi_origin = 'context' AND lo_private = 0 THEN 4
+            ELSE 0
+        END AS s_lb,
         CASE
             WHEN lo_rank IS NULL OR hi_rank IS NULL THEN 0
             WHEN hi_rank - lo_rank >= 2 THEN 2
@@ -388,8 +510,22 @@ scored AS (
 totals AS (
     SELECT
         *,
-        s_syn + s_synack + s_nat + s_unsolicited + s_reject + s_oneway + s_port + s_fanin
-            + s_start AS score
+        s_syn + s_synack + s_nat + s_unsolicited + s_reject + s_sg + s_sg_open + s_lb + s_oneway
+            + s_port
+            + s_fanin + s_start AS score,
+        -- What decides, apart from hints (ports, timing, fan-in, one direction, a SYN-ACK
+        -- without a SYN, which scans and backscatter send): flags, REJECTs, and roles, from
+        -- the context or inferred from the logs.
+        s_syn + CASE WHEN fwd_syn + rev_syn > 0 THEN s_synack ELSE 0 END + s_reject + s_sg
+            + s_sg_open + s_lb + CASE
+                WHEN lo_origin = 'inferred' OR hi_origin = 'inferred' OR via_inferred = 1 THEN 0
+                ELSE s_nat + s_unsolicited
+            END AS decisive_known,
+        CASE
+            WHEN lo_origin = 'inferred' OR hi_origin = 'inferred' OR via_inferred = 1
+                THEN s_nat + s_unsolicited
+            ELSE 0
+        END AS decisive_inferred
     FROM scored
 ),
 decided AS (
@@ -405,14 +541,19 @@ decided AS (
             ELSE 1
         END AS lo_is_client,
         CASE
+            WHEN score = 0 THEN 'unknown'
+            -- hints alone never say more than low
+            WHEN (decisive_known + decisive_inferred) * score <= 0 THEN 'low'
+            WHEN abs(score) < 2 THEN 'low'
             -- ICMP records carry no ports: one conversation can hold several exchanges, opened
             -- from either side, so natlens says no more than medium about it.
-            WHEN protocol NOT IN (6, 17) AND abs(score) >= 2 THEN 'medium'
-            WHEN abs(score) >= 8 THEN 'certain'
-            WHEN abs(score) >= 4 THEN 'high'
-            WHEN abs(score) >= 2 THEN 'medium'
-            WHEN abs(score) >= 1 THEN 'low'
-            ELSE 'unknown'
+            WHEN protocol NOT IN (6, 17) THEN 'medium'
+            -- roles inferred from the logs never give more than medium: certain and high are
+            -- measured without them
+            WHEN decisive_known * score <= 0 THEN 'medium'
+            WHEN (score - decisive_inferred) * score >= 8 * abs(score) THEN 'certain'
+            WHEN (score - decisive_inferred) * score >= 4 * abs(score) THEN 'high'
+            ELSE 'medium'
         END AS confidence,
         CASE WHEN score > 0 THEN 1 WHEN score < 0 THEN -1 ELSE 0 END AS side
     FROM totals
@@ -427,6 +568,9 @@ explained AS (
             CASE WHEN side <> 0 AND s_nat * side > 0 THEN 'nat-return-only' END,
             CASE WHEN side <> 0 AND s_unsolicited * side > 0 THEN 'nat-unsolicited' END,
             CASE WHEN side <> 0 AND s_reject * side > 0 THEN 'reject-side' END,
+            CASE WHEN side <> 0 AND s_sg * side > 0 THEN 'sg-not-admitted' END,
+            CASE WHEN side <> 0 AND s_sg_open * side > 0 THEN 'sg-admits' END,
+            CASE WHEN side <> 0 AND s_lb * side > 0 THEN 'lb-listener' END,
             CASE WHEN side <> 0 AND s_oneway * side > 0 THEN 'one-way' END,
             CASE
                 WHEN side <> 0 AND s_port * side > 0
@@ -452,6 +596,9 @@ explained AS (
                     THEN 'nat-unsolicited'
             END,
             CASE WHEN s_reject * side < 0 OR (side = 0 AND s_reject <> 0) THEN 'reject-side' END,
+            CASE WHEN s_sg * side < 0 OR (side = 0 AND s_sg <> 0) THEN 'sg-not-admitted' END,
+            CASE WHEN s_sg_open * side < 0 OR (side = 0 AND s_sg_open <> 0) THEN 'sg-admits' END,
+            CASE WHEN s_lb * side < 0 OR (side = 0 AND s_lb <> 0) THEN 'lb-listener' END,
             CASE WHEN s_oneway * side < 0 OR (side = 0 AND s_oneway <> 0) THEN 'one-way' END,
             CASE WHEN s_port * side < 0 OR (side = 0 AND s_port <> 0) THEN 'service-port' END,
             CASE WHEN s_fanin * side < 0 OR (side = 0 AND s_fanin <> 0) THEN 'fan-in' END,

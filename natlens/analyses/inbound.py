@@ -59,21 +59,61 @@ def inbound(engine: Engine, case: Case, options: ConversationOptions | None = No
     return verdicts_from(engine, explained_from(engine, case, options), options)
 
 
+def flags_logged(engine: Engine) -> bool:
+    """Whether any record of the case carries tcp-flags (a version 3+ field)."""
+    found = engine.query("SELECT 1 AS found FROM flows WHERE tcp_flags IS NOT NULL LIMIT 1")
+    return found.num_rows > 0
+
+
 def verdicts_from(engine: Engine, head: str, options: ConversationOptions) -> pa.Table:
     """The verdicts, with their recommendations, from ``head``, which provides ``explained``."""
     table = engine.query(inbound_sql(options, head=head))
-    advice = [recommendation(row, options.context) for row in table.to_pylist()]
+    flags = flags_logged(engine) if table.num_rows else True
+    advice = [recommendation(row, options.context, flags) for row in table.to_pylist()]
     return table.append_column("recommendation", pa.array(advice, pa.string()))
 
 
-def recommendation(row: dict[str, Any], context: Context | None) -> str:
+def missing_evidence(context: Context | None, flags: bool) -> list[str]:
+    """What would let natlens decide, among what the user has not given yet."""
+    missing = []
+    if not flags:
+        missing.append("log tcp-flags (a version 3+ field: a SYN says who opened each connection)")
+    if context is None:
+        missing.append(
+            "give --context DIR with the VPC's describe-* JSON, security groups included "
+            "(natlens context collect)"
+        )
+    elif not context.security_groups:
+        missing.append(
+            "add describe-security-groups to the context (natlens context collect saves it): "
+            "a port the security groups do not admit cannot have been opened from the internet"
+        )
+    if not missing:
+        missing.append(
+            "the logs and the context given do not decide it: look at the conversations with "
+            "natlens explain"
+        )
+    return missing
+
+
+def recommendation(row: dict[str, Any], context: Context | None, flags: bool = True) -> str:
     verdict = row["verdict"]
     address = row["address"]
     if verdict == "exposed":
         where = ", ".join(row["exposed_on"] or [])
+        via = row.get("via") or []
+        rules = row.get("exposed_rules") or []
+        admitted = f" (admitted by {'; '.join(rules)})" if rules else ""
+        if via and len(via) == len(row["exposed_on"] or []):
+            return (
+                f"{address} opened connections to {where}{admitted}: the load balancer(s) "
+                f"{', '.join(via)} take connections from the internet by design. If this one "
+                "should not be public, make it internal or narrow its listener's security group"
+            )
         return (
-            f"{address} opened connections to {where}, which is reachable from the internet: "
-            "if it should not be, remove the security group rule or the public IP that admits it"
+            f"{address} opened connections to {where}{admitted}, which is reachable from the "
+            "internet: if it should not be, remove the security group rule or the public IP "
+            "that admits it"
         )
     if verdict in ("unsolicited", "mixed"):
         ports = row["probed_ports"] or []
@@ -112,8 +152,11 @@ def recommendation(row: dict[str, Any], context: Context | None) -> str:
         )
         return f"Replies to connections opened by {who}: nothing to do."
     return (
-        "The logs do not say who started these conversations: give --context with the VPC's "
-        "describe-* JSON, or log tcp-flags and pkt-srcaddr/pkt-dstaddr (version 3+ fields)."
+        "The evidence does not say who started "
+        + ("some of these conversations" if row.get("conversations", 0) > 1 else "it")
+        + ", and a guess would not do: it could be an exposure. To decide: "
+        + "; ".join(missing_evidence(context, flags))
+        + "."
     )
 
 

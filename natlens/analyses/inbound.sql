@@ -10,21 +10,24 @@ inbound_parts AS (
         CASE WHEN lo_private = 0 THEN hi_resource ELSE lo_resource END AS inside_resource,
         CASE WHEN lo_private = 0 THEN hi_gateway ELSE lo_gateway END AS inside_gateway,
         CASE WHEN lo_private = 0 THEN hi_origin ELSE lo_origin END AS inside_origin,
+        CASE WHEN lo_private = 0 THEN hi_role ELSE lo_role END AS inside_role,
+        CASE WHEN lo_private = 0 THEN hi_sg_rule ELSE lo_sg_rule END AS inside_sg_rule,
         CASE WHEN lo_private = 0 THEN fwd_packets ELSE rev_packets END AS packets_in,
+        CASE WHEN lo_private = 0 THEN rev_packets ELSE fwd_packets END AS packets_out,
         CASE WHEN lo_private = 0 THEN fwd_bytes ELSE rev_bytes END AS bytes_in,
         protocol,
         first_seen,
         last_seen,
         evidence_text,
         CASE
-            WHEN confidence = 'unknown' THEN 'undetermined'
+            -- Every cause needs at least medium confidence: "nothing to do" (response) needs
+            -- as much evidence as "exposed" does, and a guess decides neither.
+            WHEN confidence IN ('low', 'unknown') THEN 'undetermined'
             -- the internet side opened it
             WHEN (lo_private = 0 AND lo_is_client = 1) OR (hi_private = 0 AND lo_is_client = 0)
                 THEN CASE
                     WHEN (CASE WHEN lo_private = 0 THEN hi_gateway ELSE lo_gateway END) = 1
                         THEN 'unsolicited'
-                    -- an exposure is said with at least medium confidence, never guessed
-                    WHEN confidence = 'low' THEN 'undetermined'
                     ELSE 'exposed'
                 END
             ELSE 'response'
@@ -37,13 +40,32 @@ inbound_parts AS (
             OR (hi_private = 0 AND rev_seen = 1 AND (rev_accept = 1 OR rev_reject = 0))
         )
 ),
+inbound_causes AS (
+    SELECT
+        *,
+        -- ICMP carries no ports: an echo request the internet sent to a NAT gateway's address
+        -- shares its conversation with an instance's own ping of the same host through it.
+        -- More packets in than out at the NAT gateway: the extra ones were unsolicited.
+        CASE
+            WHEN cause = 'response' AND protocol NOT IN (6, 17) AND inside_gateway = 1
+                AND packets_in > packets_out THEN 1
+            ELSE 0
+        END AS extra_unsolicited
+    FROM inbound_parts
+),
 inbound AS (
     SELECT
         address,
-        CAST(sum(CASE WHEN cause = 'unsolicited' THEN 1 ELSE 0 END) AS BIGINT) AS unsolicited,
+        CAST(sum(CASE WHEN cause = 'unsolicited' OR extra_unsolicited = 1 THEN 1 ELSE 0 END)
+            AS BIGINT) AS unsolicited,
         CAST(sum(CASE WHEN cause = 'response' THEN 1 ELSE 0 END) AS BIGINT) AS response,
         CAST(sum(CASE WHEN cause = 'exposed' THEN 1 ELSE 0 END) AS BIGINT) AS exposed,
         CAST(sum(CASE WHEN cause = 'undetermined' THEN 1 ELSE 0 END) AS BIGINT) AS undetermined,
+        -- undecided conversations with an address that is not a NAT gateway's could be
+        -- connections the internet opened
+        CAST(sum(CASE WHEN cause = 'undetermined' AND inside_gateway = 0 THEN 1 ELSE 0 END)
+            AS BIGINT) AS open_questions,
+        CAST(count(*) AS BIGINT) AS conversation_count,
         CAST(sum(packets_in) AS BIGINT) AS packets_in,
         CAST(sum(bytes_in) AS BIGINT) AS bytes_in,
         min(first_seen) AS first_seen,
@@ -61,26 +83,38 @@ inbound AS (
                 CAST(inside_port AS VARCHAR)))
                 FILTER (WHERE cause = 'exposed')
         ) AS exposed_on,
-        array_sort(array_agg(DISTINCT inside_port) FILTER (WHERE cause = 'unsolicited'))
-            AS probed_ports,
+        array_sort(
+            array_agg(DISTINCT inside_port)
+                FILTER (WHERE cause = 'unsolicited' OR extra_unsolicited = 1)
+        ) AS probed_ports,
+        array_sort(
+            array_agg(DISTINCT coalesce(inside_resource, inside_addr))
+                FILTER (WHERE cause = 'exposed' AND inside_role = 'load-balancer')
+        ) AS via,
+        array_sort(
+            array_agg(DISTINCT inside_sg_rule)
+                FILTER (WHERE cause = 'exposed' AND inside_sg_rule IS NOT NULL)
+        ) AS exposed_rules,
         array_sort(array_agg(DISTINCT outside_port) FILTER (WHERE cause = 'response'))
             AS service_ports,
         max(CASE WHEN inside_origin = 'inferred' THEN 1 ELSE 0 END) AS inferred,
         max(CASE WHEN inside_origin = 'context' THEN 1 ELSE 0 END) AS from_context,
         {evidence_flags}
-    FROM inbound_parts
+    FROM inbound_causes
     GROUP BY address
 )
 SELECT
     address,
     CASE
         WHEN exposed > 0 THEN 'exposed'
+        -- "nothing to do" is never said while a conversation that may be an exposure is open
+        WHEN open_questions > 0 THEN 'undetermined'
         WHEN unsolicited > 0 AND response > 0 THEN 'mixed'
         WHEN unsolicited > 0 THEN 'unsolicited'
         WHEN response > 0 THEN 'response'
         ELSE 'undetermined'
     END AS verdict,
-    unsolicited + response + exposed + undetermined AS conversations,
+    conversation_count AS conversations,
     unsolicited,
     response,
     exposed,
@@ -92,6 +126,8 @@ SELECT
     coalesce(gateways, CAST([] AS VARCHAR[])) AS gateways,
     coalesce(instances, CAST([] AS VARCHAR[])) AS instances,
     coalesce(exposed_on, CAST([] AS VARCHAR[])) AS exposed_on,
+    coalesce(via, CAST([] AS VARCHAR[])) AS via,
+    coalesce(exposed_rules, CAST([] AS VARCHAR[])) AS exposed_rules,
     coalesce(probed_ports, CAST([] AS INTEGER[])) AS probed_ports,
     coalesce(service_ports, CAST([] AS INTEGER[])) AS service_ports,
     -- where natlens learned which addresses are NAT gateways and instances

@@ -417,7 +417,7 @@ def attribute_sql(
         raise UsageError(f"--log-type must be among {', '.join(LOG_TYPES)}")
     types = ", ".join(f"'{t}'" for t in options.log_types)
     fw_filter = f" AND log_type IN ({types})" if len(options.log_types) < len(LOG_TYPES) else ""
-    cidrs = options.conversations.context.vpc_cidrs() if options.conversations.context else []
+    cidrs = options.conversations.context.inside_cidrs() if options.conversations.context else []
     private = private_sql("o.opener_addr", v4_sql("o.opener_addr"), cidrs)
     return (
         _with_links(options.conversations, head, stored).rstrip()

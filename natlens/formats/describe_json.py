@@ -33,6 +33,7 @@ KINDS = {
     "FlowLogs": "flow_logs",
     "VpcEndpoints": "vpc_endpoints",
     "PrefixLists": "prefix_lists",
+    "SecurityGroups": "security_groups",
 }
 PREFIX_LIST_ID = re.compile(r"pl-[0-9a-f]+")
 
@@ -50,6 +51,7 @@ class Context:
     flow_logs: list[dict[str, Any]] = field(default_factory=list)
     vpc_endpoints: list[dict[str, Any]] = field(default_factory=list)
     prefix_lists: list[dict[str, Any]] = field(default_factory=list)
+    security_groups: list[dict[str, Any]] = field(default_factory=list)
     # get-managed-prefix-list-entries: prefix list id -> its CIDRs
     prefix_list_entries: dict[str, list[str]] = field(default_factory=dict)
     firewalls: list[dict[str, Any]] = field(default_factory=list)  # describe-firewall outputs
@@ -74,6 +76,30 @@ class Context:
                     cidrs.append(cidr)
         return cidrs
 
+    def vpc_ipv6_cidrs(self, vpc_id: str | None = None) -> list[str]:
+        """The associated IPv6 CIDRs of every VPC (``Ipv6CidrBlockAssociationSet``), or of
+        ``vpc_id`` only: addresses in them are the VPC's own, not the internet's."""
+        cidrs: list[str] = []
+        for vpc in self.vpcs:
+            if vpc_id and vpc.get("VpcId") != vpc_id:
+                continue
+            for block in vpc.get("Ipv6CidrBlockAssociationSet") or []:
+                state = (block.get("Ipv6CidrBlockState") or {}).get("State", "associated")
+                cidr = block.get("Ipv6CidrBlock")
+                if cidr and state == "associated" and cidr not in cidrs:
+                    cidrs.append(cidr)
+        return cidrs
+
+    def inside_cidrs(self) -> list[str]:
+        """Every CIDR whose addresses belong to the VPC(s), IPv4 and IPv6."""
+        return [*self.vpc_cidrs(), *self.vpc_ipv6_cidrs()]
+
+    def vpc_ids(self) -> set[str]:
+        """The VPCs the context describes."""
+        found = {v["VpcId"] for v in self.vpcs if isinstance(v.get("VpcId"), str)}
+        found |= {e["VpcId"] for e in self.interfaces if isinstance(e.get("VpcId"), str)}
+        return found
+
     def nat_gateway_addresses(self) -> list[dict[str, Any]]:
         """One row per NAT gateway address: id, ENI, private and public IP, subnet, AZ, state."""
         azs = {s["SubnetId"]: s.get("AvailabilityZone") for s in self.subnets if "SubnetId" in s}
@@ -94,18 +120,23 @@ class Context:
                     "connectivity": nat.get("ConnectivityType", "public"),
                 })  # fmt: skip
         # Without describe-nat-gateways, describe-network-interfaces still names them
-        # (aws-facts §4: InterfaceType nat_gateway, Description "Interface for NAT Gateway nat-…").
-        known = {r["interface_id"] for r in rows}
+        # (aws-facts §4: InterfaceType nat_gateway, Description "Interface for NAT Gateway nat-…");
+        # and a NAT gateway's secondary addresses (up to 8 per NAT gateway) are all on its
+        # interface even when describe-nat-gateways was saved before they were added.
+        known = {r["private_ip"] for r in rows}
+        by_eni = {r["interface_id"]: r for r in rows}
         for eni in self.interfaces:
-            if eni.get("NetworkInterfaceId") in known or not _is_nat_interface(eni):
+            if not (_is_nat_interface(eni) or eni.get("NetworkInterfaceId") in by_eni):
                 continue
             description = eni.get("Description", "")
             nat_id = (
                 description.rsplit(" ", 1)[-1]
                 if description.startswith("Interface for NAT")
-                else None
+                else (by_eni.get(eni.get("NetworkInterfaceId")) or {}).get("nat_gateway_id")
             )
             for private in _private_addresses(eni):
+                if private.get("PrivateIpAddress") in known:
+                    continue
                 rows.append({
                     "nat_gateway_id": nat_id,
                     "interface_id": eni.get("NetworkInterfaceId"),
@@ -181,7 +212,80 @@ class Context:
         for item in self.instance_interfaces():
             role = "public-instance" if item["public_ip"] else "instance"
             add(item["private_ip"], role, item["instance_id"], item["interface_id"])
+        # IPv6 addresses are global: whether the internet can open connections to one depends on
+        # its subnet's route for ::/0, an internet gateway (it can) or an egress-only internet
+        # gateway (it cannot: the gateway passes only replies).
+        for eni in self.interfaces:
+            instance = (eni.get("Attachment") or {}).get("InstanceId")
+            found = service_role(eni)
+            for address in _ipv6_addresses(eni):
+                if found:
+                    add(address, *found, eni.get("NetworkInterfaceId"))
+                elif instance:
+                    reachable = self.ipv6_internet_route(eni.get("SubnetId")) == "igw"
+                    role = "public-instance" if reachable else "instance"
+                    add(address, role, instance, eni.get("NetworkInterfaceId"))
         return list(rows.values())
+
+    def has_network_load_balancer(self) -> bool:
+        """A network load balancer can keep its clients' addresses toward its targets (client
+        IP preservation): then an instance without a public address does receive internet
+        addresses that are not replies."""
+        return any(
+            eni.get("InterfaceType") == "network_load_balancer"
+            or str(eni.get("Description", "")).startswith("ELB net/")
+            for eni in self.interfaces
+        )
+
+    def ipv6_internet_route(self, subnet_id: str | None) -> str | None:
+        """``igw``, ``eigw`` or None: where the subnet's route table sends ``::/0`` (its own
+        table, else the VPC's main table)."""
+        vpc = next((s.get("VpcId") for s in self.subnets if s.get("SubnetId") == subnet_id), None)
+
+        def associated(test: Any) -> dict[str, Any] | None:
+            return next(
+                (
+                    t
+                    for t in self.route_tables
+                    if any(test(t, a) for a in t.get("Associations") or [])
+                ),
+                None,
+            )
+
+        table = associated(lambda _t, a: a.get("SubnetId") == subnet_id) or associated(
+            lambda t, a: a.get("Main") and t.get("VpcId") == vpc
+        )
+        for route in (table or {}).get("Routes") or []:
+            if route.get("DestinationIpv6CidrBlock") != "::/0":
+                continue
+            if route.get("EgressOnlyInternetGatewayId"):
+                return "eigw"
+            if str(route.get("GatewayId", "")).startswith("igw-"):
+                return "igw"
+        return None
+
+    def security_group_rules(self) -> dict[str, list[dict[str, Any]]]:
+        """Per address of an interface whose security groups are all in the context: the
+        inbound rules that admit internet addresses (IPv4 and IPv6 ranges, and prefix lists,
+        by their entries when known). An address with no such rule maps to an empty list: its
+        security groups admit no connection from the internet. Addresses whose groups are not
+        all known are absent (nothing can be said)."""
+        groups = {
+            g["GroupId"]: g for g in self.security_groups if isinstance(g.get("GroupId"), str)
+        }
+        out: dict[str, list[dict[str, Any]]] = {}
+        for eni in self.interfaces:
+            ids = [g.get("GroupId") for g in eni.get("Groups") or []]
+            if not ids or any(i not in groups for i in ids):
+                continue
+            rules = [r for i in ids for r in _inbound_rules(groups[i], self.prefix_list_entries)]
+            for address in [
+                *(p.get("PrivateIpAddress") for p in _private_addresses(eni)),
+                *_ipv6_addresses(eni),
+            ]:
+                if address:
+                    out.setdefault(address, []).extend(rules)
+        return out
 
 
 def service_role(eni: dict[str, Any]) -> tuple[str, str | None] | None:
@@ -196,6 +300,48 @@ def service_role(eni: dict[str, Any]) -> tuple[str, str | None] | None:
     if kind == "lambda" or description.startswith("AWS Lambda VPC ENI"):
         return "lambda", description.removeprefix("AWS Lambda VPC ENI-") or None
     return None
+
+
+# describe-security-groups IpProtocol: a name or a number; "-1" is every protocol.
+_PROTOCOLS = {"-1": -1, "tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
+
+
+def _inbound_rules(
+    group: dict[str, Any], prefix_lists: dict[str, list[str]]
+) -> list[dict[str, Any]]:
+    """A security group's inbound rules as (protocol, ports, source CIDR) rows. A prefix list
+    whose entries are unknown admits anyone, as far as natlens can tell."""
+    rows = []
+    for permission in group.get("IpPermissions") or []:
+        name = str(permission.get("IpProtocol", "-1")).lower()
+        protocol = _PROTOCOLS.get(name, int(name) if name.isdigit() else -1)
+        ported = protocol in (6, 17)
+        low = permission.get("FromPort") if ported else None
+        high = permission.get("ToPort") if ported else None
+        if not isinstance(low, int) or low < 0:
+            low = 0
+        if not isinstance(high, int) or high < 0:
+            high = 65535
+        sources = [r.get("CidrIp") for r in permission.get("IpRanges") or []]
+        sources += [r.get("CidrIpv6") for r in permission.get("Ipv6Ranges") or []]
+        for entry in permission.get("PrefixListIds") or []:
+            listed = prefix_lists.get(str(entry.get("PrefixListId")))
+            sources += listed if listed is not None else ["0.0.0.0/0", "::/0"]
+        for source in sources:
+            if isinstance(source, str):
+                rows.append({
+                    "group_id": group.get("GroupId"), "protocol": protocol,
+                    "from_port": low, "to_port": high, "source": source,
+                })  # fmt: skip
+    return rows
+
+
+def _ipv6_addresses(eni: dict[str, Any]) -> list[str]:
+    return [
+        a["Ipv6Address"]
+        for a in eni.get("Ipv6Addresses") or []
+        if isinstance(a, dict) and isinstance(a.get("Ipv6Address"), str)
+    ]
 
 
 def _private_addresses(eni: dict[str, Any]) -> list[dict[str, Any]]:
@@ -281,6 +427,7 @@ def _dedupe(context: Context) -> None:
         "network_acls": "NetworkAclId", "internet_gateways": "InternetGatewayId",
         "reservations": "ReservationId", "flow_logs": "FlowLogId",
         "vpc_endpoints": "VpcEndpointId", "prefix_lists": "PrefixListId",
+        "security_groups": "GroupId",
     }  # fmt: skip
     for attribute, key in ids.items():
         seen: set[str] = set()

@@ -229,6 +229,10 @@ class TrafficGenerator:
         duration = rng.exponential(row[:, 6]).astype(np.int64)
         icmp = c["protocol"] == 1
         c["client_port"][icmp] = 0  # aws-facts §11.6: ICMP records carry ports 0
+        # An echo reply answers each echo request, the same size: never more replies than
+        # requests.
+        c["response_packets"][icmp] = c["request_packets"][icmp]
+        c["response_size"][icmp] = c["request_size"][icmp]
         tcp = c["protocol"] == 6
         u = rng.random(n)
         variant = np.full(n, NORMAL)

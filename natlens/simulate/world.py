@@ -225,6 +225,7 @@ def describe(world: World) -> dict[str, Any]:
         "describe-instances.json": {
             "Reservations": [_reservation(world, i) for i in world.instances]
         },
+        "describe-security-groups.json": {"SecurityGroups": _security_groups(world)},
     }
     if world.firewall_name:
         files["describe-firewall.json"] = _firewall(world)
@@ -478,9 +479,7 @@ def _eni(world: World, eni: Interface) -> dict[str, Any]:
         "AvailabilityZone": eni.subnet.az,
         "AvailabilityZoneId": eni.subnet.az_id,
         "Description": description,
-        "Groups": []
-        if eni.kind != "instance"
-        else [{"GroupName": "app", "GroupId": "sg-0a1b2c3d4e5f60789"}],
+        "Groups": [] if eni.kind != "instance" else _groups(eni),
         "InterfaceType": interface_type,
         "Ipv6Addresses": [],
         "MacAddress": "02:00:00:00:00:00",
@@ -581,6 +580,44 @@ def _nacls(world: World) -> list[dict[str, Any]]:
         }
 
     return [acl("nacl_default", True, others, False), acl("nacl_public", False, public, True)]
+
+
+# Every instance is in "app", which admits only the VPC; an instance with a public IP is also in
+# "public-web", which admits SSH and HTTPS from anywhere: what its clients reach.
+APP_GROUP = "sg-0a1b2c3d4e5f60789"
+WEB_GROUP = "sg-0f1e2d3c4b5a69780"
+
+
+def _groups(eni: Interface) -> list[dict[str, str]]:
+    groups = [{"GroupName": "app", "GroupId": APP_GROUP}]
+    if eni.public_ip:
+        groups.append({"GroupName": "public-web", "GroupId": WEB_GROUP})
+    return groups
+
+
+def _security_groups(world: World) -> list[dict[str, Any]]:
+    def rule(protocol: str, low: int, high: int, cidr: str) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "IpProtocol": protocol,
+            "IpRanges": [{"CidrIp": cidr}],
+            "Ipv6Ranges": [],
+            "PrefixListIds": [],
+            "UserIdGroupPairs": [],
+        }
+        if protocol != "-1":
+            item |= {"FromPort": low, "ToPort": high}
+        return item
+
+    everywhere = [rule("-1", 0, 0, "0.0.0.0/0")]
+    return [
+        {"GroupId": APP_GROUP, "GroupName": "app", "Description": "app servers",
+         "VpcId": world.vpc_id, "OwnerId": ACCOUNT,
+         "IpPermissions": [rule("-1", 0, 0, VPC_CIDR)], "IpPermissionsEgress": everywhere},
+        {"GroupId": WEB_GROUP, "GroupName": "public-web", "Description": "SSH and HTTPS",
+         "VpcId": world.vpc_id, "OwnerId": ACCOUNT,
+         "IpPermissions": [rule("tcp", 22, 22, "0.0.0.0/0"), rule("tcp", 443, 443, "0.0.0.0/0")],
+         "IpPermissionsEgress": everywhere},
+    ]  # fmt: skip
 
 
 def _reservation(world: World, instance: Instance) -> dict[str, Any]:

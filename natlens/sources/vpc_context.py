@@ -28,6 +28,8 @@ EC2_CALLS = (
      "attachment.vpc-id"),
     ("describe-instances.json", "describe_instances", "Reservations", "vpc-id"),
     ("describe-vpc-endpoints.json", "describe_vpc_endpoints", "VpcEndpoints", "vpc-id"),
+    # security groups are stateful: what they admit decides who could have opened a connection
+    ("describe-security-groups.json", "describe_security_groups", "SecurityGroups", "vpc-id"),
     ("describe-flow-logs.json", "describe_flow_logs", "FlowLogs", None),
 )  # fmt: skip
 
