@@ -421,15 +421,22 @@ def _output(args: argparse.Namespace) -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def _case_and_engine(args: argparse.Namespace) -> Iterator[tuple[Any, Any]]:
+def _case_and_engine(args: argparse.Namespace, options: Any = None) -> Iterator[tuple[Any, Any]]:
     """The inputs as a case (sources are read into a temporary one, gone afterwards) and the
-    engine to query it; results must be read before the block ends."""
+    engine to query it; results must be read before the block ends. ``options``' context is
+    checked against the logs first (another VPC's, or contradicting them, is not used)."""
+    from natlens.analyses.context_check import check_context
     from natlens.engine import open_engine
+    from natlens.render.terminal import visible
 
     with (
         _case_from_inputs(args) as case,
         open_engine(args.engine, args.spark_master, args.memory_limit) as engine,
     ):
+        if options is not None and options.context is not None:
+            options.context, warnings = check_context(engine, case, options.context)
+            for warning in warnings:
+                sys.stderr.write(f"natlens: context: {visible(warning)}\n")
         yield case, engine
 
 
@@ -500,7 +507,7 @@ def cmd_conversations(args: argparse.Namespace) -> int:
     from natlens.render import render
 
     options = _conversation_options(args)
-    with _case_and_engine(args) as (case, engine):
+    with _case_and_engine(args, options) as (case, engine):
         parquet_file = args.format == "parquet" and args.output
         if parquet_file and export_conversations(engine, case, Path(args.output), options):
             return EXIT_OK
@@ -511,12 +518,12 @@ def cmd_conversations(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _render_analysis(args: argparse.Namespace, produce: Any) -> None:
+def _render_analysis(args: argparse.Namespace, produce: Any, options: Any) -> None:
     """Run ``produce(engine, case)`` and render its rows (a table or a stream, read before the
-    engine closes) in the chosen format."""
+    engine closes) in the chosen format; ``options`` hold the context to check."""
     from natlens.render import render
 
-    with _case_and_engine(args) as (case, engine):
+    with _case_and_engine(args, options) as (case, engine):
         rows = produce(engine, case)
         with _output(args) as out:
             render(rows, args.format, out)
@@ -526,7 +533,7 @@ def cmd_inbound(args: argparse.Namespace) -> int:
     from natlens.analyses.inbound import inbound
 
     options = _conversation_options(args)
-    _render_analysis(args, lambda engine, case: inbound(engine, case, options))
+    _render_analysis(args, lambda engine, case: inbound(engine, case, options), options)
     return EXIT_OK
 
 
@@ -546,7 +553,9 @@ def cmd_nat(args: argparse.Namespace) -> int:
 
     options = _nat_options(args)
     produce = top_talkers if args.top_talkers else nat_links
-    _render_analysis(args, lambda engine, case: produce(engine, case, options))
+    _render_analysis(
+        args, lambda engine, case: produce(engine, case, options), options.conversations
+    )
     return EXIT_OK
 
 
@@ -556,7 +565,9 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     options = _nat_options(args)
     sources = AlertSources()
     _render_analysis(
-        args, lambda engine, case: sources.watch(attribute_batches(engine, case, options))
+        args,
+        lambda engine, case: sources.watch(attribute_batches(engine, case, options)),
+        options.conversations,
     )
     note = sources.note()
     if note:
@@ -569,7 +580,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from natlens.render.explanation import write_text
 
     options = _conversation_options(args)
-    with _case_and_engine(args) as (case, engine):
+    with _case_and_engine(args, options) as (case, engine):
         report = explain(engine, case, args.address, options)
     with _output(args) as out:
         if args.format == "json":

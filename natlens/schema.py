@@ -156,6 +156,13 @@ EVIDENCE: dict[str, str] = {
     "address, with no outbound flow to match: the internet side sent them, and the NAT gateway "
     "dropped them",
     "reject-side": "only REJECT records, in one direction: the initiator's packets were dropped",
+    "sg-not-admitted": "the private side's security groups (from the context) admit no "
+    "connection from the internet side's address to this port, yet its packets were accepted: "
+    "security groups are stateful, so they were replies",
+    "sg-admits": "a security group rule admits the internet side's address to this one service "
+    "port (not a whole ephemeral range): a port meant to be reached from the internet",
+    "lb-listener": "a load balancer (from the context) takes connections from its clients and "
+    "never opens one to the internet",
     "one-way": "only one direction was logged: its sender is probably the initiator",
     "service-port": "one side uses a well-known (below 1024) or listed service port, the other "
     "does not",

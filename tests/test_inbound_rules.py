@@ -19,7 +19,7 @@ from natlens.engine import DuckDBEngine
 from natlens.formats.describe_json import load_context
 from natlens.ingest import IngestOptions, ingest
 
-DEFAULT = "version interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n"  # noqa: E501
+DEFAULT = "version interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n"  # fmt: skip
 FLAGS = DEFAULT.rstrip("\n") + " tcp-flags\n"
 PKT = FLAGS.rstrip("\n") + " pkt-srcaddr pkt-dstaddr\n"
 
@@ -111,14 +111,13 @@ def test_ports_alone_never_say_nothing_to_do(tmp_path: Path) -> None:
 
 
 def test_a_syn_from_the_internet_to_an_admitted_port_is_an_exposure(tmp_path: Path) -> None:
-    lines = [line.replace(" ACCEPT OK", " ACCEPT OK") for line in WEB]
     lines = [WEB[0] + " 2", WEB[1] + " 18"]
     case = case_of(tmp_path, FLAGS, lines)
     options = context_of(
         tmp_path,
         enis={
             "NetworkInterfaces": [eni("eni-web", "10.0.5.20", "i-web", "54.0.0.20", ("sg-web",))]
-        },  # fmt: skip
+        },
         groups={"SecurityGroups": [group("sg-web", ("tcp", 8443, 8443, "0.0.0.0/0"))]},
     )
     verdict = verdicts(case, options)["198.51.100.10"]
@@ -142,7 +141,7 @@ def test_security_groups_that_admit_nothing_make_it_a_reply(tmp_path: Path) -> N
         tmp_path,
         enis={
             "NetworkInterfaces": [eni("eni-web", "10.0.5.20", "i-web", "54.0.0.20", ("sg-ssh",))]
-        },  # fmt: skip
+        },
         groups={"SecurityGroups": [group("sg-ssh", ("tcp", 22, 22, "10.0.0.0/16"))]},
     )
     found = {r["server_port"]: r for r in rows(case, options)}
@@ -168,6 +167,10 @@ ROUTES6 = {"RouteTables": [
 ]}  # fmt: skip
 
 
+A6 = eni("eni-a", "10.0.1.10", "i-a", ipv6=("2600:1f18:abcd:ef01::10",), subnet="subnet-pub")
+B6 = eni("eni-b", "10.0.2.20", "i-b", ipv6=("2600:1f18:abcd:ef02::20",), subnet="subnet-priv")
+
+
 def test_ipv6_exposure_and_egress_only_replies(tmp_path: Path) -> None:
     """The VPC's IPv6 CIDR is its own, not the internet. An instance whose subnet routes ::/0 to
     an internet gateway is reachable (a SYN from the internet: exposed); one behind an
@@ -184,15 +187,14 @@ def test_ipv6_exposure_and_egress_only_replies(tmp_path: Path) -> None:
         tmp_path,
         vpcs=VPC6,
         routes=ROUTES6,
-        subnets={"Subnets": [{"SubnetId": "subnet-pub", "VpcId": "vpc-1"},
-                             {"SubnetId": "subnet-priv", "VpcId": "vpc-1"}]},  # fmt: skip
-        enis={"NetworkInterfaces": [
-            eni("eni-a", "10.0.1.10", "i-a", ipv6=("2600:1f18:abcd:ef01::10",),
-                subnet="subnet-pub"),
-            eni("eni-b", "10.0.2.20", "i-b", ipv6=("2600:1f18:abcd:ef02::20",),
-                subnet="subnet-priv"),
-        ]},
-    )  # fmt: skip
+        subnets={
+            "Subnets": [
+                {"SubnetId": "subnet-pub", "VpcId": "vpc-1"},
+                {"SubnetId": "subnet-priv", "VpcId": "vpc-1"},
+            ]
+        },
+        enis={"NetworkInterfaces": [A6, B6]},
+    )
     said = verdicts(case, options)
     assert set(said) == {"2001:db8:1::5", "2001:db8:2::7", "2001:db8:3::9"}
     assert said["2001:db8:1::5"]["verdict"] == "exposed"
@@ -352,15 +354,55 @@ def test_engines_agree_on_ipv6_and_security_groups(engine, tmp_path: Path) -> No
         vpcs=VPC6,
         routes=ROUTES6,
         subnets={"Subnets": [{"SubnetId": "subnet-pub", "VpcId": "vpc-1"}]},
-        enis={"NetworkInterfaces": [
-            eni("eni-a", "10.0.1.10", "i-a", ipv6=("2600:1f18:abcd:ef01::10",),
-                subnet="subnet-pub"),
-            eni("eni-web", "10.0.5.20", "i-web", "54.0.0.20", ("sg-ssh",)),
-        ]},
+        enis={
+            "NetworkInterfaces": [
+                A6,
+                eni("eni-web", "10.0.5.20", "i-web", "54.0.0.20", ("sg-ssh",)),
+            ]
+        },
         groups={"SecurityGroups": [group("sg-ssh", ("tcp", 22, 22, "::/0"))]},
-    )  # fmt: skip
+    )
     said = {r["address"]: r["verdict"] for r in inbound(engine, case, options).to_pylist()}
     assert said == {"2001:db8:1::5": "exposed", "203.0.113.9": "response"}
     with DuckDBEngine() as duck:
         expected = conversations(duck, case, options).to_pylist()
     assert conversations(engine, case, options).to_pylist() == expected
+
+
+# -- context that is not about these logs -------------------------------------------------------
+
+WITH_INSTANCE = "version interface-id instance-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status\n"  # fmt: skip
+
+
+def test_context_from_another_vpc_or_contradicting_the_logs_is_not_used(
+    natlens, tmp_path: Path
+) -> None:
+    """The flow logs name their interfaces and instances: a context that knows none of them
+    (another VPC's: 10.0.0.0/16 is everyone's) or names another instance is not used, and
+    natlens says so on stderr."""
+    source = tmp_path / "flows.log"
+    source.write_text(WITH_INSTANCE + "\n".join([
+        "3 eni-web i-web 10.0.5.20 203.0.113.9 41000 443 6 10 1200 1000 1059 ACCEPT OK",
+        "3 eni-web i-web 203.0.113.9 10.0.5.20 443 41000 6 12 9000 1000 1059 ACCEPT OK",
+    ]) + "\n")  # fmt: skip
+    other = tmp_path / "other"
+    other.mkdir()
+    # another VPC's instance without a public IP at the same address
+    (other / "enis.json").write_text(json.dumps(
+        {"NetworkInterfaces": [eni("eni-elsewhere", "10.0.5.20", "i-elsewhere")]}
+    ))  # fmt: skip
+    run = natlens("conversations", source, "--context", other, "--format", "jsonl")
+    assert run.code == 0, run.err
+    assert "none of the 1 interfaces in the logs is in the context" in run.err
+    assert all(r["roles_from"] != "context" for r in run.jsonl())
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    (stale / "enis.json").write_text(json.dumps(
+        {"NetworkInterfaces": [eni("eni-web", "10.0.5.20", "i-\x1b[31mold")]}
+    ))  # fmt: skip
+    run = natlens("inbound", source, "--context", stale, "--format", "jsonl")
+    assert run.code == 0, run.err
+    assert "eni-web: the flow logs say instance i-web, the context i-\\x1b[31mold" in run.err
+    assert "\x1b" not in run.err  # an id from a file never drives the terminal
+    (verdict,) = run.jsonl()
+    assert verdict["instances"] != ["i-\x1b[31mold"] and verdict["roles_from"] != "context"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from natlens.analyses.nat import (
 )
 from natlens.case import Case
 from natlens.engine import DuckDBEngine, check_portable
+from natlens.errors import UsageError
 from natlens.formats.describe_json import load_context
 from natlens.ingest import IngestOptions, ingest
 from natlens.simulate import SimulateOptions, simulate
@@ -183,17 +185,32 @@ def test_nat_links_and_top_talkers(worlds) -> None:
 
 
 def test_aws_example_events_without_flow_logs(tmp_path: Path) -> None:
-    """AWS's own examples: the internet's events name no instance, a private source passes."""
+    """AWS's own examples without flow logs: a private source could be a NAT gateway's address
+    as well as an instance's, so natlens says it cannot attribute rather than name it. With a
+    context, the instance it names passes as certain, the NAT gateway's address names none."""
     ingest([str(FIXTURES / "network-firewall" / "aws-examples.log")], str(tmp_path / "case"),
            IngestOptions())  # fmt: skip
+    case = Case.open(tmp_path / "case")
+    with DuckDBEngine() as engine, pytest.raises(UsageError, match="no flow logs"):
+        attribute(engine, case, NatOptions(ConversationOptions()))
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "enis.json").write_text(json.dumps({"NetworkInterfaces": [
+        {"NetworkInterfaceId": "eni-i", "PrivateIpAddress": "10.0.2.53",
+         "Attachment": {"InstanceId": "i-0123456789abcdef0"}},
+        {"NetworkInterfaceId": "eni-nat", "InterfaceType": "nat_gateway",
+         "Description": "Interface for NAT Gateway nat-0aaa", "PrivateIpAddress": "10.0.100.55"},
+    ]}))  # fmt: skip
+    options = NatOptions(ConversationOptions(load_context(context)))
     with DuckDBEngine() as engine:
-        rows = attribute(engine, Case.open(tmp_path / "case"), NatOptions(ConversationOptions()))
-    kinds = [(r["log_type"], r["source_kind"], r["instance_address"]) for r in rows.to_pylist()]
+        rows = attribute(engine, case, options).to_pylist()
+    kinds = [(r["log_type"], r["source_kind"], r["instance_address"], r["confidence"])
+             for r in rows]  # fmt: skip
     assert kinds == [
-        ("flow", "internet", None),
-        ("alert", "internet", None),
-        ("tls", "private", "10.0.2.53"),
-        ("alert", "private", "10.0.100.55"),
+        ("flow", "internet", None, None),
+        ("alert", "internet", None, None),
+        ("tls", "private", "10.0.2.53", "certain"),
+        ("alert", "nat-gateway", None, "unknown"),
     ]
 
 

@@ -48,15 +48,21 @@ fw_ordered AS (
 fw_openers AS (
     SELECT * FROM fw_ordered WHERE k = 1
 ),
+context_instances AS (
+    -- the instances' addresses the context names (even without flow logs)
+{context_instances}
+),
 instance_hosts AS (
     -- what the context and the logs say about a private address that is a flow's source
     SELECT
         a.address,
-        max(c.client_resource) AS instance_id,
-        coalesce(max(c.client_interface), max(w.interface_id)) AS interface_id
+        coalesce(max(c.client_resource), max(x.instance_id)) AS instance_id,
+        coalesce(max(c.client_interface), max(w.interface_id), max(x.interface_id))
+            AS interface_id
     FROM (SELECT DISTINCT opener_addr AS address FROM fw_openers) AS a
     LEFT JOIN named AS c ON c.client_addr = a.address
     LEFT JOIN owners AS w ON w.address = a.address
+    LEFT JOIN context_instances AS x ON x.address = a.address
     GROUP BY a.address
 ),
 fw_flows AS (

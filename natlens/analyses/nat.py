@@ -79,6 +79,16 @@ def _context_nats(context: Context | None) -> str:
     return text_rows_sql(rows, ("address", "nat_gateway", "nat_interface"))
 
 
+def _context_instances(context: Context | None) -> str:
+    rows = [
+        {"address": r["private_ip"], "instance_id": r["instance_id"],
+         "interface_id": r["interface_id"]}
+        for r in (context.instance_interfaces() if context else [])
+        if r.get("private_ip")
+    ]  # fmt: skip
+    return text_rows_sql(rows, ("address", "instance_id", "interface_id"))
+
+
 def _named_columns() -> str:
     """The conversation facts seen from the client: the columns ``natlens conversations``
     gives, and the sides' gateway, privacy and interface."""
@@ -419,9 +429,17 @@ def attribute_sql(
     fw_filter = f" AND log_type IN ({types})" if len(options.log_types) < len(LOG_TYPES) else ""
     cidrs = options.conversations.context.inside_cidrs() if options.conversations.context else []
     private = private_sql("o.opener_addr", v4_sql("o.opener_addr"), cidrs)
+    nat_sure = "coalesce(fl.confidence, pl.confidence, 'unknown') NOT IN ('low', 'unknown')"
+    source_known = "(h.instance_id IS NOT NULL OR h.interface_id IS NOT NULL)"
     return (
         _with_links(options.conversations, head, stored).rstrip()
-        + load_sql("attribute").format(slack=SLACK, fw_filter=fw_filter).rstrip()
+        + load_sql("attribute")
+        .format(
+            slack=SLACK,
+            fw_filter=fw_filter,
+            context_instances=_context_instances(options.conversations.context),
+        )
+        .rstrip()
         + _link_ctes("fw_own", "fw")
         + f"""SELECT
     e.event_time,
@@ -444,23 +462,26 @@ def attribute_sql(
         WHEN {private} = 1 THEN 'private'
         ELSE 'internet'
     END AS source_kind,
+    -- A low answer is shown as a candidate, never as the instance.
     CASE
-        WHEN n.address IS NOT NULL THEN coalesce({_named("fl", "addr")}, {_named("pl", "addr")})
-        WHEN {private} = 1 THEN o.opener_addr
+        WHEN n.address IS NOT NULL AND {nat_sure}
+            THEN coalesce({_named("fl", "addr")}, {_named("pl", "addr")})
+        WHEN n.address IS NULL AND {private} = 1 AND {source_known} THEN o.opener_addr
     END AS instance_address,
     CASE
-        WHEN n.address IS NOT NULL THEN coalesce({_named("fl", "port")}, {_named("pl", "port")})
-        WHEN {private} = 1 THEN o.opener_port
+        WHEN n.address IS NOT NULL AND {nat_sure}
+            THEN coalesce({_named("fl", "port")}, {_named("pl", "port")})
+        WHEN n.address IS NULL AND {private} = 1 AND {source_known} THEN o.opener_port
     END AS instance_port,
     CASE
-        WHEN n.address IS NOT NULL
+        WHEN n.address IS NOT NULL AND {nat_sure}
             THEN coalesce({_named("fl", "instance_id")}, {_named("pl", "instance_id")})
-        WHEN {private} = 1 THEN h.instance_id
+        WHEN n.address IS NULL AND {private} = 1 THEN h.instance_id
     END AS instance_id,
     CASE
-        WHEN n.address IS NOT NULL
+        WHEN n.address IS NOT NULL AND {nat_sure}
             THEN coalesce({_named("fl", "interface")}, {_named("pl", "interface")})
-        WHEN {private} = 1 THEN h.interface_id
+        WHEN n.address IS NULL AND {private} = 1 THEN h.interface_id
     END AS instance_interface,
     CASE WHEN n.address IS NOT NULL THEN n.nat_gateway END AS nat_gateway,
     CASE
@@ -469,7 +490,11 @@ def attribute_sql(
     END AS method,
     CASE
         WHEN n.address IS NOT NULL THEN coalesce(fl.confidence, pl.confidence, 'unknown')
-        WHEN {private} = 1 THEN 'certain'
+        -- the context names the instance; the logs show an interface of its own (and no NAT
+        -- gateway was seen at it); or nothing says it is not a NAT gateway's address
+        WHEN {private} = 1 AND h.instance_id IS NOT NULL THEN 'certain'
+        WHEN {private} = 1 AND h.interface_id IS NOT NULL THEN 'medium'
+        WHEN {private} = 1 THEN 'low'
     END AS confidence,
     CASE WHEN n.address IS NOT NULL THEN coalesce(fl.candidate_count, pl.candidate_count, 0)
         WHEN {private} = 1 THEN 1 ELSE 0 END AS candidate_count,
@@ -477,6 +502,8 @@ def attribute_sql(
     CASE
         WHEN fl.outside_id IS NOT NULL THEN {_candidates("fl")}
         WHEN pl.outside_id IS NOT NULL THEN {_candidates("pl")}
+        WHEN n.address IS NULL AND {private} = 1 AND NOT {source_known}
+            THEN [concat(o.opener_addr, ':', CAST(o.opener_port AS VARCHAR))]
         ELSE {EMPTY_LIST}
     END AS candidates,
     CASE WHEN pl.outside_id IS NOT NULL THEN true ELSE false END AS public_leg_logged,
@@ -535,6 +562,15 @@ def attribute_batches(engine: Engine, case: Case, options: NatOptions) -> pa.Rec
             "the case has no Network Firewall events",
             hint="ingest the firewall's alert and flow logs beside the flow logs: natlens ingest "
             "s3://BUCKET/AWSLogs/ACCOUNT/network-firewall/ --case CASE",
+        )
+    if not case.parts("flows") and options.conversations.context is None:
+        # The firewall's source could be a NAT gateway's address as well as an instance's:
+        # only flow logs (or the context) tell them apart.
+        raise UsageError(
+            "the case has firewall events but no flow logs: natlens cannot tell which instance "
+            "is behind an address, nor whether it is a NAT gateway's",
+            hint="ingest the flow logs of the NAT gateways' and instances' interfaces into the "
+            "same case, and give --context DIR",
         )
     return engine.query_batches(attribute_sql(options, *_head(engine, case, options)))
 
