@@ -31,12 +31,16 @@ def case_of(tmp_path: Path, header: str, lines: list[str]) -> Case:
     return Case.open(report.case)
 
 
-def context_of(tmp_path: Path, **files: Any) -> ConversationOptions:
-    directory = tmp_path / "context"
+def context_dir(directory: Path, **files: Any) -> Path:
+    """A directory of describe-* JSON files, one per keyword (file name = keyword)."""
     directory.mkdir(exist_ok=True)
     for name, document in files.items():
         (directory / f"{name}.json").write_text(json.dumps(document))
-    return ConversationOptions(context=load_context(directory))
+    return directory
+
+
+def context_of(tmp_path: Path, **files: Any) -> ConversationOptions:
+    return ConversationOptions(context=load_context(context_dir(tmp_path / "context", **files)))
 
 
 def verdicts(case: Case, options: ConversationOptions | None = None) -> dict[str, dict]:
@@ -385,24 +389,36 @@ def test_context_from_another_vpc_or_contradicting_the_logs_is_not_used(
         "3 eni-web i-web 10.0.5.20 203.0.113.9 41000 443 6 10 1200 1000 1059 ACCEPT OK",
         "3 eni-web i-web 203.0.113.9 10.0.5.20 443 41000 6 12 9000 1000 1059 ACCEPT OK",
     ]) + "\n")  # fmt: skip
-    other = tmp_path / "other"
-    other.mkdir()
     # another VPC's instance without a public IP at the same address
-    (other / "enis.json").write_text(json.dumps(
-        {"NetworkInterfaces": [eni("eni-elsewhere", "10.0.5.20", "i-elsewhere")]}
-    ))  # fmt: skip
+    other = context_dir(tmp_path / "other", enis={
+        "NetworkInterfaces": [eni("eni-elsewhere", "10.0.5.20", "i-elsewhere")]
+    })  # fmt: skip
     run = natlens("conversations", source, "--context", other, "--format", "jsonl")
     assert run.code == 0, run.err
     assert "none of the 1 interfaces in the logs is in the context" in run.err
     assert all(r["roles_from"] != "context" for r in run.jsonl())
-    stale = tmp_path / "stale"
-    stale.mkdir()
-    (stale / "enis.json").write_text(json.dumps(
-        {"NetworkInterfaces": [eni("eni-web", "10.0.5.20", "i-\x1b[31mold")]}
-    ))  # fmt: skip
+    stale = context_dir(tmp_path / "stale", enis={
+        "NetworkInterfaces": [eni("eni-web", "10.0.5.20", "i-\x1b[31mold")]
+    })  # fmt: skip
     run = natlens("inbound", source, "--context", stale, "--format", "jsonl")
     assert run.code == 0, run.err
     assert "eni-web: the flow logs say instance i-web, the context i-\\x1b[31mold" in run.err
     assert "\x1b" not in run.err  # an id from a file never drives the terminal
     (verdict,) = run.jsonl()
     assert verdict["instances"] != ["i-\x1b[31mold"] and verdict["roles_from"] != "context"
+
+
+def test_the_terminal_table_shows_control_characters_never_obeys_them() -> None:
+    """A security group id or load balancer name from a context file reaches the table
+    (exposed_rules, via, recommendation): escape sequences are shown as text."""
+    import io
+
+    import pyarrow as pa
+
+    from natlens.render import render
+
+    out = io.StringIO()
+    hostile = "sg-1\x1b[2J\x07 tcp 22 from 0.0.0.0/0"
+    render(pa.table({"exposed_rules": [[hostile]], "note": ["a\u202eb\r"]}), "table", out)
+    assert "\x1b" not in out.getvalue() and "\r" not in out.getvalue()
+    assert "sg-1\\x1b[2J\\x07 tcp 22" in out.getvalue() and "a\\u202eb\\x0d" in out.getvalue()

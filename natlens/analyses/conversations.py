@@ -18,7 +18,7 @@ from natlens.analyses import load_sql
 from natlens.case import Case
 from natlens.engine import Engine
 from natlens.errors import UsageError
-from natlens.formats.describe_json import Context
+from natlens.formats.describe_json import SG_PROTOCOLS, Context
 
 # aws-facts section 4: a NAT gateway times out a connection idle for 350 s; the same 5-tuple after
 # that is a new connection.
@@ -154,20 +154,34 @@ def _kind_max() -> str:
     return ",\n        ".join(parts)
 
 
-def text_rows_sql(rows: list[dict[str, str | None]], columns: tuple[str, ...]) -> str:
-    """Rows of text (the context's addresses and ids) as a SELECT with these columns; an empty
-    SELECT of the same columns when there are none."""
+def values_sql(
+    rows: list[tuple[object, ...]], columns: tuple[str, ...], types: tuple[str, ...]
+) -> str:
+    """Rows (the context's addresses, ids and rules) as a SELECT with these typed columns; an
+    empty SELECT of the same columns when there are none. Text enters as quoted literals."""
     if not rows:
-        nulls = ", ".join(f"CAST(NULL AS VARCHAR) AS {c}" for c in columns)
+        nulls = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in zip(columns, types, strict=True))
         return f"    SELECT {nulls}\n    WHERE 1 = 0"
 
-    def quote(value: str | None) -> str:
-        return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
+    def literal(value: object, kind: str) -> str:
+        if value is None:
+            return f"CAST(NULL AS {kind})" if kind != "VARCHAR" else "NULL"
+        if isinstance(value, int):
+            return f"CAST({int(value)} AS {kind})"
+        return "'" + str(value).replace("'", "''") + "'"
 
     values = ",\n        ".join(
-        "(" + ", ".join(quote(row[c]) for c in columns) + ")" for row in rows
+        "(" + ", ".join(literal(v, t) for v, t in zip(row, types, strict=True)) + ")"
+        for row in rows
     )
     return f"    SELECT * FROM (VALUES\n        {values}\n    ) AS v({', '.join(columns)})"
+
+
+def text_rows_sql(rows: list[dict[str, str | None]], columns: tuple[str, ...]) -> str:
+    """Rows of text (the context's addresses and ids) as a SELECT with these columns."""
+    return values_sql(
+        [tuple(row[c] for c in columns) for row in rows], columns, ("VARCHAR",) * len(columns)
+    )
 
 
 def _known_hosts(context: Context | None) -> str:
@@ -210,6 +224,9 @@ def _rule_in(peer: str, ipv6: bool) -> str:
     return test
 
 
+# describe-security-groups' protocol names, by number ("all" for -1)
+SG_PROTOCOL_NAMES = {number: "all" if number == -1 else name
+                     for name, number in SG_PROTOCOLS.items()}  # fmt: skip
 SG_COLUMNS = ("address", "protocol", "from_port", "to_port", "v4_low", "v4_high", "v6_low",
               "v6_high", "rule")  # fmt: skip
 
@@ -231,8 +248,7 @@ def sg_rule_rows(context: Context | None) -> list[tuple[object, ...]]:
             ports = f"{rule['from_port']}-{rule['to_port']}"
             if rule["from_port"] == rule["to_port"]:
                 ports = str(rule["from_port"])
-            names = {-1: "all", 6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6"}
-            protocol = names.get(rule["protocol"], str(rule["protocol"]))
+            protocol = SG_PROTOCOL_NAMES.get(rule["protocol"], str(rule["protocol"]))
             text = f"{rule['group_id']} {protocol} {ports} from {network}"
             if network.version == 4:
                 bounds: tuple[object, ...] = (
@@ -248,27 +264,19 @@ def sg_rule_rows(context: Context | None) -> list[tuple[object, ...]]:
     return rows
 
 
-def _sg_rules_sql(rows: list[tuple[object, ...]]) -> str:
-    types = ("VARCHAR", "INTEGER", "INTEGER", "INTEGER", "BIGINT", "BIGINT", "VARCHAR",
-             "VARCHAR", "VARCHAR")  # fmt: skip
-    if not rows:
-        nulls = ", ".join(
-            f"CAST(NULL AS {t}) AS {c}" for c, t in zip(SG_COLUMNS, types, strict=True)
-        )
-        return f"    SELECT {nulls}\n    WHERE 1 = 0"
+SG_TYPES = ("VARCHAR", "INTEGER", "INTEGER", "INTEGER", "BIGINT", "BIGINT", "VARCHAR",
+            "VARCHAR", "VARCHAR")  # fmt: skip
 
-    def literal(value: object, kind: str) -> str:
-        if value is None:
-            return f"CAST(NULL AS {kind})"
-        if isinstance(value, int):
-            return f"CAST({int(value)} AS {kind})"
-        return "'" + str(value).replace("'", "''") + "'"
 
-    values = ",\n        ".join(
-        "(" + ", ".join(literal(v, t) for v, t in zip(row, types, strict=True)) + ")"
-        for row in rows
-    )
-    return f"    SELECT * FROM (VALUES\n        {values}\n    ) AS v({', '.join(SG_COLUMNS)})"
+def _time_filter(options: ConversationOptions, table: str = "") -> str:
+    """The records that overlap --since/--until: end at or after since, start at or before
+    until (``table``: a prefix such as ``f.``)."""
+    text = ""
+    if options.since is not None:
+        text += f' AND {table}"end" >= {int(options.since)}'
+    if options.until is not None:
+        text += f" AND {table}start <= {int(options.until)}"
+    return text
 
 
 def conversation_ctes(
@@ -281,18 +289,12 @@ def conversation_ctes(
     context = options.context
     cidrs = context.inside_cidrs() if context else []
     v4_cidrs = context.vpc_cidrs() if context else []
-    time_filter = ""
-    if options.since is not None:
-        time_filter += f' AND "end" >= {int(options.since)}'
-    if options.until is not None:
-        time_filter += f" AND start <= {int(options.until)}"
     sg_rows = sg_rule_rows(context)
     ipv6_rules = any(row[6] is not None for row in sg_rows)
     sql = load_sql("conversations").format(
         known_hosts=_known_hosts(context),
-        sg_rules=_sg_rules_sql(sg_rows),
-        hi_in_rule=_rule_in("c.hi_addr", ipv6_rules),
-        lo_in_rule=_rule_in("c.lo_addr", ipv6_rules),
+        sg_rules=values_sql(sg_rows, SG_COLUMNS, SG_TYPES),
+        peer_in_rule=_rule_in("c.peer", ipv6_rules),
         instance_weight=0 if context and context.has_network_load_balancer() else 2,
         src_private=private_sql("srcaddr", "srcaddr_v4", cidrs),
         dst_private=private_sql("dstaddr", "dstaddr_v4", cidrs),
@@ -302,8 +304,8 @@ def conversation_ctes(
         pkt_dst_private=private_sql("pkt_dstaddr", "pkt_dstaddr_v4", v4_cidrs),
         lo_private=private_sql("lo_addr", v4_sql("lo_addr"), cidrs),
         hi_private=private_sql("hi_addr", v4_sql("hi_addr"), cidrs),
-        time_filter=time_filter,
-        f_time_filter=time_filter.replace(' "end"', ' f."end"').replace(" start", " f.start"),
+        time_filter=_time_filter(options),
+        f_time_filter=_time_filter(options, "f."),
         idle=IDLE_TIMEOUT,
         fan_in=FAN_IN,
         kind_sums=_kind_sums(),

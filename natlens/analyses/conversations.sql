@@ -308,51 +308,44 @@ private_convs AS (
     SELECT *, {lo_private} AS lo_private, {hi_private} AS hi_private
     FROM convs
 ),
+sg_sides AS (
+    -- Each conversation between a private side and the internet, seen from the private side.
+    SELECT lo_addr, lo_port, hi_addr, hi_port, protocol, session,
+        lo_addr AS inside, lo_port AS inside_port, hi_addr AS peer
+    FROM private_convs
+    WHERE lo_private = 1 AND hi_private = 0
+    UNION ALL
+    SELECT lo_addr, lo_port, hi_addr, hi_port, protocol, session,
+        hi_addr AS inside, hi_port AS inside_port, lo_addr AS peer
+    FROM private_convs
+    WHERE hi_private = 1 AND lo_private = 0
+),
 sg_matches AS (
-    -- The security groups of a private side, known from the context, against its internet peer:
-    -- do they admit a connection from that address to that port?
-    SELECT c.lo_addr, c.lo_port, c.hi_addr, c.hi_port, c.protocol, c.session, 0 AS side, r.rule,
+    -- The security groups of the private side, known from the context, against its internet
+    -- peer: do they admit a connection from that address to that port?
+    SELECT c.lo_addr, c.lo_port, c.hi_addr, c.hi_port, c.protocol, c.session, r.rule,
         CASE
-            WHEN r.protocol IN (-1, c.protocol) AND c.lo_port BETWEEN r.from_port AND r.to_port
-                AND ({hi_in_rule}) THEN 1
+            WHEN r.protocol IN (-1, c.protocol)
+                AND c.inside_port BETWEEN r.from_port AND r.to_port
+                AND ({peer_in_rule}) THEN 1
             ELSE 0
         END AS admits,
         -- a rule for this one service (not a whole ephemeral range): a port meant to be reached
         CASE
-            WHEN r.to_port - r.from_port <= 16 OR (r.to_port - r.from_port < 4096 AND c.lo_port < 32768)
-                THEN 1
+            WHEN r.to_port - r.from_port <= 16
+                OR (r.to_port - r.from_port < 4096 AND c.inside_port < 32768) THEN 1
             ELSE 0
         END AS narrow
-    FROM private_convs AS c
-    JOIN sg_rules AS r ON r.address = c.lo_addr
-    WHERE c.lo_private = 1 AND c.hi_private = 0
-    UNION ALL
-    SELECT c.lo_addr, c.lo_port, c.hi_addr, c.hi_port, c.protocol, c.session, 1 AS side, r.rule,
-        CASE
-            WHEN r.protocol IN (-1, c.protocol) AND c.hi_port BETWEEN r.from_port AND r.to_port
-                AND ({lo_in_rule}) THEN 1
-            ELSE 0
-        END AS admits,
-        CASE
-            WHEN r.to_port - r.from_port <= 16 OR (r.to_port - r.from_port < 4096 AND c.hi_port < 32768)
-                THEN 1
-            ELSE 0
-        END AS narrow
-    FROM private_convs AS c
-    JOIN sg_rules AS r ON r.address = c.hi_addr
-    WHERE c.hi_private = 1 AND c.lo_private = 0
+    FROM sg_sides AS c
+    JOIN sg_rules AS r ON r.address = c.inside
 ),
 sg_checked AS (
+    -- per conversation with a private side whose groups are known (its only private side)
     SELECT
         lo_addr, lo_port, hi_addr, hi_port, protocol, session,
-        max(CASE WHEN side = 0 THEN 1 ELSE 0 END) AS lo_sg_known,
-        max(CASE WHEN side = 1 THEN 1 ELSE 0 END) AS hi_sg_known,
-        max(CASE WHEN side = 0 THEN admits ELSE 0 END) AS lo_sg_admits,
-        max(CASE WHEN side = 1 THEN admits ELSE 0 END) AS hi_sg_admits,
-        max(CASE WHEN side = 0 THEN admits * narrow ELSE 0 END) AS lo_sg_service,
-        max(CASE WHEN side = 1 THEN admits * narrow ELSE 0 END) AS hi_sg_service,
-        min(CASE WHEN side = 0 AND admits = 1 THEN rule END) AS lo_sg_rule,
-        min(CASE WHEN side = 1 AND admits = 1 THEN rule END) AS hi_sg_rule
+        max(admits) AS sg_admits,
+        max(admits * narrow) AS sg_service,
+        min(CASE WHEN admits = 1 THEN rule END) AS sg_rule
     FROM sg_matches
     GROUP BY lo_addr, lo_port, hi_addr, hi_port, protocol, session
 ),
@@ -387,14 +380,10 @@ described AS (
         h2.origin AS hi_origin,
         coalesce(p1.peers, 0) AS lo_peers,
         coalesce(p2.peers, 0) AS hi_peers,
-        coalesce(g.lo_sg_known, 0) AS lo_sg_known,
-        coalesce(g.hi_sg_known, 0) AS hi_sg_known,
-        coalesce(g.lo_sg_admits, 0) AS lo_sg_admits,
-        coalesce(g.hi_sg_admits, 0) AS hi_sg_admits,
-        coalesce(g.lo_sg_service, 0) AS lo_sg_service,
-        coalesce(g.hi_sg_service, 0) AS hi_sg_service,
-        g.lo_sg_rule,
-        g.hi_sg_rule
+        CASE WHEN g.sg_admits IS NULL THEN 0 ELSE 1 END AS sg_known,
+        coalesce(g.sg_admits, 0) AS sg_admits,
+        coalesce(g.sg_service, 0) AS sg_service,
+        g.sg_rule
     FROM private_convs AS c
     LEFT JOIN hosts AS h1 ON h1.address = c.lo_addr
     LEFT JOIN hosts AS h2 ON h2.address = c.hi_addr
@@ -465,17 +454,17 @@ scored AS (
         -- side opened the connection. (The groups are as collected, not as they were when the
         -- logs were written: high, never certain.)
         CASE
-            WHEN lo_private = 1 AND hi_private = 0 AND lo_sg_known = 1 AND lo_sg_admits = 0
+            WHEN lo_private = 1 AND hi_private = 0 AND sg_known = 1 AND sg_admits = 0
                 AND rev_accept = 1 THEN 4
-            WHEN hi_private = 1 AND lo_private = 0 AND hi_sg_known = 1 AND hi_sg_admits = 0
+            WHEN hi_private = 1 AND lo_private = 0 AND sg_known = 1 AND sg_admits = 0
                 AND fwd_accept = 1 THEN -4
             ELSE 0
         END AS s_sg,
         -- A rule that admits the internet side to this one service port: a port meant to be
         -- reached from the internet.
         CASE
-            WHEN lo_private = 1 AND hi_private = 0 AND lo_sg_service = 1 THEN -2
-            WHEN hi_private = 1 AND lo_private = 0 AND hi_sg_service = 1 THEN 2
+            WHEN lo_private = 1 AND hi_private = 0 AND sg_service = 1 THEN -2
+            WHEN hi_private = 1 AND lo_private = 0 AND sg_service = 1 THEN 2
             ELSE 0
         END AS s_sg_open,
         -- A load balancer (from the context) takes connections from its clients and never

@@ -68,8 +68,11 @@ def flags_logged(engine: Engine) -> bool:
 def verdicts_from(engine: Engine, head: str, options: ConversationOptions) -> pa.Table:
     """The verdicts, with their recommendations, from ``head``, which provides ``explained``."""
     table = engine.query(inbound_sql(options, head=head))
-    flags = flags_logged(engine) if table.num_rows else True
-    advice = [recommendation(row, options.context, flags) for row in table.to_pylist()]
+    rows = table.to_pylist()
+    # another scan of the records, only when an undetermined verdict must say what is missing
+    undetermined = any(row["verdict"] == "undetermined" for row in rows)
+    flags = flags_logged(engine) if undetermined else True
+    advice = [recommendation(row, options.context, flags) for row in rows]
     return table.append_column("recommendation", pa.array(advice, pa.string()))
 
 

@@ -11,7 +11,7 @@ inbound_parts AS (
         CASE WHEN lo_private = 0 THEN hi_gateway ELSE lo_gateway END AS inside_gateway,
         CASE WHEN lo_private = 0 THEN hi_origin ELSE lo_origin END AS inside_origin,
         CASE WHEN lo_private = 0 THEN hi_role ELSE lo_role END AS inside_role,
-        CASE WHEN lo_private = 0 THEN hi_sg_rule ELSE lo_sg_rule END AS inside_sg_rule,
+        sg_rule AS inside_sg_rule,
         CASE WHEN lo_private = 0 THEN fwd_packets ELSE rev_packets END AS packets_in,
         CASE WHEN lo_private = 0 THEN rev_packets ELSE fwd_packets END AS packets_out,
         CASE WHEN lo_private = 0 THEN fwd_bytes ELSE rev_bytes END AS bytes_in,

@@ -69,24 +69,31 @@ class NatOptions:
     log_types: tuple[str, ...] = LOG_TYPES
 
 
-def _context_nats(context: Context | None) -> str:
+def _by_address(items: list[dict[str, Any]], **columns: str) -> str:
+    """The context's rows that have a private address, as SQL rows: ``address`` and the
+    ``columns`` (SQL name = key in the rows)."""
     rows = [
-        {"address": r["private_ip"], "nat_gateway": r["nat_gateway_id"],
-         "nat_interface": r["interface_id"]}
-        for r in (context.nat_gateway_addresses() if context else [])
+        {"address": r["private_ip"], **{name: r[key] for name, key in columns.items()}}
+        for r in items
         if r.get("private_ip")
-    ]  # fmt: skip
-    return text_rows_sql(rows, ("address", "nat_gateway", "nat_interface"))
+    ]
+    return text_rows_sql(rows, ("address", *columns))
+
+
+def _context_nats(context: Context | None) -> str:
+    return _by_address(
+        context.nat_gateway_addresses() if context else [],
+        nat_gateway="nat_gateway_id",
+        nat_interface="interface_id",
+    )
 
 
 def _context_instances(context: Context | None) -> str:
-    rows = [
-        {"address": r["private_ip"], "instance_id": r["instance_id"],
-         "interface_id": r["interface_id"]}
-        for r in (context.instance_interfaces() if context else [])
-        if r.get("private_ip")
-    ]  # fmt: skip
-    return text_rows_sql(rows, ("address", "instance_id", "interface_id"))
+    return _by_address(
+        context.instance_interfaces() if context else [],
+        instance_id="instance_id",
+        interface_id="interface_id",
+    )
 
 
 def _named_columns() -> str:

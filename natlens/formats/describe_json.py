@@ -303,7 +303,7 @@ def service_role(eni: dict[str, Any]) -> tuple[str, str | None] | None:
 
 
 # describe-security-groups IpProtocol: a name or a number; "-1" is every protocol.
-_PROTOCOLS = {"-1": -1, "tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
+SG_PROTOCOLS = {"-1": -1, "tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
 
 
 def _inbound_rules(
@@ -314,7 +314,7 @@ def _inbound_rules(
     rows = []
     for permission in group.get("IpPermissions") or []:
         name = str(permission.get("IpProtocol", "-1")).lower()
-        protocol = _PROTOCOLS.get(name, int(name) if name.isdigit() else -1)
+        protocol = SG_PROTOCOLS.get(name, int(name) if name.isdigit() else -1)
         ported = protocol in (6, 17)
         low = permission.get("FromPort") if ported else None
         high = permission.get("ToPort") if ported else None

@@ -8,6 +8,7 @@ from typing import TextIO
 import pyarrow as pa
 
 from natlens.render import Rows, plain, register, whole
+from natlens.render.terminal import visible
 
 MAX_CELL = 48
 
@@ -42,6 +43,8 @@ def _cell(value: object, dtype: pa.DataType) -> str:
         text = ",".join(map(str, value)) or "-"  # evidence codes, interfaces, ports
     else:
         text = str(value)
+    # ids, hostnames and rules come from logs and context files: never drive the terminal
+    text = visible(text)
     return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
 
 
