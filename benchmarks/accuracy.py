@@ -33,7 +33,11 @@ from pathlib import Path
 
 import duckdb
 
-from natlens.analyses.conversations import ConversationOptions, record_initiators_sql
+from natlens.analyses.conversations import (
+    ConversationOptions,
+    infer_inside,
+    record_initiators_sql,
+)
 from natlens.analyses.inbound import inbound
 from natlens.case import Case
 from natlens.engine import DuckDBEngine
@@ -60,6 +64,11 @@ class Result:
     unmatched_records: int = 0
     by_class: dict[str, list[int]] = field(default_factory=dict)  # class -> [n, wrong]
     by_confidence: dict[str, list[int]] = field(default_factory=dict)
+    # Calibration: "family / confidence" -> [conversations, wrong]; family -> verdict tallies
+    # [addresses, right, undetermined, wrong].
+    by_family_confidence: dict[str, list[int]] = field(default_factory=dict)
+    verdicts_by_family: dict[str, list[int]] = field(default_factory=dict)
+    undetermined: list[str] = field(default_factory=list)
     addresses: int = 0
     verdicts_right: int = 0
     verdicts_undetermined: int = 0  # natlens abstained: nothing in the logs decides
@@ -113,7 +122,7 @@ def evaluate(world: Path, scenario: str, log_format: str, with_context: bool) ->
     prefix = str(world.resolve()) + "/"
     with DuckDBEngine() as engine:
         engine.register_case(case)
-        predicted = engine.query(record_initiators_sql(options))
+        predicted = engine.query(record_initiators_sql(infer_inside(engine, options)))
         verdicts = inbound(engine, case, options)
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
@@ -123,7 +132,7 @@ def evaluate(world: Path, scenario: str, log_format: str, with_context: bool) ->
     rows = con.execute(
         f"""
         WITH joined AS (
-            SELECT p.*, t.initiator AS truth
+            SELECT p.*, t.initiator AS truth, t.family
             FROM predicted AS p
             LEFT JOIN read_parquet('{truth}/records.parquet') AS t
                 ON t.file = replace(p.source, '{prefix}', '') AND t.line = p.line
@@ -131,12 +140,13 @@ def evaluate(world: Path, scenario: str, log_format: str, with_context: bool) ->
         SELECT conversation, any_value(confidence) AS confidence,
                any_value(split_part(evidence, ',', 1)) AS class,
                any_value(protocol) AS protocol,
-               bool_and(initiator = truth) AS right,
-               count(*) FILTER (WHERE truth IS NULL) AS unmatched
+               bool_and(initiator = truth OR truth = 'both') AS right,
+               count(*) FILTER (WHERE truth IS NULL) AS unmatched,
+               mode(family) AS family
         FROM joined GROUP BY conversation
         """
     ).fetchall()
-    for _conv, confidence, klass, protocol, right, unmatched in rows:
+    for _conv, confidence, klass, protocol, right, unmatched, family in rows:
         right = bool(right) and confidence != "unknown"
         result.conversations += 1
         result.right += right
@@ -148,25 +158,37 @@ def evaluate(world: Path, scenario: str, log_format: str, with_context: bool) ->
         if confidence in ("certain", "high"):
             result.sure += 1
             result.sure_wrong += not right
-        for key, table in ((klass, result.by_class), (confidence, result.by_confidence)):
+        for key, table in (
+            (klass, result.by_class),
+            (confidence, result.by_confidence),
+            (f"{family} / {confidence}", result.by_family_confidence),
+        ):
             entry = table.setdefault(key, [0, 0])
             entry[0] += 1
             entry[1] += not right
     pairs = con.execute(
         f"""
-        SELECT coalesce(t.address, v.address), t.verdict, v.verdict
+        SELECT coalesce(t.address, v.address), t.verdict, v.verdict,
+               coalesce(t.families, ['(not in the truth)'])
         FROM read_parquet('{truth}/inbound.parquet') AS t
         FULL JOIN verdicts AS v ON v.address = t.address
         """
     ).fetchall()
-    for address, true, said in pairs:
+    for address, true, said, families in pairs:
         result.addresses += 1
-        if true == said:
+        outcome = 1 if true == said else 2 if said == "undetermined" and true is not None else 3
+        for family in families:
+            tally = result.verdicts_by_family.setdefault(family, [0, 0, 0, 0])
+            tally[0] += 1
+            tally[outcome] += 1
+        where = ", ".join(families)
+        if outcome == 1:
             result.verdicts_right += 1
-        elif said == "undetermined" and true is not None:
+        elif outcome == 2:
             result.verdicts_undetermined += 1
+            result.undetermined.append(f"{address} ({where}): truth {true}")
         else:
-            result.verdict_errors.append(f"{address}: truth {true}, natlens {said}")
+            result.verdict_errors.append(f"{address} ({where}): truth {true}, natlens {said}")
         if said == "exposed" and true != "exposed":
             result.false_exposed += 1
     con.close()
@@ -352,14 +374,46 @@ def by_evidence(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def calibration(results: list[Result]) -> str:
+    """Per shape family and confidence: conversations and the share whose initiator was right;
+    then per family the inbound verdicts."""
+    total: dict[str, list[int]] = {}
+    for r in results:
+        for key, (n, bad) in r.by_family_confidence.items():
+            entry = total.setdefault(key, [0, 0])
+            entry[0] += n
+            entry[1] += bad
+    lines = ["| family | confidence | conversations | right | wrong |",
+             "| --- | --- | ---: | ---: | ---: |"]  # fmt: skip
+    order = {c: k for k, c in enumerate(("certain", "high", "medium", "low", "unknown"))}
+    for key in sorted(total, key=lambda k: (k.split(" / ")[0], order.get(k.split(" / ")[1], 9))):
+        n, bad = total[key]
+        family, confidence = key.split(" / ")
+        lines.append(f"| {family} | {confidence} | {n:,} | {(n - bad) / n:.2%} | {bad:,} |")
+    verdicts: dict[str, list[int]] = {}
+    for r in results:
+        for family, tally in r.verdicts_by_family.items():
+            entry = verdicts.setdefault(family, [0, 0, 0, 0])
+            for k in range(4):
+                entry[k] += tally[k]
+    lines += ["", "| family | addresses | verdict right | undetermined | wrong |",
+              "| --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    for family, (n, right, undetermined, wrong) in sorted(verdicts.items()):
+        lines.append(f"| {family} | {n:,} | {right:,} | {undetermined:,} | {wrong:,} |")
+    return "\n".join(lines)
+
+
 def failures(results: list[Result]) -> list[str]:
     """The targets of issue 4 that do not hold."""
     out = []
     for r in results:
         name = f"{r.scenario}/{r.log_format}/{'context' if r.context else 'no context'}"
-        if r.log_format != "default" and r.tcp_accuracy < 0.999:
+        # aws-shapes holds shapes no flow log decides (a ping answered, UDP between two
+        # service ports): there the calibration targets below apply, not issue 4's shares.
+        shares = r.scenario != "aws-shapes"
+        if shares and r.log_format != "default" and r.tcp_accuracy < 0.999:
             out.append(f"{name}: TCP conversations right {r.tcp_accuracy:.4%} < 99.9%")
-        if r.accuracy < 0.98:
+        if shares and r.accuracy < 0.98:
             out.append(f"{name}: conversations right {r.accuracy:.4%} < 98%")
         if r.verdict_errors:
             out.append(f"{name}: inbound verdicts {r.verdict_errors[:3]}")
@@ -369,6 +423,12 @@ def failures(results: list[Result]) -> list[str]:
             out.append(f"{name}: certain/high wrong {r.sure_error:.4%}")
         if r.unmatched_records:
             out.append(f"{name}: {r.unmatched_records} records not found in the truth")
+        for key, (n, bad) in sorted(r.by_family_confidence.items()):
+            confidence = key.split(" / ")[1]
+            if confidence in ("certain", "high") and bad / n >= 0.001:
+                out.append(f"{name}: {key} wrong {bad}/{n}")
+            if confidence == "medium" and n >= 20 and bad / n > 0.05:
+                out.append(f"{name}: {key} right {(n - bad) / n:.1%} < 95%")
     return out
 
 
@@ -391,7 +451,11 @@ def main() -> None:
         attributions = run_attribution(root, args.minutes, args.seed)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    report = table(results) + "\n\n" + by_evidence(results) + "\n\n" if results else ""
+    report = (
+        table(results) + "\n\n" + by_evidence(results) + "\n\n" + calibration(results) + "\n\n"
+        if results
+        else ""
+    )
     report += (
         f"Alert attribution, fw-after-nat at {ATTRIBUTION_RECORDS:,} records per hour:\n\n"
         + attribution_table(attributions)

@@ -7,7 +7,7 @@ needs to know (the context's addresses, private ranges, the service port list, a
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -41,6 +41,8 @@ class ConversationOptions:
     until: int | None = None  # records that start at or before it
     ip: str | None = None  # only conversations with this address on either side
     port: int | None = None  # ... or this port
+    # IPv6 blocks inside the VPC found in the logs when the context gives none (infer_inside)
+    inside_cidrs: tuple[str, ...] = ()
 
 
 @cache
@@ -287,7 +289,7 @@ def conversation_ctes(
     ``provenance``: carry each record's source and line (only to map records to conversations:
     the long paths weigh on the sort that splits sessions)."""
     context = options.context
-    cidrs = context.inside_cidrs() if context else []
+    cidrs = [*(context.inside_cidrs() if context else []), *options.inside_cidrs]
     v4_cidrs = context.vpc_cidrs() if context else []
     sg_rows = sg_rule_rows(context)
     ipv6_rules = any(row[6] is not None for row in sg_rows)
@@ -388,11 +390,53 @@ SELECT_COLUMNS = {
 ORDER = "first_seen, client_addr, client_port, server_addr, server_port, protocol"
 
 
+# Per interface, the one IPv6 address in every IPv6 record it logged: its own (a record holds
+# the interface's address as source or destination unless the interface forwards packets).
+OWN_IPV6_SQL = """
+WITH v6 AS (
+    SELECT interface_id, srcaddr, dstaddr FROM flows
+    WHERE srcaddr LIKE '%:%' AND dstaddr LIKE '%:%' AND interface_id IS NOT NULL
+        AND srcaddr <> dstaddr
+),
+sides AS (
+    SELECT interface_id, srcaddr AS address FROM v6
+    UNION ALL
+    SELECT interface_id, dstaddr AS address FROM v6
+),
+seen AS (SELECT interface_id, address, count(*) AS n FROM sides GROUP BY interface_id, address),
+totals AS (SELECT interface_id, count(*) AS n FROM v6 GROUP BY interface_id)
+SELECT s.interface_id, min(s.address) AS address
+FROM seen AS s JOIN totals AS t ON s.interface_id = t.interface_id AND s.n = t.n
+GROUP BY s.interface_id
+HAVING count(*) = 1
+"""
+VPC_IPV6_PREFIX = 56  # AWS gives a VPC a /56 of IPv6 (its own, or one from an IPAM pool)
+
+
+def infer_inside(engine: Engine, options: ConversationOptions) -> ConversationOptions:
+    """Without the VPC's IPv6 CIDRs from the context, the /56 blocks of the interfaces' own
+    IPv6 addresses (OWN_IPV6_SQL) count as inside: an IPv6 address is global, so nothing else
+    tells the VPC's side from the internet's. An interface that talked to one peer only is
+    left out (both addresses are in all its records)."""
+    if options.inside_cidrs or (options.context and options.context.vpc_ipv6_cidrs()):
+        return options
+    blocks: set[str] = set()
+    for row in engine.query(OWN_IPV6_SQL).to_pylist():
+        try:
+            address = ipaddress.IPv6Address(str(row["address"]))
+        except ValueError:
+            continue
+        if address.is_global:
+            blocks.add(str(ipaddress.IPv6Network((address, VPC_IPV6_PREFIX), strict=False)))
+    return replace(options, inside_cidrs=tuple(sorted(blocks))) if blocks else options
+
+
 def explained_from(engine: Engine, case: Case, options: ConversationOptions) -> str:
     """The head of a query that provides ``explained``: the case's derived copy, made once per
     case and options (``cache.py``), or the whole computation when the case cannot keep it."""
     from natlens.analyses.cache import derived_table
 
+    options = infer_inside(engine, options)
     ctes = conversation_ctes(options)
     if derived_table(engine, case, FACTS, ctes + "SELECT * FROM explained\n"):
         return f"WITH explained AS (SELECT * FROM {FACTS})\n"

@@ -414,8 +414,10 @@ scored AS (
             WHEN rev_syn = 1 AND fwd_syn = 0 THEN -4
             ELSE 0
         END AS s_syn,
+        -- A SYN-ACK (or RST) with nothing back is backscatter or a scan, not a reply: the
+        -- other side sent nothing in the capture.
         CASE
-            WHEN protocol <> 6 THEN 0
+            WHEN protocol <> 6 OR fwd_seen + rev_seen < 2 THEN 0
             WHEN rev_synack = 1 AND fwd_synack = 0 THEN 2 + 2 * fwd_syn * (1 - rev_syn)
             WHEN fwd_synack = 1 AND rev_synack = 0 THEN -2 - 2 * rev_syn * (1 - fwd_syn)
             ELSE 0

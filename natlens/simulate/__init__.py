@@ -58,7 +58,12 @@ def simulate(outdir: str | Path, options: SimulateOptions) -> dict[str, Any]:
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(options.seed)
     world = build_world(
-        rng, scenario.azs, scenario.instances_per_az, scenario.firewall, scenario.exposed_instances
+        rng,
+        scenario.azs,
+        scenario.instances_per_az,
+        scenario.firewall,
+        scenario.exposed_instances,
+        families=scenario.families > 0,
     )
     addresses = make_addresses(rng, scenario)
     table = AddressTable.build(world, addresses)
@@ -74,7 +79,7 @@ def simulate(outdir: str | Path, options: SimulateOptions) -> dict[str, Any]:
         # Memory follows the records of one slice: keep each to about SLICE_RECORDS.
         slice_seconds = int(np.clip(SLICE * SLICE_RECORDS / max(per_slice * scale, 1.0), 5, SLICE))
     generator = TrafficGenerator(rng, scenario, world, table, addresses, options.interval, scale)
-    renderer = Renderer(world, table, options.interval, sim_end)
+    renderer = Renderer(world, table, options.interval, sim_end, sim_start)
     firewall = (
         FirewallRenderer(world, table, hostnames, options.seed, sim_end)
         if scenario.firewall
@@ -244,7 +249,7 @@ def _calibrate(
     the records a slice of SLICE seconds makes at scale 1."""
     pilot_rng = np.random.default_rng(options.seed + 1_000_003)
     pilot = TrafficGenerator(pilot_rng, scenario, world, table, addresses, options.interval, 1.0)
-    renderer = Renderer(world, table, options.interval, sim_end + 3600)
+    renderer = Renderer(world, table, options.interval, sim_end + 3600, sim_start)
     seconds = min(SLICE, sim_end - sim_start)
     counts = [len(renderer.render(pilot.slice(sim_start, seconds))) for _ in range(3)]
     per_slice = max(1.0, float(np.mean(counts)))
@@ -285,6 +290,7 @@ def _record_truth(
         "kind",
         "variant",
         "leg",
+        "family",
         "direction",
         "initiator",
         "instance_id",
@@ -314,12 +320,13 @@ def _connection_truth(world: World, table: AddressTable, b: t.Batch, sim_end: in
 
     def instance_field(attr: str) -> list[str | None]:
         out: list[str | None] = []
-        for i in b.instance:
+        for i, v6 in zip(b.instance, b.v6, strict=True):
             if i < 0:
                 out.append(None)
                 continue
             inst = world.instances[int(i)]
-            out.append({"id": inst.id, "eni": inst.eni.id, "ip": inst.eni.private_ip}[attr])
+            ip = inst.eni.ipv6 if v6 else inst.eni.private_ip
+            out.append({"id": inst.id, "eni": inst.eni.id, "ip": ip}[attr])
         return out
 
     nat_ids = [world.nats[int(k)].id if k >= 0 else None for k in b.nat]
@@ -365,6 +372,10 @@ def _connection_truth(world: World, table: AddressTable, b: t.Batch, sim_end: in
                 [t.SIGNATURES[s][0] if s >= 0 else None for s in b.signature], pa.int64()
             ),
             "hard_case_group": pa.array(b.hard_group),
+            "family": pa.array(np.array(t.FAMILIES)[b.family]),
+            "load_balancer": pa.array(
+                [world.load_balancers[int(k)].name if k >= 0 else None for k in b.lb], pa.string()
+            ),
         }
     )
 
@@ -404,11 +415,12 @@ def _inbound(
         kind, variant = int(b.kind[i]), int(b.variant[i])
         if kind == t.SCAN:
             # A network ACL on the NAT gateway's subnet rejects telnet probes; a firewall
-            # endpoint in front of it has already logged them ACCEPT on their way there.
-            if b.rejected[i] and world.firewall_placement != "after-nat":
+            # endpoint in front of it has already logged them ACCEPT on their way there. At an
+            # instance, what its security groups or network ACL reject is logged REJECT only.
+            if b.rejected[i] and (world.firewall_placement != "after-nat" or b.instance[i] >= 0):
                 continue
             cause = "unsolicited"
-        elif kind == t.EXPOSED_IN:
+        elif kind in (t.EXPOSED_IN, t.LB_IN):
             cause = "exposed"
         elif b.response_packets[i] > 0 and variant != t.BLOCKED:
             cause = "response"
@@ -424,9 +436,11 @@ def _inbound(
                 "first": int(b.start[i]),
                 "last": 0,
                 "connections": 0,
+                "families": set(),
             },
         )
         entry["causes"].add(cause)
+        entry["families"].add(t.FAMILIES[int(b.family[i])])
         if b.nat[i] >= 0:
             entry["nats"].add(world.nats[int(b.nat[i])].id)
         if b.instance[i] >= 0:
@@ -457,6 +471,7 @@ def _inbound_table(state: dict[str, dict[str, Any]]) -> pa.Table:
                 "first_seen": entry["first"],
                 "last_seen": entry["last"],
                 "connections": entry["connections"],
+                "families": sorted(entry["families"]),
             }
         )
     return pa.Table.from_pylist(rows)

@@ -21,9 +21,11 @@ the windows by time and are the same on every interface that sees that direction
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from natlens.formats.logformat import parse_log_format
 from natlens.schema import DEFAULT_FORMAT, FIELDS_BY_NAME, FLOW_FIELDS
@@ -95,8 +97,9 @@ class Windows:
     flags: np.ndarray
 
 
-def windows(batch: Batch, interval: int, sim_end: int) -> Windows:
-    """Split each direction of each connection over the capture windows it has packets in."""
+def windows(batch: Batch, interval: int, sim_end: int, sim_start: int = 0) -> Windows:
+    """Split each direction of each connection over the capture windows it has packets in;
+    windows before the capture (connections begun earlier) are not logged."""
     n = len(batch)
     has_response = (batch.response_packets > 0) & (batch.kind != t.SCAN)
     spans = [
@@ -135,7 +138,7 @@ def windows(batch: Batch, interval: int, sim_end: int) -> Windows:
     out = Windows(
         *(np.concatenate([getattr(w, f) for w in parts]) for f in Windows.__dataclass_fields__)
     )
-    keep = out.start < sim_end
+    keep = (out.start < sim_end) & (out.window >= sim_start // interval)
     return Windows(*(getattr(out, f)[keep] for f in Windows.__dataclass_fields__))
 
 
@@ -167,16 +170,21 @@ def _split(
     variant = batch.variant[rows][index]
     flags = np.zeros(len(index), dtype=np.int64)
     tcp = protocol == 6
+    backscatter = (variant == t.BACKSCATTER) | (variant == t.BACKSCATTER_RST)
+    probe = variant == t.PROBE
     if tail:
         flags[tcp] = 0 if direction == REQUEST else RST
     elif direction == REQUEST:
-        flags[tcp & is_first] |= SYN
-        ends_cleanly = (variant != t.BLOCKED) & (variant != t.IDLE_RST)
+        flags[tcp & is_first & ~backscatter] |= SYN
+        ends_cleanly = (variant != t.BLOCKED) & (variant != t.IDLE_RST) & ~probe
         kind = batch.kind[rows][index]
         flags[tcp & is_last & ends_cleanly & (kind != t.SCAN)] |= FIN
+        flags[tcp & is_last & probe] |= RST  # the scanner resets the answered probe
+        flags[tcp & (variant == t.BACKSCATTER)] = SYN_ACK
+        flags[tcp & (variant == t.BACKSCATTER_RST)] = RST
     else:
         flags[tcp & is_first] |= SYN_ACK
-        flags[tcp & is_last & (variant != t.IDLE_RST)] |= FIN
+        flags[tcp & is_last & (variant != t.IDLE_RST) & ~probe] |= FIN
     return Windows(
         conn=rows[index],
         direction=np.full(len(index), direction),
@@ -216,8 +224,11 @@ class Records:
 
 
 class Renderer:
-    def __init__(self, world: World, table: AddressTable, interval: int, sim_end: int) -> None:
+    def __init__(
+        self, world: World, table: AddressTable, interval: int, sim_end: int, sim_start: int = 0
+    ) -> None:
         self.world, self.table, self.interval, self.sim_end = world, table, interval, sim_end
+        self.sim_start = sim_start
         self.interfaces = Interfaces.of(world)
         enis = world.interfaces()
         position = {e.id: k for k, e in enumerate(enis)}
@@ -241,11 +252,15 @@ class Renderer:
             ),
         }
         self.nat_lookup = pa.array([n.id for n in world.nats] + [None], pa.string())
+        self.lb_eni = np.array([position[b.eni.id] for b in world.load_balancers] + [-1])
+        self.lb_preserves = np.array(
+            [b.preserves_client_ip for b in world.load_balancers] + [False]
+        )
 
     def render(self, batch: Batch) -> Records:
-        w = windows(batch, self.interval, self.sim_end)
+        w = windows(batch, self.interval, self.sim_end, self.sim_start)
         parts = [leg for leg in self._legs(batch, w) if leg is not None]
-        return _concat(parts)
+        return merge_same_flow(_concat(parts))
 
     def _legs(self, b: Batch, w: Windows) -> list[Records | None]:
         kind = b.kind[w.conn]
@@ -253,7 +268,11 @@ class Renderer:
         req = w.direction == REQUEST
         egress = kind == t.EGRESS
         blocked = variant == t.BLOCKED
-        inst = self.table.instance[np.maximum(b.instance, 0)][w.conn]
+        inst = np.where(
+            b.v6,
+            self.table.instance6[np.maximum(b.instance, 0)],
+            self.table.instance[np.maximum(b.instance, 0)],
+        )[w.conn]
         nat = self.table.nat[np.maximum(b.nat, 0)][w.conn]
         remote = b.remote[w.conn]
         cport, sport, nport = b.client_port[w.conn], b.server_port[w.conn], b.nat_port[w.conn]
@@ -303,6 +322,7 @@ class Renderer:
         # The instance's own interface.
         client_side = (kind == t.EGRESS) | (kind == t.EXPOSED_OUT)
         on_instance = client_side | (kind == t.EXPOSED_IN)
+        to_instance = b.instance[w.conn] >= 0
         inst_src = _pick(req == client_side, inst, remote)
         inst_dst = _pick(req == client_side, remote, inst)
         ports_from = _pick(req, cport, sport)
@@ -354,8 +374,25 @@ class Renderer:
             req,
             2,
         )
-        scans = kind == t.SCAN
         rejected = b.rejected[w.conn]
+        # Unsolicited packets to an instance with a public IP: REJECT where its security
+        # groups or its subnet's network ACL do not admit them.
+        leg(
+            "instance",
+            (kind == t.SCAN) & to_instance,
+            inst_eni,
+            remote,
+            inst,
+            cport,
+            sport,
+            remote,
+            inst,
+            np.zeros(len(req), bool),
+            8,
+            np.where(rejected, "REJECT", "ACCEPT"),
+        )
+        self._load_balancer_legs(b, w, leg, inst, inst_eni, remote, cport, sport, nport)
+        scans = (kind == t.SCAN) & ~to_instance
         leg(
             "nat-public",
             scans,
@@ -437,6 +474,47 @@ class Renderer:
             )
         return legs
 
+    def _load_balancer_legs(
+        self,
+        b: Batch,
+        w: Windows,
+        leg: Any,
+        inst: np.ndarray,
+        inst_eni: np.ndarray,
+        remote: np.ndarray,
+        cport: np.ndarray,
+        sport: np.ndarray,
+        nport: np.ndarray,
+    ) -> None:
+        """A client of a load balancer's listener: on the load balancer's interface client <->
+        its address; on the target's interface the client's address (network load balancer,
+        client IP preservation) or the load balancer's own (application load balancer, its own
+        connection, logged on its interface too). AWS documents no example for load balancer
+        interfaces; this follows its rule that a record holds the addresses of the packets as
+        the interface sees them (aws-facts §3)."""
+        lb = np.where(b.lb >= 0, b.lb, len(self.lb_eni) - 1)[w.conn]
+        mask = b.kind[w.conn] == t.LB_IN
+        if not mask.any():
+            return
+        req = w.direction == REQUEST
+        lb_eni = self.lb_eni[lb]
+        lb_addr = self.table.lb[np.minimum(lb, len(self.table.lb) - 1)]
+        preserves = self.lb_preserves[lb]
+        ingress, egress = np.zeros(len(req), bool), np.ones(len(req), bool)
+        leg("load-balancer", mask, lb_eni, _pick(req, remote, lb_addr), _pick(req, lb_addr, remote),
+            _pick(req, cport, sport), _pick(req, sport, cport), _pick(req, remote, lb_addr),
+            _pick(req, lb_addr, remote), ~req, 2)  # fmt: skip
+        peer = np.where(preserves, remote, lb_addr)
+        peer_port = np.where(preserves, cport, nport)
+        target = np.full(len(req), t.LB_TARGET_PORT)
+        leg("instance", mask, inst_eni, _pick(req, peer, inst), _pick(req, inst, peer),
+            _pick(req, peer_port, target), _pick(req, target, peer_port), _pick(req, peer, inst),
+            _pick(req, inst, peer), ~req, 1)  # fmt: skip
+        leg("load-balancer", mask & ~preserves, lb_eni, _pick(req, lb_addr, inst),
+            _pick(req, inst, lb_addr), _pick(req, nport, target), _pick(req, target, nport),
+            _pick(req, lb_addr, inst), _pick(req, inst, lb_addr), _pick(req, egress, ingress),
+            1)  # fmt: skip
+
     def _records(
         self,
         name: str,
@@ -460,7 +538,7 @@ class Renderer:
         n = len(rows)
         eni_arr = pa.array(eni)
         protocol = b.protocol[conn]
-        icmp = protocol == 1
+        icmp = np.isin(protocol, t.ICMP_PROTOCOLS)
         flow_direction = np.where(egress, "egress", "ingress")
         # traffic-path is '-' on ingress records (§1.5).
         traffic_path = pa.array(path.astype(np.int64), mask=~egress)
@@ -482,7 +560,7 @@ class Renderer:
             "subnet-id": pa.array(iface.subnet).take(eni_arr),
             "instance-id": pa.array(iface.instance).take(eni_arr),
             "tcp-flags": pa.array(w.flags[rows]),
-            "type": pa.array(np.full(n, "IPv4")),
+            "type": pa.array(np.where(b.v6[conn], "IPv6", "IPv4")),
             "pkt-srcaddr": addresses.take(pa.array(psrc)),
             "pkt-dstaddr": addresses.take(pa.array(pdst)),
             "region": pa.array(np.full(n, REGION)),
@@ -498,6 +576,7 @@ class Renderer:
             "kind": pa.array(np.array(t.KIND_NAMES)[kind]),
             "variant": pa.array(np.array(t.VARIANT_NAMES)[b.variant[conn]]),
             "leg": pa.array(np.full(n, name)),
+            "family": pa.array(np.array(t.FAMILIES)[b.family[conn]]),
             "direction": pa.array(np.where(request, "request", "response")),
             # The side that opened the connection: the sender of every request record.
             "initiator": pa.array(np.where(request, "src", "dst")),
@@ -510,6 +589,61 @@ class Renderer:
             ),
         }
         return Records(columns, truth, eni, w.window[rows])
+
+
+def merge_same_flow(r: Records) -> Records:
+    """aws-facts §1: a record aggregates the packets of one flow (5-tuple) on one interface in
+    one capture window. Connections that share a flow in a window (a host's unsolicited pings
+    and the replies to an instance's pings of it, a NAT port reused for the same destination,
+    NTP from 123 to 123) make one record: packets and bytes summed, tcp-flags OR'ed, the
+    earliest start and latest end. Its truth is the first connection's, with ``initiator``
+    ``both`` where the merged records disagree."""
+    n = len(r)
+    if n < 2:
+        return r
+    c = r.columns
+    codes = [r.interface, r.window]
+    codes += [
+        pc.dictionary_encode(c[k]).indices.to_numpy(zero_copy_only=False)
+        for k in ("srcaddr", "dstaddr", "pkt-srcaddr", "pkt-dstaddr", "action")
+    ]
+    codes += [c[k].fill_null(-1).to_numpy() for k in ("srcport", "dstport", "protocol")]
+    _, first, inverse = np.unique(
+        np.stack(codes, axis=1), axis=0, return_index=True, return_inverse=True
+    )
+    if len(first) == n:
+        return r
+    inverse = inverse.reshape(-1)
+    groups = len(first)
+
+    def total(name: str) -> pa.Array:
+        return pa.array(np.bincount(inverse, c[name].to_numpy(), groups).astype(np.int64))
+
+    def reduce(name: str, ufunc: np.ufunc, start: int) -> pa.Array:
+        out = np.full(groups, start, dtype=np.int64)
+        ufunc.at(out, inverse, c[name].fill_null(0).to_numpy())
+        return pa.array(out)
+
+    merged = {
+        "packets": total("packets"),
+        "bytes": total("bytes"),
+        "start": reduce("start", np.minimum, np.iinfo(np.int64).max),
+        "end": reduce("end", np.maximum, 0),
+        "tcp-flags": reduce("tcp-flags", np.bitwise_or, 0),
+    }
+    src = pc.equal(r.truth["initiator"], "src").to_numpy(zero_copy_only=False).astype(int)
+    low, high = np.full(groups, 1), np.zeros(groups, dtype=int)
+    np.minimum.at(low, inverse, src)
+    np.maximum.at(high, inverse, src)
+    initiator = np.where(low != high, "both", np.where(high == 1, "src", "dst"))
+    keep = np.sort(first)  # each flow where it first appeared
+    group_of_kept = inverse[keep]
+    out = r.take(keep)
+    index = pa.array(group_of_kept)
+    for name, values in merged.items():
+        out.columns[name] = values.take(index)
+    out.truth["initiator"] = pa.array(initiator[group_of_kept])
+    return out
 
 
 def _pick(

@@ -63,6 +63,10 @@ class Scenario:
     alerted: float = 0.0  # allowed, but a rule alerts on them
     hard_cases: int = 0  # groups of instances alerting on one destination in the same second
     mixed_servers: int = 3  # remote servers that also send unsolicited packets to the NAT
+    # The shape families of traffic.FAMILIES beyond the four basic ones, each at this many
+    # connections per minute (0: none). They bring their own world: an instance with a public
+    # IP that only goes out, a network and an application load balancer, IPv6.
+    families: float = 0.0
     flow_logs: tuple[FlowLogSpec, ...] = field(
         default_factory=lambda: (FlowLogSpec("vpc", "default", "s3-text"),)
     )
@@ -106,6 +110,20 @@ SCENARIOS: dict[str, Scenario] = {
             exposed_instances=1,
             exposed_inbound=3.0,
             exposed_egress=0.5,
+        ),
+        replace(
+            _BASE,
+            name="aws-shapes",
+            description="exposed-instance plus every shape family written from AWS's rules: "
+            "connections begun before the capture, clients from low ports to high service "
+            "ports, UDP and ICMP both ways, NAT port reuse, SYN-ACK backscatter, probes a "
+            "security group or network ACL rejects, load balancers with and without client IP "
+            "preservation, IPv6 through an egress-only gateway and to an exposed instance, and "
+            "an instance with a public IP that only goes out.",
+            exposed_instances=1,
+            exposed_inbound=3.0,
+            exposed_egress=0.5,
+            families=1.5,
         ),
         replace(
             _BASE,

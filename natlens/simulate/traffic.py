@@ -20,11 +20,39 @@ EGRESS = 0  # a private instance to the internet, through its AZ's NAT gateway
 SCAN = 1  # an internet host to a NAT gateway's public address, unsolicited: dropped there
 EXPOSED_IN = 2  # an internet host to an instance with a public IP
 EXPOSED_OUT = 3  # an instance with a public IP to the internet, through the internet gateway
-KIND_NAMES = ("egress", "scan", "exposed-inbound", "exposed-outbound")
+LB_IN = 4  # an internet client to a load balancer's listener, passed on to a private target
+KIND_NAMES = ("egress", "scan", "exposed-inbound", "exposed-outbound", "load-balancer-inbound")
 
-# Variants of a TCP connection's life.
-NORMAL, LONG, SHORT, IDLE_RST, BLOCKED = range(5)
-VARIANT_NAMES = ("normal", "long-lived", "short", "idle-timeout", "blocked")
+# Variants of a TCP connection's life. Backscatter: the answer (SYN-ACK or RST) of a host whose
+# address a spoofed SYN carried, arriving unasked.
+# Probe: a scanner's SYN answered with SYN-ACK, which the scanner resets.
+NORMAL, LONG, SHORT, IDLE_RST, BLOCKED, BACKSCATTER, BACKSCATTER_RST, PROBE = range(8)
+VARIANT_NAMES = ("normal", "long-lived", "short", "idle-timeout", "blocked", "backscatter",
+                 "backscatter-rst", "probe")  # fmt: skip
+
+# Shape families: the four of every scenario, then those of aws-shapes (docs/simulate.md).
+FAMILIES = (
+    "nat-egress",  # private instances through their NAT gateway
+    "nat-scan",  # unsolicited packets to a NAT gateway, some rejected by a network ACL
+    "exposed-served",  # internet clients of an exposed instance (SSH, HTTPS)
+    "public-outbound",  # the exposed instance going out through the internet gateway
+    "pre-capture",  # long-lived connections begun before the capture: no SYN ever seen
+    "low-port-clients",  # clients from 443/80/53/22/123 to high service ports, TCP and UDP
+    "udp-both-ways",  # NTP 123<->123, QUIC, DNS served, a VPN port on both sides
+    "icmp-both-ways",  # pings served; a scanner's ping merged with an instance's ping of it
+    "nat-port-reuse",  # one NAT port, one destination, several instances in turn
+    "backscatter",  # SYN-ACK and RST answers to spoofed SYNs, to a NAT gateway and an instance
+    "instance-probes",  # scans of public instances: admitted (answered), or rejected by SG/NACL
+    "load-balancer",  # NLB with client IP preservation, ALB without
+    "ipv6",  # IPv6 out through an egress-only gateway, in to an exposed instance; ICMPv6
+    "public-outbound-only",  # an instance with a public IP that only goes out
+)
+FAMILY = {name: k for k, name in enumerate(FAMILIES)}
+# The family of a connection whose generator names none, by kind.
+KIND_FAMILY = ("nat-egress", "nat-scan", "exposed-served", "public-outbound", "load-balancer")
+LB_TARGET_PORT = 8080
+ICMP_PROTOCOLS = (1, 58)  # ICMP and ICMPv6: ports are 0 in flow logs (aws-facts §11.6)
+HTTPS, HTTP, DNS, NTP, PING, SSH = range(6)  # indices into APPS
 
 # aws-facts §4: a NAT gateway times a connection out after 350 s idle and answers the next
 # packet from inside with RST.
@@ -49,6 +77,23 @@ class Addresses:
     server_weights: np.ndarray
     scanners: list[str]
     clients: list[str]
+    family: list[str]  # aws-shapes: each family's own internet hosts, FAMILY_POOL apiece
+    family_v6: list[str]
+
+
+FAMILY_POOL = 40
+
+
+def internet_v6_addresses(rng: np.random.Generator, count: int) -> list[str]:
+    """Distinct global unicast IPv6 addresses in 2000::/3, none of the VPC's."""
+    out: list[str] = []
+    while len(out) < count:
+        high = (0x2A00 + int(rng.integers(0, 0x500))) << 112
+        value = high | int(rng.integers(1, 1 << 62)) << 40 | int(rng.integers(1, 1 << 40))
+        address = ipaddress.IPv6Address(value)
+        if address.is_global and str(address) not in out:
+            out.append(str(address))
+    return out
 
 
 def internet_addresses(rng: np.random.Generator, count: int) -> list[str]:
@@ -72,7 +117,16 @@ def make_addresses(rng: np.random.Generator, scenario: Scenario) -> Addresses:
     weights = 1.0 / np.arange(1, len(servers) + 1) ** 0.9  # a few popular destinations
     scanners = internet_addresses(rng, 150)
     clients = internet_addresses(rng, 60)
-    return Addresses(servers, weights / weights.sum(), scanners, clients)
+    family: list[str] = []
+    family_v6: list[str] = []
+    if scenario.families:
+        taken = set(servers + scanners + clients)
+        while len(family) < FAMILY_POOL * len(FAMILIES):
+            family += [a for a in internet_addresses(rng, FAMILY_POOL) if a not in taken]
+            taken.update(family)
+        family = family[: FAMILY_POOL * len(FAMILIES)]
+        family_v6 = internet_v6_addresses(rng, FAMILY_POOL)
+    return Addresses(servers, weights / weights.sum(), scanners, clients, family, family_v6)
 
 
 @dataclass
@@ -100,6 +154,9 @@ class Batch:
     rejected: np.ndarray  # a network ACL denied it (REJECT at the first interface)
     signature: np.ndarray  # index into SIGNATURES, -1 if no alert
     hard_group: np.ndarray  # hard-case group number, -1 if none
+    family: np.ndarray  # index into FAMILIES
+    v6: np.ndarray  # the instance's IPv6 address is used (remote is an IPv6 host)
+    lb: np.ndarray  # index into world.load_balancers, -1 if none
 
     def __len__(self) -> int:
         return len(self.id)
@@ -133,7 +190,12 @@ class TrafficGenerator:
         self.next_id = 1
         self.nat_ports = {i: 1024 for i in range(len(world.nats))}
         self.private = [i for i, inst in enumerate(world.instances) if not inst.exposed]
-        self.exposed = [i for i, inst in enumerate(world.instances) if inst.exposed]
+        self.exposed = [i for i, inst in enumerate(world.instances) if inst.exposed and inst.serves]
+        self.outbound_only = [
+            i for i, inst in enumerate(world.instances) if inst.exposed and not inst.serves
+        ]
+        self.with_v6 = [i for i, inst in enumerate(world.instances) if inst.eni.ipv6]
+        self.started = False
         self.nat_of_instance = np.array(
             [
                 next(k for k, n in enumerate(world.nats) if n.eni.subnet.az == inst.eni.subnet.az)
@@ -162,6 +224,9 @@ class TrafficGenerator:
             parts.append(self._exposed_out(begin, seconds, self._count(s.exposed_egress * minutes)))
         if self.hard_groups_left and self.scenario.firewall:
             parts.append(self._hard_case(begin, seconds))
+        if s.families:
+            parts += self._families(begin, seconds)
+        self.started = True
         batch = Batch.concat([p for p in parts if p is not None])
         order = np.argsort(batch.start, kind="stable")
         batch = batch.take(order)
@@ -172,7 +237,9 @@ class TrafficGenerator:
     def _count(self, mean: float) -> int:
         return int(self.rng.poisson(mean * self.scale))
 
-    def _base(self, n: int, kind: int, begin: int, seconds: int) -> dict[str, np.ndarray]:
+    def _base(
+        self, n: int, kind: int, begin: int, seconds: int, family: str | None = None
+    ) -> dict[str, np.ndarray]:
         rng = self.rng
         minus_one = np.full(n, -1, dtype=np.int64)
         zero = np.zeros(n, dtype=np.int64)
@@ -199,6 +266,9 @@ class TrafficGenerator:
             "rejected": np.zeros(n, dtype=bool),
             "signature": minus_one.copy(),
             "hard_group": minus_one.copy(),
+            "family": np.full(n, FAMILY[family or KIND_FAMILY[kind]], dtype=np.int64),
+            "v6": np.zeros(n, dtype=bool),
+            "lb": minus_one.copy(),
         }
 
     def _exchange(self, c: dict[str, np.ndarray], apps: np.ndarray) -> None:
@@ -227,7 +297,7 @@ class TrafficGenerator:
         c["request_size"] = np.maximum(40, rng.normal(row[:, 4], row[:, 4] * 0.2)).astype(np.int64)
         c["response_size"] = np.maximum(40, rng.normal(row[:, 5], row[:, 5] * 0.2)).astype(np.int64)
         duration = rng.exponential(row[:, 6]).astype(np.int64)
-        icmp = c["protocol"] == 1
+        icmp = np.isin(c["protocol"], ICMP_PROTOCOLS)
         c["client_port"][icmp] = 0  # aws-facts §11.6: ICMP records carry ports 0
         # An echo reply answers each echo request, the same size: never more replies than
         # requests.
@@ -343,6 +413,278 @@ class TrafficGenerator:
         self._exchange(c, rng.choice(len(APPS), n, p=self.app_weights))
         return Batch(**c)
 
+    # -- aws-shapes families (docs/simulate.md) -------------------------------------------------
+
+    def _families(self, begin: int, seconds: int) -> list[Batch | None]:
+        rate = self.scenario.families * seconds / 60
+        out: list[Batch | None] = []
+        if not self.started:
+            out += self._pre_capture(begin, self._count(rate * 10))
+        out += self._low_port_clients(begin, seconds, self._count(rate))
+        out += self._udp_both_ways(begin, seconds, self._count(rate))
+        out += self._icmp_both_ways(begin, seconds, self._count(rate))
+        out += self._port_reuse(begin, seconds, self._count(rate / 3))
+        out += self._backscatter(begin, seconds, self._count(rate))
+        out += self._instance_probes(begin, seconds, self._count(rate * 2))
+        out += self._load_balanced(begin, seconds, self._count(rate * 2))
+        out += self._ipv6(begin, seconds, self._count(rate))
+        out += self._outbound_only(begin, seconds, self._count(rate))
+        return out
+
+    def _pool(self, family: str, n: int, v6: bool = False) -> np.ndarray:
+        """n internet hosts of this family's own pool (address table indices)."""
+        if v6:
+            return self.table.family_v6[self.rng.integers(0, len(self.table.family_v6), n)]
+        first = FAMILY[family] * FAMILY_POOL
+        return self.table.family[first + self.rng.integers(0, FAMILY_POOL, n)]
+
+    def _split(self, n: int, shares: int) -> list[int]:
+        return [int(k) for k in self.rng.multinomial(n, [1 / shares] * shares)]
+
+    def _make(
+        self,
+        n: int,
+        kind: int,
+        begin: int,
+        seconds: int,
+        family: str,
+        instances: list[int],
+        app: int | np.ndarray,
+        v6: bool = False,
+    ) -> dict[str, np.ndarray] | None:
+        """n connections of one kind from (or to) these instances, with this family's hosts."""
+        if n == 0 or not instances:
+            return None
+        rng = self.rng
+        c = self._base(n, kind, begin, seconds, family)
+        c["instance"] = rng.choice(instances, n)
+        c["remote"] = self._pool(family, n, v6)
+        c["v6"][:] = v6
+        self._exchange(c, np.broadcast_to(np.asarray(app), (n,)).copy())
+        if kind == EGRESS:
+            c["nat"] = self.nat_of_instance[c["instance"]]
+            c["nat_port"] = self._nat_ports(c["nat"], c["protocol"])
+        if kind == EXPOSED_IN:
+            c["client_port"] = rng.integers(49152, 65536, n)
+        return c
+
+    @staticmethod
+    def _udp(c: dict[str, np.ndarray], port: int | np.ndarray) -> None:
+        """Turn connections into UDP exchanges on this server port."""
+        c["protocol"][:] = 17
+        c["server_port"][:] = port
+        c["variant"][:] = NORMAL
+        c["tail"][:] = 0
+
+    @staticmethod
+    def _batches(*parts: dict[str, np.ndarray] | None) -> list[Batch | None]:
+        return [Batch(**p) if p is not None else None for p in parts]
+
+    def _pre_capture(self, begin: int, n: int) -> list[Batch | None]:
+        """Connections opened up to an hour before the capture and still open: only windows
+        without SYN are logged (aws-facts §1.4)."""
+        rng, parts = self.rng, []
+        for kind, instances, k in zip(
+            (EGRESS, EXPOSED_IN), (self.private, self.exposed), self._split(n, 2), strict=True
+        ):
+            c = self._make(
+                k, kind, begin, 60, "pre-capture", instances, rng.choice([HTTPS, SSH], k)
+            )
+            if c is None:
+                continue
+            c["variant"][:] = LONG
+            c["start"] = begin - rng.integers(120, 3600, k)
+            c["end"] = begin + rng.integers(300, 5400, k)
+            c["tail"][:] = 0
+            c["request_packets"] = rng.poisson(400, k) + 1
+            c["response_packets"] = rng.poisson(600, k) + 1
+            parts.append(c)
+        return self._batches(*parts)
+
+    def _low_port_clients(self, begin: int, seconds: int, n: int) -> list[Batch | None]:
+        """Clients behind NAT or scanners whose source port is a well-known one, to an exposed
+        instance's high service ports: the port numbers point the wrong way."""
+        c = self._make(n, EXPOSED_IN, begin, seconds, "low-port-clients", self.exposed, HTTPS)
+        if c is None:
+            return []
+        rng = self.rng
+        services = np.array([[8443, 6], [30080, 6], [31443, 6], [51820, 17], [1194, 17]])
+        pick = services[rng.integers(0, len(services), n)]
+        c["server_port"] = pick[:, 0].copy()
+        c["client_port"] = rng.choice([443, 80, 53, 22, 123], n)
+        udp = pick[:, 1] == 17
+        c["protocol"][udp] = 17
+        c["variant"][udp] = NORMAL
+        c["tail"][udp] = 0
+        return self._batches(c)
+
+    def _udp_both_ways(self, begin: int, seconds: int, n: int) -> list[Batch | None]:
+        ntp, quic, ntp_public, dns_served, vpn = self._split(n, 5)
+        fam = "udp-both-ways"
+        a = self._make(ntp, EGRESS, begin, seconds, fam, self.private, NTP)
+        if a is not None:
+            a["client_port"][:] = 123  # ntpd talks from port 123 (NAT translates it)
+        b = self._make(quic, EGRESS, begin, seconds, fam, self.private, HTTPS)
+        if b is not None:
+            self._udp(b, 443)  # QUIC
+            b["nat_port"] = self._nat_ports(b["nat"], b["protocol"])
+        c = self._make(ntp_public, EXPOSED_OUT, begin, seconds, fam, self.outbound_only, NTP)
+        if c is not None:
+            c["client_port"][:] = 123  # 123 <-> 123: the ports say nothing
+        d = self._make(dns_served, EXPOSED_IN, begin, seconds, fam, self.exposed, DNS)
+        if d is not None:
+            d["client_port"] = self.rng.integers(1024, 65536, dns_served)
+        e = self._make(vpn, EXPOSED_IN, begin, seconds, fam, self.exposed, HTTPS)
+        if e is not None:
+            self._udp(e, 51820)  # WireGuard peers use the same port on both sides
+            e["client_port"][:] = 51820
+        return self._batches(a, b, c, d, e)
+
+    def _icmp_both_ways(self, begin: int, seconds: int, n: int) -> list[Batch | None]:
+        served, merged, out = self._split(n, 3)
+        fam = "icmp-both-ways"
+        a = self._make(served, EXPOSED_IN, begin, seconds, fam, self.exposed, PING)
+        c = self._make(out, EXPOSED_OUT, begin, seconds, fam, self.outbound_only, PING)
+        # A host pinging a NAT gateway (dropped there) that an instance behind that NAT
+        # gateway also pings: the unsolicited echo requests and the replies share a record.
+        ping = self._make(merged, EGRESS, begin, seconds, fam, self.private, PING)
+        scan = None
+        if ping is not None:
+            scan = self._base(merged, SCAN, begin, seconds, fam)
+            scan["nat"] = ping["nat"].copy()
+            scan["remote"] = ping["remote"].copy()
+            scan["protocol"][:] = 1
+            scan["client_port"][:] = 0
+            scan["start"] = ping["start"] + self.rng.integers(0, 20, merged)
+            scan["request_packets"] = self.rng.integers(1, 4, merged)
+            scan["request_size"][:] = 84
+            scan["end"] = scan["start"] + scan["request_packets"] - 1
+        return self._batches(a, c, ping, scan)
+
+    def _port_reuse(self, begin: int, seconds: int, groups: int) -> list[Batch | None]:
+        """A NAT gateway reuses a source port for the same destination once a connection is
+        over: three instances in turn, one NAT port, one server."""
+        candidates = [i for i in self.private if self.nat_of_instance[i] == 0]
+        c = self._make(3 * groups, EGRESS, begin, seconds, "nat-port-reuse", candidates, HTTPS)
+        if c is None:
+            return []
+        rng = self.rng
+        group = np.repeat(np.arange(groups), 3)
+        turn = np.tile(np.arange(3), groups)
+        c["remote"] = c["remote"][group * 3]
+        c["variant"][:] = NORMAL
+        c["tail"][:] = 0
+        duration = rng.integers(1, 20, 3 * groups)
+        first = begin + rng.integers(0, max(1, seconds - 80), groups)
+        c["start"] = first[group] + turn * 25
+        c["end"] = c["start"] + duration
+        port = self._nat_ports(np.zeros(groups, dtype=np.int64), np.full(groups, 6))
+        c["nat_port"] = port[group]
+        return self._batches(c)
+
+    def _backscatter(self, begin: int, seconds: int, n: int) -> list[Batch | None]:
+        """Answers to SYNs that carried a spoofed source: SYN-ACK or RST from a web server's
+        port to a random high port. At a NAT gateway they are logged ACCEPT (the network ACL
+        allows them) and dropped; at the exposed instance its security group rejects them."""
+        rng = self.rng
+        to_nat, to_instance = self._split(n, 2)
+        parts = []
+        for k, instance in ((to_nat, False), (to_instance, True)):
+            if k == 0 or (instance and not self.exposed):
+                continue
+            c = self._base(k, SCAN, begin, seconds, "backscatter")
+            c["remote"] = self._pool("backscatter", k)
+            c["variant"] = np.where(rng.random(k) < 0.6, BACKSCATTER, BACKSCATTER_RST)
+            c["client_port"] = rng.choice([80, 443], k)
+            c["server_port"] = rng.integers(40000, 65536, k)
+            c["request_packets"] = rng.integers(1, 3, k)
+            c["request_size"][:] = 40
+            c["end"] = c["start"] + c["request_packets"] - 1
+            if instance:
+                c["instance"] = rng.choice(self.exposed, k)
+                c["rejected"][:] = True
+            else:
+                c["nat"] = rng.integers(0, len(self.world.nats), k)
+            parts.append(c)
+        return self._batches(*parts)
+
+    def _instance_probes(self, begin: int, seconds: int, n: int) -> list[Batch | None]:
+        """Scanners probing instances with public IPs: on a port the security groups admit the
+        instance answers (SYN-ACK, then the scanner's RST); any other port, telnet (which the
+        public subnets' network ACL denies) and the outbound-only instance are REJECT."""
+        rng = self.rng
+        answered, rejected = self._split(n, 2)
+        fam = "instance-probes"
+        a = self._make(answered, EXPOSED_IN, begin, seconds, fam, self.exposed, HTTPS)
+        if a is not None:
+            a["server_port"] = rng.choice([22, 443], answered)
+            a["variant"][:] = PROBE
+            a["tail"][:] = 0
+            a["request_packets"] = rng.integers(2, 4, answered)
+            a["response_packets"][:] = 1
+            a["request_size"][:] = 44
+            a["response_size"][:] = 44
+            a["end"] = a["start"] + 1
+        b = None
+        targets = self.exposed + self.outbound_only
+        if rejected and targets:
+            b = self._base(rejected, SCAN, begin, seconds, fam)
+            b["instance"] = rng.choice(targets, rejected)
+            b["remote"] = self._pool(fam, rejected)
+            out_only = np.isin(b["instance"], self.outbound_only)
+            ports = np.array([23, 445, 3389, 5900, 6379, 8080])
+            b["server_port"] = np.where(
+                out_only, rng.choice([22, 443], rejected), ports[rng.integers(0, 6, rejected)]
+            )
+            b["protocol"] = np.where(rng.random(rejected) < 0.15, 17, 6)
+            b["server_port"][b["protocol"] == 17] = 161
+            b["client_port"] = rng.integers(1024, 65536, rejected)
+            b["request_packets"] = rng.integers(1, 3, rejected)
+            b["request_size"][:] = 44
+            b["end"] = b["start"] + b["request_packets"] - 1
+            b["rejected"][:] = True
+        return self._batches(a, b)
+
+    def _load_balanced(self, begin: int, seconds: int, n: int) -> list[Batch | None]:
+        """Internet clients of a load balancer's listener (443), passed to a private target on
+        8080: a network load balancer keeps the client's address (client IP preservation), an
+        application load balancer opens its own connection from its address."""
+        lbs = self.world.load_balancers
+        if n == 0 or not lbs:
+            return []
+        rng = self.rng
+        c = self._base(n, LB_IN, begin, seconds, "load-balancer")
+        c["lb"] = rng.integers(0, len(lbs), n)
+        c["instance"] = np.array([lbs[k].target for k in c["lb"]], dtype=np.int64)
+        c["remote"] = self._pool("load-balancer", n)
+        self._exchange(c, np.full(n, HTTPS))
+        c["client_port"] = rng.integers(1024, 65536, n)
+        c["nat_port"] = rng.integers(1024, 65536, n)  # the ALB's own source port
+        return self._batches(c)
+
+    def _ipv6(self, begin: int, seconds: int, n: int) -> list[Batch | None]:
+        """IPv6: private instances out through the egress-only internet gateway (HTTPS, DNS and
+        ICMPv6 pings), internet clients to the exposed instance's IPv6 address."""
+        out, served, ping = self._split(n, 3)
+        private6 = [i for i in self.with_v6 if i in self.private]
+        exposed6 = [i for i in self.with_v6 if i in self.exposed]
+        fam = "ipv6"
+        apps = self.rng.choice([HTTPS, DNS], out)
+        a = self._make(out, EXPOSED_OUT, begin, seconds, fam, private6, apps, v6=True)
+        b = self._make(served, EXPOSED_IN, begin, seconds, fam, exposed6,
+                       self.rng.choice([HTTPS, SSH], served), v6=True)  # fmt: skip
+        c = self._make(ping, EXPOSED_OUT, begin, seconds, fam, private6, PING, v6=True)
+        if c is not None:
+            c["protocol"][:] = 58  # ICMPv6 echo
+        return self._batches(a, b, c)
+
+    def _outbound_only(self, begin: int, seconds: int, n: int) -> list[Batch | None]:
+        apps = self.rng.choice(len(APPS), n, p=self.app_weights)
+        return self._batches(
+            self._make(n, EXPOSED_OUT, begin, seconds, "public-outbound-only",
+                       self.outbound_only, apps)
+        )  # fmt: skip
+
     def _hard_case(self, begin: int, seconds: int) -> Batch | None:
         """Several instances behind one NAT gateway hit an alerting destination in the same
         second: without pkt-* fields the alert cannot be pinned on one of them."""
@@ -385,6 +727,10 @@ class AddressTable:
     instance: np.ndarray  # per world.instances: private IP
     nat: np.ndarray  # per world.nats: private IP
     endpoint_of_az: dict[str, int]
+    family: np.ndarray  # aws-shapes: FAMILY_POOL hosts per family
+    family_v6: np.ndarray
+    instance6: np.ndarray  # per world.instances: IPv6 address, -1 if none
+    lb: np.ndarray  # per world.load_balancers: private IP
 
     @classmethod
     def build(cls, world: World, addresses: Addresses) -> AddressTable:
@@ -401,12 +747,15 @@ class AddressTable:
         endpoint_of_az = {
             e.eni.subnet.az: int(k) for e, k in zip(world.endpoints, endpoints, strict=True)
         }
+        server, scanner, client = (
+            add(addresses.servers), add(addresses.scanners), add(addresses.clients)
+        )  # fmt: skip
+        family, family_v6 = add(addresses.family), add(addresses.family_v6)
+        with_v6 = [i for i in world.instances if i.eni.ipv6]
+        v6 = iter(add([str(i.eni.ipv6) for i in with_v6]))
+        instance6 = np.array([next(v6) if i.eni.ipv6 else -1 for i in world.instances])
+        lb = add([b.eni.private_ip for b in world.load_balancers])
         return cls(
-            values,
-            add(addresses.servers),
-            add(addresses.scanners),
-            add(addresses.clients),
-            instance,
-            nat,
-            endpoint_of_az,
-        )
+            values, server, scanner, client, instance, nat, endpoint_of_az,
+            family, family_v6, instance6.astype(np.int64), lb,
+        )  # fmt: skip

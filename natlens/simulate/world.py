@@ -7,7 +7,7 @@ addresses. The describe-* output follows the shapes in aws-facts §4, §7 and §
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -16,6 +16,8 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 AZS = (("us-east-1a", "use1-az1"), ("us-east-1b", "use1-az2"), ("us-east-1c", "use1-az4"))
 VPC_CIDR = "10.0.0.0/16"
+# The VPC's Amazon-provided IPv6 block (aws-shapes), and its subnets' /64s.
+VPC_IPV6_CIDR = "2600:1f18:4a3:6c00::/56"
 # The NAT gateways' Elastic IPs and the exposed instances' public IPs (documentation ranges are
 # not routable from the internet, so these are ordinary-looking public addresses).
 NAT_PUBLIC_BASE = "54.210.10.0"
@@ -36,10 +38,11 @@ class Interface:
     id: str
     subnet: Subnet
     private_ip: str
-    kind: str  # "instance", "nat_gateway", "firewall_endpoint"
+    kind: str  # "instance", "nat_gateway", "firewall_endpoint", "load_balancer"
     instance_id: str | None = None
     public_ip: str | None = None
-    owner: str = ""  # the NAT gateway or endpoint id it belongs to
+    owner: str = ""  # the NAT gateway, endpoint or load balancer it belongs to
+    ipv6: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,18 @@ class Instance:
     id: str
     eni: Interface
     exposed: bool = False  # in a public subnet with a public IP, reachable from the internet
+    serves: bool = True  # an exposed instance whose security groups admit internet clients
+    nlb_target: bool = False  # a private instance behind a network load balancer
+
+
+@dataclass(frozen=True)
+class LoadBalancer:
+    """One interface of an internet-facing load balancer (aws-shapes)."""
+
+    name: str  # what its interface's description names: net/NAME/ID or app/NAME/ID
+    eni: Interface
+    preserves_client_ip: bool  # network: targets see the client's address; application: its own
+    target: int  # index into World.instances
 
 
 @dataclass(frozen=True)
@@ -75,6 +90,12 @@ class World:
     firewall_name: str | None
     endpoints: list[FirewallEndpoint]
     ids: dict[str, str] = field(default_factory=dict)
+    load_balancers: list[LoadBalancer] = field(default_factory=list)
+    eigw_id: str | None = None  # an egress-only internet gateway: the VPC has IPv6
+
+    @property
+    def ipv6(self) -> bool:
+        return self.eigw_id is not None
 
     @property
     def azs(self) -> list[str]:
@@ -91,6 +112,7 @@ class World:
             [i.eni for i in self.instances]
             + [n.eni for n in self.nats]
             + [e.eni for e in self.endpoints]
+            + [b.eni for b in self.load_balancers]
         )
 
 
@@ -115,6 +137,7 @@ def build_world(
     instances_per_az: int,
     firewall: str | None,
     exposed_instances: int,
+    families: bool = False,
 ) -> World:
     ids = _Ids(rng)
     vpc_id, igw_id = ids("vpc"), ids("igw")
@@ -194,7 +217,56 @@ def build_world(
         **{f"rtb_firewall_{az}": ids("rtb") for az in world.azs},
         **{f"assoc_{s.id}": ids("rtbassoc") for s in subnets},
     }
+    if families:
+        _add_families(world, ids)
     return world
+
+
+def _add_families(world: World, ids: _Ids) -> None:
+    """What the shape families need, drawn after everything else so that the other scenarios
+    keep their ids: an instance with a public IP that only goes out; a network load balancer
+    (client IP preservation) and an application load balancer in the first public subnet, each
+    in front of a private instance; IPv6 for the VPC, an egress-only internet gateway for the
+    private subnets, IPv6 addresses for the exposed instance and two private ones."""
+    public = [s for s in world.subnets if s.role == "public"]
+    base = public[0].cidr.split(".")[2]
+    eni = Interface(
+        ids("eni"),
+        public[0],
+        f"10.0.{base}.60",
+        "instance",
+        instance_id=ids("i"),
+        public_ip=str(ipaddress.ip_address(INSTANCE_PUBLIC_BASE) + 60),
+    )
+    world.instances.append(Instance(str(eni.instance_id), eni, exposed=True, serves=False))
+    private = [k for k, i in enumerate(world.instances) if not i.exposed]
+    nlb_target, alb_target = private[0], private[1]
+    world.instances[nlb_target] = replace(world.instances[nlb_target], nlb_target=True)
+    for kind, address, target in (("net", 70, nlb_target), ("app", 71, alb_target)):
+        name = f"{kind}/web-{kind}lb/" + ids("x", 16)[2:]
+        lb_eni = Interface(
+            ids("eni"),
+            public[0],
+            f"10.0.{base}.{address}",
+            "load_balancer",
+            public_ip=str(ipaddress.ip_address(INSTANCE_PUBLIC_BASE) + address),
+            owner=name,
+        )
+        world.load_balancers.append(LoadBalancer(name, lb_eni, kind == "net", target))
+    world.eigw_id = ids("eigw")
+    prefix = VPC_IPV6_CIDR.split("::")[0][:-2]  # 2600:1f18:4a3:6c
+    for k, instance in enumerate(world.instances):
+        subnet_number = world.subnets.index(instance.eni.subnet)
+        if (instance.exposed and instance.serves) or k in private[-2:]:
+            v6 = f"{prefix}{subnet_number:02x}::{0x1000 + k:x}"
+            world.instances[k] = replace(instance, eni=replace(instance.eni, ipv6=v6))
+
+
+def subnet_ipv6_cidr(world: World, subnet: Subnet) -> str | None:
+    if not world.ipv6:
+        return None
+    prefix = VPC_IPV6_CIDR.split("::")[0][:-2]
+    return f"{prefix}{world.subnets.index(subnet):02x}::/64"
 
 
 # -- AWS CLI output ----------------------------------------------------------------------------
@@ -229,6 +301,16 @@ def describe(world: World) -> dict[str, Any]:
     }
     if world.firewall_name:
         files["describe-firewall.json"] = _firewall(world)
+    if world.eigw_id:
+        files["describe-egress-only-internet-gateways.json"] = {
+            "EgressOnlyInternetGateways": [
+                {
+                    "Attachments": [{"State": "attached", "VpcId": world.vpc_id}],
+                    "EgressOnlyInternetGatewayId": world.eigw_id,
+                    "Tags": _tags("ipv6-egress"),
+                }
+            ]
+        }
     return files
 
 
@@ -253,6 +335,21 @@ def _vpc(world: World) -> dict[str, Any]:
         ],
         "IsDefault": False,
         "Tags": _tags("natlens-simulated"),
+        **(
+            {
+                "Ipv6CidrBlockAssociationSet": [
+                    {
+                        "AssociationId": "vpc-cidr-assoc-6" + world.vpc_id[5:],
+                        "Ipv6CidrBlock": VPC_IPV6_CIDR,
+                        "Ipv6CidrBlockState": {"State": "associated"},
+                        "NetworkBorderGroup": REGION,
+                        "Ipv6Pool": "Amazon",
+                    }
+                ]
+            }
+            if world.ipv6
+            else {}
+        ),
     }
 
 
@@ -269,7 +366,15 @@ def _subnet(world: World, subnet: Subnet) -> dict[str, Any]:
         "VpcId": world.vpc_id,
         "OwnerId": ACCOUNT,
         "AssignIpv6AddressOnCreation": False,
-        "Ipv6CidrBlockAssociationSet": [],
+        "Ipv6CidrBlockAssociationSet": [
+            {
+                "AssociationId": "subnet-cidr-assoc-" + subnet.id[7:],
+                "Ipv6CidrBlock": cidr,
+                "Ipv6CidrBlockState": {"State": "associated"},
+            }
+            for cidr in [subnet_ipv6_cidr(world, subnet)]
+            if cidr
+        ],
         "SubnetArn": f"arn:aws:ec2:{REGION}:{ACCOUNT}:subnet/{subnet.id}",
         "Tags": _tags(f"{subnet.role}-{subnet.az}"),
     }
@@ -291,6 +396,22 @@ def _local() -> dict[str, str]:
         "Origin": "CreateRouteTable",
         "State": "active",
     }
+
+
+def _ipv6_routes(world: World, key: str) -> list[dict[str, str]]:
+    """With IPv6 (aws-shapes): the local route for the VPC's block; ::/0 to the internet gateway
+    from the public subnets, to the egress-only internet gateway from the private ones."""
+    if not world.ipv6 or key == "rtb_main":
+        return []
+    local = {"DestinationIpv6CidrBlock": VPC_IPV6_CIDR, "GatewayId": "local",
+             "Origin": "CreateRouteTable", "State": "active"}  # fmt: skip
+    if key.startswith("rtb_private"):
+        target = {"EgressOnlyInternetGatewayId": str(world.eigw_id)}
+    else:
+        target = {"GatewayId": world.igw_id}
+    default = {"DestinationIpv6CidrBlock": "::/0", **target, "Origin": "CreateRoute",
+               "State": "active"}  # fmt: skip
+    return [local, default]
 
 
 def _table(
@@ -337,7 +458,7 @@ def _table(
         "Associations": associations,
         "PropagatingVgws": [],
         "RouteTableId": rtb,
-        "Routes": [_local(), *routes],
+        "Routes": [_local(), *_ipv6_routes(world, key), *routes],
         "Tags": _tags(name),
         "VpcId": world.vpc_id,
         "OwnerId": ACCOUNT,
@@ -469,19 +590,23 @@ def _eni(world: World, eni: Interface) -> dict[str, Any]:
         "instance": "interface",
         "nat_gateway": "nat_gateway",
         "firewall_endpoint": "gateway_load_balancer_endpoint",
+        # aws-facts §9: a network load balancer's interfaces have their own type; an
+        # application load balancer's are plain interfaces named "ELB app/...".
+        "load_balancer": "network_load_balancer" if eni.owner.startswith("net/") else "interface",
     }[eni.kind]
     description = {
         "instance": "Primary network interface",
         "nat_gateway": f"Interface for NAT Gateway {eni.owner}",
         "firewall_endpoint": f"VPC Endpoint Interface {eni.owner}",
+        "load_balancer": f"ELB {eni.owner}",
     }[eni.kind]
     item: dict[str, Any] = {
         "AvailabilityZone": eni.subnet.az,
         "AvailabilityZoneId": eni.subnet.az_id,
         "Description": description,
-        "Groups": [] if eni.kind != "instance" else _groups(eni),
+        "Groups": _groups(world, eni),
         "InterfaceType": interface_type,
-        "Ipv6Addresses": [],
+        "Ipv6Addresses": [{"Ipv6Address": eni.ipv6, "IsPrimaryIpv6": False}] if eni.ipv6 else [],
         "MacAddress": "02:00:00:00:00:00",
         "NetworkInterfaceId": eni.id,
         "OwnerId": ACCOUNT,
@@ -513,7 +638,9 @@ def _eni(world: World, eni: Interface) -> dict[str, Any]:
     public_ip = eni.public_ip or next((n.public_ip for n in world.nats if n.eni.id == eni.id), None)
     if public_ip:
         item["Association"] = {
-            "IpOwnerId": "amazon" if eni.kind == "instance" else ACCOUNT,
+            "IpOwnerId": {"instance": "amazon", "load_balancer": "amazon-elb"}.get(
+                eni.kind, ACCOUNT
+            ),
             "PublicIp": public_ip,
         }
         item["PrivateIpAddresses"][0]["Association"] = item["Association"]
@@ -588,19 +715,37 @@ APP_GROUP = "sg-0a1b2c3d4e5f60789"
 WEB_GROUP = "sg-0f1e2d3c4b5a69780"
 
 
-def _groups(eni: Interface) -> list[dict[str, str]]:
+# aws-shapes: the exposed instance's extra services, the network load balancer's target (with
+# client IP preservation its group must admit the clients themselves) and the application load
+# balancer's listener.
+SERVICES_GROUP = "sg-0c3d4e5f6a7b8c901"
+NLB_TARGET_GROUP = "sg-0d4e5f6a7b8c9d012"
+ALB_GROUP = "sg-0e5f6a7b8c9d0e123"
+
+
+def _groups(world: World, eni: Interface) -> list[dict[str, str]]:
+    if eni.kind == "load_balancer":
+        return [] if eni.owner.startswith("net/") else [{"GroupName": "alb", "GroupId": ALB_GROUP}]
+    if eni.kind != "instance":
+        return []
+    instance = next(i for i in world.instances if i.eni.id == eni.id)
     groups = [{"GroupName": "app", "GroupId": APP_GROUP}]
-    if eni.public_ip:
+    if eni.public_ip and instance.serves:
         groups.append({"GroupName": "public-web", "GroupId": WEB_GROUP})
+        if world.load_balancers:
+            groups.append({"GroupName": "public-services", "GroupId": SERVICES_GROUP})
+    if instance.nlb_target:
+        groups.append({"GroupName": "nlb-targets", "GroupId": NLB_TARGET_GROUP})
     return groups
 
 
 def _security_groups(world: World) -> list[dict[str, Any]]:
     def rule(protocol: str, low: int, high: int, cidr: str) -> dict[str, Any]:
+        v6 = ":" in cidr
         item: dict[str, Any] = {
             "IpProtocol": protocol,
-            "IpRanges": [{"CidrIp": cidr}],
-            "Ipv6Ranges": [],
+            "IpRanges": [] if v6 else [{"CidrIp": cidr}],
+            "Ipv6Ranges": [{"CidrIpv6": cidr}] if v6 else [],
             "PrefixListIds": [],
             "UserIdGroupPairs": [],
         }
@@ -609,13 +754,34 @@ def _security_groups(world: World) -> list[dict[str, Any]]:
         return item
 
     everywhere = [rule("-1", 0, 0, "0.0.0.0/0")]
-    return [
+    web = [rule("tcp", 22, 22, "0.0.0.0/0"), rule("tcp", 443, 443, "0.0.0.0/0")]
+    if world.ipv6:
+        web += [rule("tcp", 22, 22, "::/0"), rule("tcp", 443, 443, "::/0")]
+    extra: list[dict[str, Any]] = []
+    if world.load_balancers:
+
+        def group(group_id: str, name: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
+            return {"GroupId": group_id, "GroupName": name, "Description": name,
+                    "VpcId": world.vpc_id, "OwnerId": ACCOUNT, "IpPermissions": rules,
+                    "IpPermissionsEgress": everywhere}  # fmt: skip
+
+        anyone = "0.0.0.0/0"
+        extra = [
+            group(SERVICES_GROUP, "public-services", [
+                rule("tcp", 8443, 8443, anyone), rule("tcp", 30000, 32767, anyone),
+                rule("udp", 51820, 51820, anyone), rule("udp", 1194, 1194, anyone),
+                rule("udp", 53, 53, anyone), rule("icmp", -1, -1, anyone),
+            ]),
+            group(NLB_TARGET_GROUP, "nlb-targets", [rule("tcp", 8080, 8080, anyone)]),
+            group(ALB_GROUP, "alb", [rule("tcp", 443, 443, anyone)]),
+        ]  # fmt: skip
+    return [*extra,
         {"GroupId": APP_GROUP, "GroupName": "app", "Description": "app servers",
          "VpcId": world.vpc_id, "OwnerId": ACCOUNT,
          "IpPermissions": [rule("-1", 0, 0, VPC_CIDR)], "IpPermissionsEgress": everywhere},
         {"GroupId": WEB_GROUP, "GroupName": "public-web", "Description": "SSH and HTTPS",
          "VpcId": world.vpc_id, "OwnerId": ACCOUNT,
-         "IpPermissions": [rule("tcp", 22, 22, "0.0.0.0/0"), rule("tcp", 443, 443, "0.0.0.0/0")],
+         "IpPermissions": web,
          "IpPermissionsEgress": everywhere},
     ]  # fmt: skip
 
@@ -639,6 +805,7 @@ def _reservation(world: World, instance: Instance) -> dict[str, Any]:
                 "VpcId": world.vpc_id,
                 "InterfaceType": "interface",
                 "Status": "in-use",
+                "Ipv6Addresses": [{"Ipv6Address": eni.ipv6}] if eni.ipv6 else [],
             }
         ],
         "Tags": _tags(("public-" if instance.exposed else "app-") + instance.id[-4:]),
