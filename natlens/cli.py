@@ -267,6 +267,21 @@ def _analysis_commands(commands: Any) -> None:
     )  # fmt: skip
     attribute.set_defaults(run=cmd_attribute)
 
+    reachable = _command(
+        commands,
+        "reachable",
+        "what the internet can reach, per interface and port, and whether the logs show it used",
+        "From --context: every interface the internet can open connections to (a public IPv4 "
+        "or an IPv6 address behind a route to an internet gateway), each port range a security "
+        "group rule admits from internet sources, and the network ACL rule that decides it. "
+        "Joined with the logs: reachable, used (internet clients exchanged data); probed by "
+        "scanners (only probes reached it); reachable, unused (nothing did: close it unless it "
+        "is needed); blocked by network ACL. NAT gateways are left out: they drop what the "
+        "internet opens.",
+    )
+    _analysis_options(reachable, ("table", "jsonl", "csv", "parquet"))
+    reachable.set_defaults(run=cmd_reachable)
+
     explain = _command(
         commands,
         "explain",
@@ -425,7 +440,7 @@ def _case_and_engine(args: argparse.Namespace, options: Any = None) -> Iterator[
     """The inputs as a case (sources are read into a temporary one, gone afterwards) and the
     engine to query it; results must be read before the block ends. ``options``' context is
     checked against the logs first (another VPC's, or contradicting them, is not used)."""
-    from natlens.analyses.context_check import check_context
+    from natlens.analyses.context_check import prepare
     from natlens.engine import open_engine
     from natlens.render.terminal import visible
 
@@ -434,8 +449,7 @@ def _case_and_engine(args: argparse.Namespace, options: Any = None) -> Iterator[
         open_engine(args.engine, args.spark_master, args.memory_limit) as engine,
     ):
         if options is not None and options.context is not None:
-            options.context, warnings = check_context(engine, case, options.context)
-            for warning in warnings:
+            for warning in prepare(engine, case, options).context_warnings or []:
                 sys.stderr.write(f"natlens: context: {visible(warning)}\n")
         yield case, engine
 
@@ -534,6 +548,14 @@ def cmd_inbound(args: argparse.Namespace) -> int:
 
     options = _conversation_options(args)
     _render_analysis(args, lambda engine, case: inbound(engine, case, options), options)
+    return EXIT_OK
+
+
+def cmd_reachable(args: argparse.Namespace) -> int:
+    from natlens.analyses.reachable import reachable
+
+    options = _conversation_options(args)
+    _render_analysis(args, lambda engine, case: reachable(engine, case, options), options)
     return EXIT_OK
 
 

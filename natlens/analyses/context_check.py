@@ -9,9 +9,20 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from natlens.analyses.conversations import ConversationOptions
 from natlens.case import Case
 from natlens.engine import Engine
 from natlens.formats.describe_json import Context
+
+
+def prepare(engine: Engine, case: Case, options: ConversationOptions) -> ConversationOptions:
+    """Check ``options``' context against ``case`` once: the context that fits replaces it and
+    the warnings are kept in ``options.context_warnings`` (the analyses call this; the CLI
+    prints the warnings)."""
+    if options.context_warnings is None:
+        options.context, warnings = check_context(engine, case, options.context)
+        options.context_warnings = warnings
+    return options
 
 
 def check_context(

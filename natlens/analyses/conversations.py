@@ -43,6 +43,9 @@ class ConversationOptions:
     port: int | None = None  # ... or this port
     # IPv6 blocks inside the VPC found in the logs when the context gives none (infer_inside)
     inside_cidrs: tuple[str, ...] = ()
+    # What checking the context against the logs left out of it (context_check.prepare);
+    # None until checked. Every analysis checks it before use.
+    context_warnings: list[str] | None = None
 
 
 @cache
@@ -435,8 +438,9 @@ def explained_from(engine: Engine, case: Case, options: ConversationOptions) -> 
     """The head of a query that provides ``explained``: the case's derived copy, made once per
     case and options (``cache.py``), or the whole computation when the case cannot keep it."""
     from natlens.analyses.cache import derived_table
+    from natlens.analyses.context_check import prepare
 
-    options = infer_inside(engine, options)
+    options = infer_inside(engine, prepare(engine, case, options))
     ctes = conversation_ctes(options)
     if derived_table(engine, case, FACTS, ctes + "SELECT * FROM explained\n"):
         return f"WITH explained AS (SELECT * FROM {FACTS})\n"

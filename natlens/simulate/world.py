@@ -654,6 +654,13 @@ def _nacls(world: World) -> list[dict[str, Any]]:
     def entries(deny_telnet: bool) -> list[dict[str, Any]]:
         rules: list[dict[str, Any]] = []
         for egress in (False, True):
+            if world.ipv6:
+                # AWS: with IPv6 the ACL has the same rules for ::/0 (101, and the final deny)
+                rules += [
+                    {"Egress": egress, "Ipv6CidrBlock": "::/0", "Protocol": "-1",
+                     "RuleAction": action, "RuleNumber": number}
+                    for number, action in ((101, "allow"), (32768, "deny"))
+                ]  # fmt: skip
             if deny_telnet and not egress:
                 rules.append(
                     {
@@ -771,6 +778,8 @@ def _security_groups(world: World) -> list[dict[str, Any]]:
                 rule("tcp", 8443, 8443, anyone), rule("tcp", 30000, 32767, anyone),
                 rule("udp", 51820, 51820, anyone), rule("udp", 1194, 1194, anyone),
                 rule("udp", 53, 53, anyone), rule("icmp", -1, -1, anyone),
+                # never used: reachable, unused; telnet: the subnet's network ACL denies it
+                rule("tcp", 9200, 9200, anyone), rule("tcp", 23, 23, anyone),
             ]),
             group(NLB_TARGET_GROUP, "nlb-targets", [rule("tcp", 8080, 8080, anyone)]),
             group(ALB_GROUP, "alb", [rule("tcp", 443, 443, anyone)]),
