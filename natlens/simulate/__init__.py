@@ -27,7 +27,14 @@ from natlens.errors import UsageError
 from natlens.simulate import traffic as t
 from natlens.simulate.delivery import SELF_DESCRIBING, FirewallWriter, FlowLogWriter, TruthWriter
 from natlens.simulate.firewall import FirewallRenderer, hostnames_for
-from natlens.simulate.flowlogs import Interfaces, Records, Renderer, coverage_record, resolve_format
+from natlens.simulate.flowlogs import (
+    Interfaces,
+    Records,
+    Renderer,
+    coverage_record,
+    merge_same_flow,
+    resolve_format,
+)
 from natlens.simulate.scenarios import SCENARIOS, FlowLogSpec, Scenario
 from natlens.simulate.traffic import AddressTable, TrafficGenerator, make_addresses
 from natlens.simulate.world import World, build_world, describe
@@ -111,7 +118,7 @@ def simulate(outdir: str | Path, options: SimulateOptions) -> dict[str, Any]:
         batch = generator.slice(slice_start, min(slice_seconds, sim_end - slice_start))
         if not len(batch):
             continue
-        records = renderer.render(batch)
+        records = renderer.render_unmerged(batch)
         if options.records:
             # Steer towards --records: long connections carry records into later slices, so the
             # pilot's estimate drifts; each slice corrects the scale for the ones left.
@@ -123,6 +130,8 @@ def simulate(outdir: str | Path, options: SimulateOptions) -> dict[str, Any]:
                 generator.scale = float(np.clip(wanted / max(made, 1.0), 0.0, generator.scale * 2))
         keep = ~skipped[records.interface, records.window - first_window]
         records = records.take(np.flatnonzero(keep))
+        logged = _logged_directions(records, batch)
+        records = merge_same_flow(records)
         occupied[records.interface, records.window - first_window] = True
         for writer, chosen in zip(writers, selected, strict=True):
             part = (
@@ -131,7 +140,7 @@ def simulate(outdir: str | Path, options: SimulateOptions) -> dict[str, Any]:
             files, lines = writer.write(part)
             truth.write("records", _record_truth(part, writer.name, files, lines))
         truth.write("connections", _connection_truth(world, table, batch, sim_end))
-        _inbound(inbound, world, table, batch, sim_end)
+        _inbound(inbound, world, table, batch, sim_end, logged)
         if firewall and fw_writer:
             rows = []
             for event in firewall.events(batch):
@@ -406,13 +415,38 @@ def _firewall_truth(world: World, rows: list[tuple[str, int, Any]], b: t.Batch) 
     )
 
 
+def _logged_directions(records: Records, b: t.Batch) -> tuple[np.ndarray, np.ndarray]:
+    """Per connection of ``b``: whether a request record, and a response record, was logged
+    ACCEPT (SKIPDATA can lose all of them: then the logs cannot know the connection)."""
+    if not len(records):
+        none = np.zeros(len(b), dtype=bool)
+        return none, none.copy()
+    ids = records.truth["connection_id"].to_numpy(zero_copy_only=False)
+    accepted = records.columns["action"].to_numpy(zero_copy_only=False) == "ACCEPT"
+    request = records.truth["direction"].to_numpy(zero_copy_only=False) == "request"
+    return (
+        np.isin(b.id, ids[accepted & request]),
+        np.isin(b.id, ids[accepted & ~request]),
+    )
+
+
 def _inbound(
-    state: dict[str, dict[str, Any]], world: World, table: AddressTable, b: t.Batch, sim_end: int
+    state: dict[str, dict[str, Any]],
+    world: World,
+    table: AddressTable,
+    b: t.Batch,
+    sim_end: int,
+    logged: tuple[np.ndarray, np.ndarray],
 ) -> None:
     """What each internet address sent into the VPC that was logged ACCEPT, by cause."""
     values = table.values
+    logged_request, logged_response = logged
     for i in range(len(b)):
         kind, variant = int(b.kind[i]), int(b.variant[i])
+        # what the internet sent of it: the requests of what it opened, else the replies
+        sent_in = kind in (t.SCAN, t.EXPOSED_IN, t.LB_IN)
+        if not (logged_request[i] if sent_in else logged_response[i]):
+            continue  # lost to SKIPDATA: nothing in the logs tells of it
         if kind == t.SCAN:
             # A network ACL on the NAT gateway's subnet rejects telnet probes; a firewall
             # endpoint in front of it has already logged them ACCEPT on their way there. At an

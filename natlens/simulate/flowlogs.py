@@ -258,9 +258,12 @@ class Renderer:
         )
 
     def render(self, batch: Batch) -> Records:
+        return merge_same_flow(self.render_unmerged(batch))
+
+    def render_unmerged(self, batch: Batch) -> Records:
+        """Each connection's own records, before records of one flow are merged."""
         w = windows(batch, self.interval, self.sim_end, self.sim_start)
-        parts = [leg for leg in self._legs(batch, w) if leg is not None]
-        return merge_same_flow(_concat(parts))
+        return _concat([leg for leg in self._legs(batch, w) if leg is not None])
 
     def _legs(self, b: Batch, w: Windows) -> list[Records | None]:
         kind = b.kind[w.conn]
