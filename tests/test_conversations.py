@@ -402,9 +402,14 @@ def test_load_balancer_ports_are_ephemeral_toward_its_targets(tmp_path: Path) ->
     assert guess["server_port"] == 3306  # by ports alone, 3306 looks like the server
     context = tmp_path / "context"
     context.mkdir()
+    # the context holds the logs' own interface too (a context naming none of them is
+    # another VPC's, and is not used)
     (context / "enis.json").write_text(json.dumps({"NetworkInterfaces": [{
         "NetworkInterfaceId": "eni-lb", "InterfaceType": "interface",
         "Description": "ELB app/web/0123456789abcdef", "PrivateIpAddress": "10.0.1.40",
+    }, {
+        "NetworkInterfaceId": "eni-t", "InterfaceType": "interface", "PrivateIpAddress": "10.0.2.9",
+        "Attachment": {"InstanceId": "i-target"},
     }]}))  # fmt: skip
     (known,) = rows(case, ConversationOptions(context=load_context(context)))
     assert (known["client_addr"], known["client_port"]) == ("10.0.1.40", 3306)

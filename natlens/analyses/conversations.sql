@@ -537,7 +537,13 @@ decided AS (
             WHEN (decisive_known + decisive_inferred) * score <= 0 THEN 'low'
             WHEN abs(score) < 2 THEN 'low'
             -- ICMP records carry no ports: one conversation can hold several exchanges, opened
-            -- from either side, so natlens says no more than medium about it.
+            -- from either side, so natlens says no more than medium about it; and no more
+            -- than low when the internet side sent more than it got back: an echo request
+            -- gets one reply, so the extra packets opened exchanges of their own.
+            WHEN protocol NOT IN (6, 17) AND fwd_seen = 1 AND rev_seen = 1 AND (
+                (lo_private = 0 AND hi_private = 1 AND fwd_packets > rev_packets)
+                OR (hi_private = 0 AND lo_private = 1 AND rev_packets > fwd_packets)
+            ) THEN 'low'
             WHEN protocol NOT IN (6, 17) THEN 'medium'
             -- roles inferred from the logs never give more than medium: certain and high are
             -- measured without them

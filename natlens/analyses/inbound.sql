@@ -20,6 +20,15 @@ inbound_parts AS (
         last_seen,
         evidence_text,
         CASE
+            -- ICMP at a NAT gateway, more in than out: a NAT gateway answers no echo request,
+            -- so what it sent were an instance's; the extra packets in were unsolicited
+            -- (inbound_causes). Both, whatever the conversation's one answer says.
+            WHEN protocol NOT IN (6, 17)
+                AND (CASE WHEN lo_private = 0 THEN hi_gateway ELSE lo_gateway END) = 1
+                AND (CASE WHEN lo_private = 0 THEN rev_packets ELSE fwd_packets END) > 0
+                AND (CASE WHEN lo_private = 0 THEN fwd_packets ELSE rev_packets END)
+                    > (CASE WHEN lo_private = 0 THEN rev_packets ELSE fwd_packets END)
+                THEN 'response'
             -- Every cause needs at least medium confidence: "nothing to do" (response) needs
             -- as much evidence as "exposed" does, and a guess decides neither.
             WHEN confidence IN ('low', 'unknown') THEN 'undetermined'
