@@ -189,3 +189,45 @@ def test_the_library_checks_the_context_too(tmp_path: Path) -> None:
     assert options.context is None
     assert options.context_warnings and "none of the 1 interfaces" in options.context_warnings[0]
     assert [r["verdict"] for r in said] == ["response"]
+
+
+def test_roles_of_transit_gateway_endpoint_and_ecs_interfaces(tmp_path: Path) -> None:
+    """describe-network-interfaces as AWS prints them for a transit gateway attachment, an
+    interface VPC endpoint and two ECS tasks (awsvpc, no instance): each gets its role, and a
+    Fargate task with a public IP is reachable while a private one only receives replies."""
+    tgw = eni(
+        "eni-tgw",
+        "10.0.9.5",
+        InterfaceType="transit_gateway",
+        Description="Network Interface for Transit Gateway Attachment tgw-attach-0a1b",
+    )
+    endpoint = eni(
+        "eni-vpce",
+        "10.0.9.6",
+        InterfaceType="vpc_endpoint",
+        Description="VPC Endpoint Interface vpce-0c2d",
+    )
+    arn = "arn:aws:ecs:us-east-1:123456789012:attachment/"
+    private_task = eni("eni-task", "10.0.9.7", Description=arn + "a1b2c3")
+    public_task = eni("eni-web-task", "10.0.9.8", public_ip="3.3.3.8",
+                      Description=arn + "d4e5f6")  # fmt: skip
+    context = load_context(context_dir(tmp_path / "c", enis={"NetworkInterfaces": [
+        tgw, endpoint, private_task, public_task]}))  # fmt: skip
+    roles = {r["address"]: (r["role"], r["resource_id"]) for r in context.address_roles()}
+    assert roles == {
+        "10.0.9.5": ("transit-gateway", "tgw-attach-0a1b"),
+        "10.0.9.6": ("vpc-endpoint", "vpce-0c2d"),
+        "10.0.9.7": ("instance", "a1b2c3"),
+        "10.0.9.8": ("public-instance", "d4e5f6"),
+    }
+    case = case_of(tmp_path, FLAGS, [
+        # no flags in these windows: the private task's replies, the public task's client
+        "3 eni-task 203.0.113.7 10.0.9.7 443 41000 6 9 9000 1000 1059 ACCEPT OK 0",
+        "3 eni-task 10.0.9.7 203.0.113.7 41000 443 6 9 900 1000 1059 ACCEPT OK 0",
+        "3 eni-web-task 198.51.100.4 10.0.9.8 52000 8080 6 9 900 1000 1059 ACCEPT OK 2",
+        "3 eni-web-task 10.0.9.8 198.51.100.4 8080 52000 6 9 9000 1000 1059 ACCEPT OK 18",
+    ])  # fmt: skip
+    with DuckDBEngine() as engine:
+        said = inbound(engine, case, ConversationOptions(context=context)).to_pylist()
+    verdicts = {r["address"]: r["verdict"] for r in said}
+    assert verdicts == {"203.0.113.7": "response", "198.51.100.4": "exposed"}

@@ -30,7 +30,7 @@ from natlens.analyses.conversations import ConversationOptions, conversations_sq
 from natlens.case import Case
 from natlens.engine import Engine
 from natlens.errors import UsageError
-from natlens.formats.describe_json import Context, service_role
+from natlens.formats.describe_json import Context, ecs_task, service_role
 from natlens.topology.network import NetworkAcl, network, vpcs
 
 STATES = ("reachable, used", "probed by scanners", "reachable, unused", "blocked by network ACL")
@@ -135,7 +135,7 @@ def _is_nat(eni: dict[str, Any]) -> bool:
 
 
 def _resource(eni: dict[str, Any]) -> str:
-    instance = (eni.get("Attachment") or {}).get("InstanceId")
+    instance = (eni.get("Attachment") or {}).get("InstanceId") or ecs_task(eni)
     if instance:
         return str(instance)
     role = service_role(eni)

@@ -192,7 +192,9 @@ class Context:
         ``firewall-endpoint`` (a Gateway Load Balancer endpoint's interface, which Network
         Firewall uses), ``load-balancer``, ``lambda``, ``instance`` (no public IP: the internet
         cannot open connections to it directly) or ``public-instance``, with the resource and
-        the interface holding the address. One row per address, the first role found wins."""
+        the interface holding the address; ``transit-gateway`` and ``vpc-endpoint`` interfaces;
+        an ECS task's own interface counts as an instance. One row per address, the first role
+        found wins."""
         rows: dict[str, dict[str, Any]] = {}
 
         def add(address: str | None, role: str, resource: str | None, eni: str | None) -> None:
@@ -212,6 +214,14 @@ class Context:
         for item in self.instance_interfaces():
             role = "public-instance" if item["public_ip"] else "instance"
             add(item["private_ip"], role, item["instance_id"], item["interface_id"])
+        # ECS tasks in awsvpc mode have interfaces of their own: an instance for the analyses,
+        # reachable from the internet when a public address is associated (Fargate)
+        for eni in self.interfaces:
+            task = ecs_task(eni)
+            for private in _private_addresses(eni) if task else []:
+                public = (private.get("Association") or {}).get("PublicIp")
+                role = "public-instance" if public else "instance"
+                add(private.get("PrivateIpAddress"), role, task, eni.get("NetworkInterfaceId"))
         # IPv6 addresses are global: whether the internet can open connections to one depends on
         # its subnet's route for ::/0, an internet gateway (it can) or an egress-only internet
         # gateway (it cannot: the gateway passes only replies).
@@ -299,6 +309,25 @@ def service_role(eni: dict[str, Any]) -> tuple[str, str | None] | None:
         return "load-balancer", description.removeprefix("ELB ") or None
     if kind == "lambda" or description.startswith("AWS Lambda VPC ENI"):
         return "lambda", description.removeprefix("AWS Lambda VPC ENI-") or None
+    # A transit gateway attachment's interface forwards other hosts' packets (aws-facts §3.7);
+    # an interface VPC endpoint answers only from inside the VPC.
+    if kind == "transit_gateway" or description.startswith(
+        "Network Interface for Transit Gateway Attachment"
+    ):
+        return "transit-gateway", description.rsplit(" ", 1)[-1] or None
+    if kind == "vpc_endpoint":
+        return "vpc-endpoint", description.rsplit(" ", 1)[-1] or None
+    return None
+
+
+def ecs_task(eni: dict[str, Any]) -> str | None:
+    """The ECS task attachment of a task's own interface (awsvpc network mode, Fargate or not
+    attached to an instance): its description is the attachment's ARN."""
+    description = str(eni.get("Description", ""))
+    if description.startswith("arn:aws:ecs:") and not (eni.get("Attachment") or {}).get(
+        "InstanceId"
+    ):
+        return description.rsplit("/", 1)[-1] or description
     return None
 
 
