@@ -371,6 +371,16 @@ def test_engines_agree_on_ipv6_and_security_groups(engine, tmp_path: Path) -> No
     with DuckDBEngine() as duck:
         expected = conversations(duck, case, options).to_pylist()
     assert conversations(engine, case, options).to_pylist() == expected
+    # Without context: with a single peer both addresses are in all of eni-a's records, so
+    # neither is known to be its own; a second peer shows which one is.
+    (tmp_path / "more").mkdir()
+    more = case_of(tmp_path / "more", FLAGS, [*lines, *(
+        "3 eni-a 2001:db8:7::9 2600:1f18:abcd:ef01::10 50001 22 6 5 500 1000 1059 ACCEPT OK 2",
+        "3 eni-a 2600:1f18:abcd:ef01::10 2001:db8:7::9 22 50001 6 5 900 1000 1059 ACCEPT OK 18",
+    )])  # fmt: skip
+    said = {r["address"]: r["verdict"] for r in inbound(engine, more).to_pylist()}
+    assert said["2001:db8:1::5"] == said["2001:db8:7::9"] == "exposed"
+    assert "2600:1f18:abcd:ef01::10" not in said
 
 
 # -- context that is not about these logs -------------------------------------------------------
