@@ -375,31 +375,43 @@ def by_evidence(results: list[Result]) -> str:
 
 
 def calibration(results: list[Result]) -> str:
-    """Per shape family and confidence: conversations and the share whose initiator was right;
-    then per family the inbound verdicts."""
-    total: dict[str, list[int]] = {}
+    """Per shape family and confidence, without and with context (both formats summed):
+    conversations answered and the share whose initiator was right; then per family the
+    inbound verdicts."""
+    sides = (False, True)
+    answers: dict[str, dict[bool, list[int]]] = {}
+    verdicts: dict[str, dict[bool, list[int]]] = {}
     for r in results:
         for key, (n, bad) in r.by_family_confidence.items():
-            entry = total.setdefault(key, [0, 0])
+            entry = answers.setdefault(key, {c: [0, 0] for c in sides})[r.context]
             entry[0] += n
             entry[1] += bad
-    lines = ["| family | confidence | conversations | right | wrong |",
-             "| --- | --- | ---: | ---: | ---: |"]  # fmt: skip
-    order = {c: k for k, c in enumerate(("certain", "high", "medium", "low", "unknown"))}
-    for key in sorted(total, key=lambda k: (k.split(" / ")[0], order.get(k.split(" / ")[1], 9))):
-        n, bad = total[key]
-        family, confidence = key.split(" / ")
-        lines.append(f"| {family} | {confidence} | {n:,} | {(n - bad) / n:.2%} | {bad:,} |")
-    verdicts: dict[str, list[int]] = {}
-    for r in results:
         for family, tally in r.verdicts_by_family.items():
-            entry = verdicts.setdefault(family, [0, 0, 0, 0])
+            entry = verdicts.setdefault(family, {c: [0, 0, 0, 0] for c in sides})[r.context]
             for k in range(4):
                 entry[k] += tally[k]
-    lines += ["", "| family | addresses | verdict right | undetermined | wrong |",
-              "| --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
-    for family, (n, right, undetermined, wrong) in sorted(verdicts.items()):
-        lines.append(f"| {family} | {n:,} | {right:,} | {undetermined:,} | {wrong:,} |")
+
+    def share(n: int, bad: int) -> str:
+        return f"{n:,} ({(n - bad) / n:.2%})" if n else "-"
+
+    lines = [
+        "| family | confidence | no context: answers (right) | context: answers (right) |",
+        "| --- | --- | ---: | ---: |",
+    ]
+    order = {c: k for k, c in enumerate(("certain", "high", "medium", "low", "unknown"))}
+    for key in sorted(answers, key=lambda k: (k.split(" / ")[0], order.get(k.split(" / ")[1], 9))):
+        family, confidence = key.split(" / ")
+        cells = " | ".join(share(*answers[key][c]) for c in sides)
+        lines.append(f"| {family} | {confidence} | {cells} |")
+    lines += [
+        "",
+        "| family | no context: addresses, right, undetermined, wrong "
+        "| context: addresses, right, undetermined, wrong |",
+        "| --- | ---: | ---: |",
+    ]
+    for family in sorted(verdicts):
+        cells = " | ".join("{:,}, {:,}, {:,}, {:,}".format(*verdicts[family][c]) for c in sides)
+        lines.append(f"| {family} | {cells} |")
     return "\n".join(lines)
 
 

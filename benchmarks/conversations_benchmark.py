@@ -48,6 +48,9 @@ def main() -> None:
     parser.add_argument("--log-format", default="v5")
     parser.add_argument("--memory-limit", default="1.3GB")
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument(
+        "--with-context", action="store_true", help="give natlens the simulated VPC's context"
+    )
     parser.add_argument("--record-results", action="store_true")
     args = parser.parse_args()
     bin_dir = Path(sys.executable).parent
@@ -69,7 +72,8 @@ def main() -> None:
                 target = root / f"{command}.parquet"
                 seconds, rss, _ = run(
                     [natlens, command, str(case), "--format", "parquet", "--output", str(target),
-                     "--memory-limit", args.memory_limit]
+                     "--memory-limit", args.memory_limit,
+                     *(["--context", str(world / "context")] if args.with_context else [])]
                 )  # fmt: skip
                 timings[command] = (seconds, rss, pq.ParquetFile(target).metadata.num_rows)
             row = (_records(case), baseline, timings)

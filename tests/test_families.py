@@ -231,3 +231,45 @@ def test_roles_of_transit_gateway_endpoint_and_ecs_interfaces(tmp_path: Path) ->
         said = inbound(engine, case, ConversationOptions(context=context)).to_pylist()
     verdicts = {r["address"]: r["verdict"] for r in said}
     assert verdicts == {"203.0.113.7": "response", "198.51.100.4": "exposed"}
+
+
+def test_engines_agree_on_what_is_reachable(engine, tmp_path: Path) -> None:
+    """Hand-checked on DuckDB and Spark: an instance with a public IP whose group admits SSH
+    from anywhere and 8443 from one network; SSH used by a client, probed by a scanner (one
+    packet); 8443 never reached; the subnet's network ACL denies 8443 from 198.51.100.0/24."""
+    from tests.test_inbound_rules import group
+
+    lines = [
+        "3 eni-web 203.0.113.5 10.0.5.20 50000 22 6 20 3000 1000 1059 ACCEPT OK 2",
+        "3 eni-web 10.0.5.20 203.0.113.5 22 50000 6 25 9000 1000 1059 ACCEPT OK 18",
+        "3 eni-web 192.0.2.66 10.0.5.20 40000 22 6 1 44 1000 1000 ACCEPT OK 2",
+        "3 eni-web 10.0.5.20 192.0.2.66 22 40000 6 1 44 1000 1000 ACCEPT OK 18",
+    ]
+    case = case_of(tmp_path, FLAGS, lines)
+    acl = {"NetworkAcls": [{"NetworkAclId": "acl-1", "VpcId": "vpc-1", "IsDefault": True,
+        "Associations": [{"SubnetId": "subnet-pub"}], "Entries": [
+            {"RuleNumber": 50, "Egress": False, "Protocol": "6", "RuleAction": "deny",
+             "CidrBlock": "198.51.100.0/24", "PortRange": {"From": 8443, "To": 8443}},
+            {"RuleNumber": 100, "Egress": False, "Protocol": "-1", "RuleAction": "allow",
+             "CidrBlock": "0.0.0.0/0"}]}]}  # fmt: skip
+    context = load_context(context_dir(
+        tmp_path / "c",
+        vpcs={"Vpcs": [{"VpcId": "vpc-1", "CidrBlock": "10.0.0.0/16"}]},
+        subnets={"Subnets": [{"SubnetId": "subnet-pub", "VpcId": "vpc-1"}]},
+        routes={"RouteTables": [{"RouteTableId": "rtb-1", "VpcId": "vpc-1",
+            "Associations": [{"SubnetId": "subnet-pub"}],
+            "Routes": [{"DestinationCidrBlock": "0.0.0.0/0", "GatewayId": "igw-1",
+                        "State": "active"}]}]},
+        acls=acl,
+        enis={"NetworkInterfaces": [
+            eni("eni-web", "10.0.5.20", "i-web", "54.0.0.20", ("sg-web",), subnet="subnet-pub")]},
+        groups={"SecurityGroups": [group("sg-web", ("tcp", 22, 22, "0.0.0.0/0"),
+                                         ("tcp", 8443, 8443, "198.51.100.0/24"))]},
+    ))  # fmt: skip
+    rows = reachable(engine, case, ConversationOptions(context=context)).to_pylist()
+    got = [(r["ports"], r["source"], r["state"], r["clients"], r["probes"], r["network_acl"])
+           for r in rows]  # fmt: skip
+    assert got == [
+        ("22", "0.0.0.0/0", "reachable, used", 1, 1, "acl-1 rule 100"),
+        ("8443", "198.51.100.0/24", "blocked by network ACL", 0, 0, "acl-1 rule 50"),
+    ]

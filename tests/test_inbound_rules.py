@@ -256,6 +256,40 @@ def test_inferred_nat_gateway_gives_medium_at_most(tmp_path: Path) -> None:
     assert verdicts(case)["203.0.113.5"]["verdict"] == "response"
 
 
+def test_an_inferred_instance_with_internet_clients_is_not_replies_only(tmp_path: Path) -> None:
+    """Without context, an instance that goes out through a NAT gateway (inferred from its
+    private leg) can still have internet clients: a network load balancer with client IP
+    preservation hands them over with their own addresses. Only a peer also seen at the
+    gateway makes "replies only" evidence; a client that never met the gateway is not
+    called a reply (an exposure reported as nothing to do)."""
+    lines = [
+        # the instance's own connection through the NAT gateway (its legs, and its own record)
+        "3 eni-nat 10.0.1.5 10.0.0.220 40000 443 6 5 500 1000 1059 ACCEPT OK 0 10.0.1.5 "
+        "203.0.113.5",
+        "3 eni-nat 10.0.0.220 203.0.113.5 20000 443 6 5 500 1000 1059 ACCEPT OK 0 10.0.0.220 "
+        "203.0.113.5",
+        "3 eni-nat 203.0.113.5 10.0.0.220 443 20000 6 5 900 1000 1059 ACCEPT OK 0 203.0.113.5 "
+        "10.0.0.220",
+        "3 eni-nat 10.0.0.220 10.0.1.5 443 40000 6 5 900 1000 1059 ACCEPT OK 0 203.0.113.5 "
+        "10.0.1.5",
+        "3 eni-app 10.0.1.5 203.0.113.5 40000 443 6 5 500 1000 1059 ACCEPT OK 0 10.0.1.5 "
+        "203.0.113.5",
+        "3 eni-app 203.0.113.5 10.0.1.5 443 40000 6 5 900 1000 1059 ACCEPT OK 0 203.0.113.5 "
+        "10.0.1.5",
+        # a network load balancer's client, its address preserved, mid-connection (no flags)
+        "3 eni-app 198.51.100.8 10.0.1.5 2608 8080 6 14 2590 1000 1059 ACCEPT OK 0 198.51.100.8 "
+        "10.0.1.5",
+        "3 eni-app 10.0.1.5 198.51.100.8 8080 2608 6 15 10815 1000 1059 ACCEPT OK 0 10.0.1.5 "
+        "198.51.100.8",
+    ]
+    case = case_of(tmp_path, PKT, lines)
+    said = verdicts(case)
+    assert said["203.0.113.5"]["verdict"] == "response"
+    assert said["198.51.100.8"]["verdict"] in ("undetermined", "exposed")
+    client = next(r for r in rows(case) if r["client_port"] == 2608 or r["server_port"] == 2608)
+    assert "nat-return-only" not in (client["evidence"] or [])
+
+
 # -- NAT gateways with several addresses, and ICMP ----------------------------------------------
 
 NAT_PRIMARY_ONLY = {"NatGateways": [{

@@ -349,6 +349,19 @@ sg_checked AS (
     FROM sg_matches
     GROUP BY lo_addr, lo_port, hi_addr, hi_port, protocol, session
 ),
+gateway_peers AS (
+    -- Internet endpoints (address, port) a gateway talked with: a connection an instance made
+    -- through a NAT gateway shows its peer's endpoint there too.
+    SELECT c.hi_addr AS address, c.hi_port AS port, c.protocol
+    FROM private_convs AS c
+    JOIN hosts AS h ON h.address = c.lo_addr AND h.gateway = 1
+    WHERE c.hi_private = 0
+    UNION
+    SELECT c.lo_addr AS address, c.lo_port AS port, c.protocol
+    FROM private_convs AS c
+    JOIN hosts AS h ON h.address = c.hi_addr AND h.gateway = 1
+    WHERE c.lo_private = 0
+),
 endpoint_peers AS (
     SELECT address, port, protocol, count(DISTINCT peer) AS peers
     FROM (
@@ -366,8 +379,13 @@ described AS (
         coalesce(h2.gateway, 0) AS hi_gateway,
         coalesce(h1.wide_ports, '') AS lo_wide_ports,
         coalesce(h2.wide_ports, '') AS hi_wide_ports,
-        coalesce(h1.nat_weight, 0) AS lo_nat_weight,
-        coalesce(h2.nat_weight, 0) AS hi_nat_weight,
+        -- An instance inferred from the logs receives internet packets only as replies as far
+        -- as its peer's endpoint was also seen at a gateway: otherwise it may be an instance
+        -- with a public IP, or a network load balancer's target keeping its clients' addresses.
+        CASE WHEN h1.origin = 'inferred' AND h1.gateway = 0 AND q2.address IS NULL THEN 0
+            ELSE coalesce(h1.nat_weight, 0) END AS lo_nat_weight,
+        CASE WHEN h2.origin = 'inferred' AND h2.gateway = 0 AND q1.address IS NULL THEN 0
+            ELSE coalesce(h2.nat_weight, 0) END AS hi_nat_weight,
         coalesce(h1.role, CASE WHEN c.lo_private = 1 THEN 'private' ELSE 'internet' END)
             AS lo_role,
         coalesce(h2.role, CASE WHEN c.hi_private = 1 THEN 'private' ELSE 'internet' END)
@@ -391,6 +409,10 @@ described AS (
         ON p1.address = c.lo_addr AND p1.port = c.lo_port AND p1.protocol = c.protocol
     LEFT JOIN endpoint_peers AS p2
         ON p2.address = c.hi_addr AND p2.port = c.hi_port AND p2.protocol = c.protocol
+    LEFT JOIN gateway_peers AS q1
+        ON q1.address = c.lo_addr AND q1.port = c.lo_port AND q1.protocol = c.protocol
+    LEFT JOIN gateway_peers AS q2
+        ON q2.address = c.hi_addr AND q2.port = c.hi_port AND q2.protocol = c.protocol
     LEFT JOIN sg_checked AS g
         ON g.lo_addr = c.lo_addr AND g.lo_port = c.lo_port AND g.hi_addr = c.hi_addr
         AND g.hi_port = c.hi_port AND g.protocol = c.protocol AND g.session = c.session

@@ -26,7 +26,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from natlens.analyses.conversations import ConversationOptions, conversations_sql, explained_from
+from natlens.analyses.conversations import (
+    PRIVATE_V4,
+    ConversationOptions,
+    conversations_sql,
+    explained_from,
+)
 from natlens.case import Case
 from natlens.engine import Engine
 from natlens.errors import UsageError
@@ -40,6 +45,8 @@ PROBE_PACKETS = 3
 # Addresses standing for "anyone on the internet" when a rule's source is a default route.
 ANYONE = {4: "192.0.2.1", 6: "2001:db8::1"}
 PROTOCOL_NAMES = {-1: "all", 1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6"}
+# Sources that are not the internet (the analyses' private ranges).
+PRIVATE = [ipaddress.ip_network(c) for c in (*PRIVATE_V4, "fc00::/7", "fe80::/10")]
 
 COLUMNS = {
     "resource": pa.string(),
@@ -115,7 +122,11 @@ def doors(context: Context) -> list[Door]:
                         continue
                     if any(source.subnet_of(n) for n in inside if n.version == family):  # type: ignore[arg-type]
                         continue  # the VPC itself
-                    if source.prefixlen and not source.network_address.is_global:
+                    if source.prefixlen and any(
+                        source.subnet_of(n)  # type: ignore[arg-type]
+                        for n in PRIVATE
+                        if n.version == source.version
+                    ):
                         continue  # private ranges: not the internet
                     for low, high, allowed, why in _acl_segments(
                         acl, source, rule["protocol"], rule["from_port"], rule["to_port"]
@@ -239,8 +250,7 @@ def _observed(
     out: dict[str, list[dict[str, Any]]] = {}
     for row in table.to_pylist():
         try:
-            if not ipaddress.ip_address(str(row["client_addr"])).is_global:
-                continue
+            ipaddress.ip_address(str(row["client_addr"]))
         except ValueError:
             continue
         out.setdefault(str(row["server_addr"]), []).append(row)
