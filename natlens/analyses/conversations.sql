@@ -67,14 +67,6 @@ edges AS (
         low_src_port
     FROM edge_records
 ),
-gateway_out AS (
-    -- private addresses that send to the internet, never from a port below 1024
-    SELECT srcaddr AS address
-    FROM edges
-    WHERE src_private = 1 AND dst_private = 0
-    GROUP BY srcaddr
-    HAVING max(low_src_port) = 0
-),
 relays AS (
     -- aws-facts section 3.6: a NAT gateway's private leg names it in dstaddr and the internet
     -- host in pkt-dstaddr. (A secondary address of an instance differs too, but stays private.)
@@ -86,26 +78,47 @@ relays AS (
         AND {pkt_dst_private} = 0
     GROUP BY dstaddr
 ),
+gateway_out AS (
+    -- private addresses that send to the internet, never from a port below 1024: the
+    -- candidates for NAT leg pairs, apart from relays and addresses the context knows
+    SELECT e.srcaddr AS address
+    FROM edges AS e
+    LEFT JOIN relays AS r ON r.address = e.srcaddr
+    LEFT JOIN known_hosts AS k ON k.address = e.srcaddr
+    WHERE e.src_private = 1 AND e.dst_private = 0 AND r.address IS NULL AND k.address IS NULL
+    GROUP BY e.srcaddr
+    HAVING max(e.low_src_port) = 0
+),
 legs_in AS (
     -- Without pkt-* fields, a NAT gateway's interface logs both legs of one connection: private
     -- host -> it on the server's port, and it -> the internet on the same port, with the same
     -- packets and bytes in the same capture window (address translation keeps packet sizes).
-    SELECT f.interface_id, f.dstaddr AS address, f.srcaddr AS source, f.dstport, f.protocol,
-        f.packets, f.bytes, f.start
+    -- Each leg once per minute: a long connection logs the same counts window after window,
+    -- and pairing every window with every other would grow with the square of its length.
+    SELECT DISTINCT f.interface_id, f.dstaddr AS address, f.dstport, f.protocol, f.packets,
+        f.bytes, CAST(floor(f.start / 60) AS BIGINT) AS minute
     FROM flows AS f
     JOIN gateway_out AS g ON f.dstaddr = g.address
-    WHERE f.srcaddr <> f.dstaddr AND f.protocol IN (6, 17) AND f.packets >= 3
+    -- records with pkt-* fields show relays instead (and skip whole row groups here)
+    WHERE f.pkt_dstaddr IS NULL
+        AND f.srcaddr <> f.dstaddr AND f.protocol IN (6, 17) AND f.packets >= 3
         AND coalesce(f.log_status, 'OK') = 'OK'{f_time_filter}
         AND {f_src_private} = 1
 ),
 legs_out AS (
-    SELECT f.interface_id, f.srcaddr AS address, f.dstport, f.protocol, f.packets, f.bytes,
-        f.start
-    FROM flows AS f
-    JOIN gateway_out AS g ON f.srcaddr = g.address
-    WHERE f.protocol IN (6, 17) AND f.packets >= 3
-        AND coalesce(f.log_status, 'OK') = 'OK'{f_time_filter}
-        AND {f_dst_private} = 0
+    -- the same, each minute also standing for its neighbours: pairs are found by equality
+    SELECT DISTINCT o.interface_id, o.address, o.dstport, o.protocol, o.packets, o.bytes,
+        o.minute + n.shift AS minute
+    FROM (
+        SELECT f.interface_id, f.srcaddr AS address, f.dstport, f.protocol, f.packets, f.bytes,
+            CAST(floor(f.start / 60) AS BIGINT) AS minute
+        FROM flows AS f
+        JOIN gateway_out AS g ON f.srcaddr = g.address
+        WHERE f.pkt_dstaddr IS NULL AND f.protocol IN (6, 17) AND f.packets >= 3
+            AND coalesce(f.log_status, 'OK') = 'OK'{f_time_filter}
+            AND {f_dst_private} = 0
+    ) AS o
+    CROSS JOIN (SELECT -1 AS shift UNION ALL SELECT 0 UNION ALL SELECT 1) AS n
 ),
 leg_pairs AS (
     SELECT i.address
@@ -113,7 +126,7 @@ leg_pairs AS (
     JOIN legs_out AS o
         ON o.interface_id = i.interface_id AND o.address = i.address AND o.dstport = i.dstport
         AND o.protocol = i.protocol AND o.packets = i.packets AND o.bytes = i.bytes
-    WHERE abs(o.start - i.start) <= 60
+        AND o.minute = i.minute
     GROUP BY i.address
     HAVING count(*) >= 3
 ),
@@ -349,28 +362,20 @@ sg_checked AS (
     FROM sg_matches
     GROUP BY lo_addr, lo_port, hi_addr, hi_port, protocol, session
 ),
-gateway_peers AS (
-    -- Internet endpoints (address, port) a gateway talked with: a connection an instance made
-    -- through a NAT gateway shows its peer's endpoint there too.
-    SELECT c.hi_addr AS address, c.hi_port AS port, c.protocol
-    FROM private_convs AS c
-    JOIN hosts AS h ON h.address = c.lo_addr AND h.gateway = 1
-    WHERE c.hi_private = 0
-    UNION
-    SELECT c.lo_addr AS address, c.lo_port AS port, c.protocol
-    FROM private_convs AS c
-    JOIN hosts AS h ON h.address = c.hi_addr AND h.gateway = 1
-    WHERE c.lo_private = 0
-),
 endpoint_peers AS (
-    SELECT address, port, protocol, count(DISTINCT peer) AS peers
+    -- Per endpoint (address, port): how many peers it has, and whether a gateway is one of
+    -- them (a connection an instance made through a NAT gateway shows its internet peer's
+    -- endpoint at the gateway too).
+    SELECT e.address, e.port, e.protocol,
+        count(DISTINCT CASE WHEN e.protocol IN (6, 17) THEN e.peer END) AS peers,
+        max(coalesce(h.gateway, 0)) AS gateway_peer
     FROM (
         SELECT lo_addr AS address, lo_port AS port, protocol, hi_addr AS peer FROM convs
         UNION ALL
         SELECT hi_addr AS address, hi_port AS port, protocol, lo_addr AS peer FROM convs
     ) AS e
-    WHERE protocol IN (6, 17)
-    GROUP BY address, port, protocol
+    LEFT JOIN hosts AS h ON h.address = e.peer
+    GROUP BY e.address, e.port, e.protocol
 ),
 described AS (
     SELECT
@@ -382,10 +387,10 @@ described AS (
         -- An instance inferred from the logs receives internet packets only as replies as far
         -- as its peer's endpoint was also seen at a gateway: otherwise it may be an instance
         -- with a public IP, or a network load balancer's target keeping its clients' addresses.
-        CASE WHEN h1.origin = 'inferred' AND h1.gateway = 0 AND q2.address IS NULL THEN 0
-            ELSE coalesce(h1.nat_weight, 0) END AS lo_nat_weight,
-        CASE WHEN h2.origin = 'inferred' AND h2.gateway = 0 AND q1.address IS NULL THEN 0
-            ELSE coalesce(h2.nat_weight, 0) END AS hi_nat_weight,
+        CASE WHEN h1.origin = 'inferred' AND h1.gateway = 0 AND coalesce(p2.gateway_peer, 0) = 0
+            THEN 0 ELSE coalesce(h1.nat_weight, 0) END AS lo_nat_weight,
+        CASE WHEN h2.origin = 'inferred' AND h2.gateway = 0 AND coalesce(p1.gateway_peer, 0) = 0
+            THEN 0 ELSE coalesce(h2.nat_weight, 0) END AS hi_nat_weight,
         coalesce(h1.role, CASE WHEN c.lo_private = 1 THEN 'private' ELSE 'internet' END)
             AS lo_role,
         coalesce(h2.role, CASE WHEN c.hi_private = 1 THEN 'private' ELSE 'internet' END)
@@ -409,10 +414,6 @@ described AS (
         ON p1.address = c.lo_addr AND p1.port = c.lo_port AND p1.protocol = c.protocol
     LEFT JOIN endpoint_peers AS p2
         ON p2.address = c.hi_addr AND p2.port = c.hi_port AND p2.protocol = c.protocol
-    LEFT JOIN gateway_peers AS q1
-        ON q1.address = c.lo_addr AND q1.port = c.lo_port AND q1.protocol = c.protocol
-    LEFT JOIN gateway_peers AS q2
-        ON q2.address = c.hi_addr AND q2.port = c.hi_port AND q2.protocol = c.protocol
     LEFT JOIN sg_checked AS g
         ON g.lo_addr = c.lo_addr AND g.lo_port = c.lo_port AND g.hi_addr = c.hi_addr
         AND g.hi_port = c.hi_port AND g.protocol = c.protocol AND g.session = c.session
