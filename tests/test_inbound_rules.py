@@ -236,20 +236,22 @@ def test_an_ordinary_instance_is_not_inferred_to_be_a_nat_gateway(tmp_path: Path
         assert said[address]["verdict"] not in ("unsolicited", "response", "mixed"), address
 
 
+# AWS's NAT gateway example: an instance's connection on the NAT gateway's interface, private
+# leg (the internet host in pkt-*) and public leg.
+NAT_LEGS = [
+    "3 eni-nat 10.0.1.5 10.0.0.220 40000 443 6 5 500 1000 1059 ACCEPT OK 0 10.0.1.5 203.0.113.5",
+    "3 eni-nat 10.0.0.220 203.0.113.5 20000 443 6 5 500 1000 1059 ACCEPT OK 0 10.0.0.220 "
+    "203.0.113.5",
+    "3 eni-nat 203.0.113.5 10.0.0.220 443 20000 6 5 900 1000 1059 ACCEPT OK 0 203.0.113.5 "
+    "10.0.0.220",
+    "3 eni-nat 10.0.0.220 10.0.1.5 443 40000 6 5 900 1000 1059 ACCEPT OK 0 203.0.113.5 10.0.1.5",
+]
+
+
 def test_inferred_nat_gateway_gives_medium_at_most(tmp_path: Path) -> None:
     """AWS's NAT gateway example (pkt-* fields): the NAT gateway is recognised from its private
     leg, but a role inferred from the logs never gives certain or high."""
-    lines = [
-        "3 eni-nat 10.0.1.5 10.0.0.220 40000 443 6 5 500 1000 1059 ACCEPT OK 0 10.0.1.5 "
-        "203.0.113.5",
-        "3 eni-nat 10.0.0.220 203.0.113.5 20000 443 6 5 500 1000 1059 ACCEPT OK 0 10.0.0.220 "
-        "203.0.113.5",
-        "3 eni-nat 203.0.113.5 10.0.0.220 443 20000 6 5 900 1000 1059 ACCEPT OK 0 203.0.113.5 "
-        "10.0.0.220",
-        "3 eni-nat 10.0.0.220 10.0.1.5 443 40000 6 5 900 1000 1059 ACCEPT OK 0 203.0.113.5 "
-        "10.0.1.5",
-    ]
-    case = case_of(tmp_path, PKT, lines)
+    case = case_of(tmp_path, PKT, NAT_LEGS)
     found = rows(case)
     assert found and all(r["roles_from"] == "inferred" for r in found)
     assert all(r["confidence"] in ("medium", "low", "unknown") for r in found)
@@ -264,14 +266,7 @@ def test_an_inferred_instance_with_internet_clients_is_not_replies_only(tmp_path
     called a reply (an exposure reported as nothing to do)."""
     lines = [
         # the instance's own connection through the NAT gateway (its legs, and its own record)
-        "3 eni-nat 10.0.1.5 10.0.0.220 40000 443 6 5 500 1000 1059 ACCEPT OK 0 10.0.1.5 "
-        "203.0.113.5",
-        "3 eni-nat 10.0.0.220 203.0.113.5 20000 443 6 5 500 1000 1059 ACCEPT OK 0 10.0.0.220 "
-        "203.0.113.5",
-        "3 eni-nat 203.0.113.5 10.0.0.220 443 20000 6 5 900 1000 1059 ACCEPT OK 0 203.0.113.5 "
-        "10.0.0.220",
-        "3 eni-nat 10.0.0.220 10.0.1.5 443 40000 6 5 900 1000 1059 ACCEPT OK 0 203.0.113.5 "
-        "10.0.1.5",
+        *NAT_LEGS,
         "3 eni-app 10.0.1.5 203.0.113.5 40000 443 6 5 500 1000 1059 ACCEPT OK 0 10.0.1.5 "
         "203.0.113.5",
         "3 eni-app 203.0.113.5 10.0.1.5 443 40000 6 5 900 1000 1059 ACCEPT OK 0 203.0.113.5 "

@@ -377,39 +377,18 @@ class Renderer:
             req,
             2,
         )
-        rejected = b.rejected[w.conn]
-        # Unsolicited packets to an instance with a public IP: REJECT where its security
-        # groups or its subnet's network ACL do not admit them.
-        leg(
-            "instance",
-            (kind == t.SCAN) & to_instance,
-            inst_eni,
-            remote,
-            inst,
-            cport,
-            sport,
-            remote,
-            inst,
-            np.zeros(len(req), bool),
-            8,
-            np.where(rejected, "REJECT", "ACCEPT"),
-        )
-        self._load_balancer_legs(b, w, leg, inst, inst_eni, remote, cport, sport, nport)
+        # Unsolicited packets, to an instance with a public IP (REJECT where its security
+        # groups or its subnet's network ACL do not admit them) or to a NAT gateway.
+        action = np.where(b.rejected[w.conn], "REJECT", "ACCEPT")
+        ingress = np.zeros(len(req), bool)
         scans = (kind == t.SCAN) & ~to_instance
-        leg(
-            "nat-public",
-            scans,
-            nat_eni,
-            remote,
-            nat,
-            cport,
-            sport,
-            remote,
-            nat,
-            np.zeros(len(req), bool),
-            2,
-            np.where(rejected, "REJECT", "ACCEPT"),
-        )
+        for name, mask, eni, target, path in (
+            ("instance", (kind == t.SCAN) & to_instance, inst_eni, inst, 8),
+            ("nat-public", scans, nat_eni, nat, 2),
+        ):
+            leg(name, mask, eni, remote, target, cport, sport, remote, target, ingress, path,
+                action)  # fmt: skip
+        self._load_balancer_legs(b, w, leg, inst, inst_eni, remote, cport, sport, nport)
 
         def through_endpoint(
             mask: np.ndarray,
