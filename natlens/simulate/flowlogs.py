@@ -584,18 +584,23 @@ def merge_same_flow(r: Records) -> Records:
     if n < 2:
         return r
     c = r.columns
-    codes = [r.interface, r.window]
-    codes += [
-        pc.dictionary_encode(c[k]).indices.to_numpy(zero_copy_only=False)
-        for k in ("srcaddr", "dstaddr", "pkt-srcaddr", "pkt-dstaddr", "action")
-    ]
-    codes += [c[k].fill_null(-1).to_numpy() for k in ("srcport", "dstport", "protocol")]
-    _, first, inverse = np.unique(
-        np.stack(codes, axis=1), axis=0, return_index=True, return_inverse=True
-    )
-    if len(first) == n:
+    keys = {"interface": pa.array(r.interface), "window": pa.array(r.window)}
+    for k in ("srcaddr", "dstaddr", "pkt-srcaddr", "pkt-dstaddr", "action"):
+        keys[k] = c[k].fill_null("")  # a join matches no nulls
+    for k in ("srcport", "dstport", "protocol"):
+        keys[k] = c[k].fill_null(-1)
+    names = list(keys)
+    table = pa.table({**keys, "row": pa.array(np.arange(n))})
+    # pyarrow's hash aggregate: the first row of each flow, and how many rows it has
+    flows = table.group_by(names, use_threads=False).aggregate([("row", "min")])
+    if flows.num_rows == n:
         return r
-    inverse = inverse.reshape(-1)
+    first_of = table.join(flows, names, join_type="inner", use_threads=False)
+    rows = first_of["row"].to_numpy()
+    heads = first_of["row_min"].to_numpy()
+    first = np.sort(flows["row_min"].to_numpy())
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[rows] = np.searchsorted(first, heads)
     groups = len(first)
 
     def total(name: str) -> pa.Array:
