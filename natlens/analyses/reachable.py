@@ -35,7 +35,8 @@ from natlens.analyses.conversations import (
 from natlens.case import Case
 from natlens.engine import Engine
 from natlens.errors import UsageError
-from natlens.formats.describe_json import Context, ecs_task, service_role
+from natlens.formats.describe_json import Context, ecs_task, is_nat_interface, service_role
+from natlens.topology.checks import acl_of
 from natlens.topology.network import NetworkAcl, network, vpcs
 
 STATES = ("reachable, used", "probed by scanners", "reachable, unused", "blocked by network ACL")
@@ -94,7 +95,7 @@ def doors(context: Context) -> list[Door]:
     for vpc in vpcs(context):
         inside = [n for n in map(network, vpc.cidrs) if n]
         for eni in context.interfaces:
-            if eni.get("VpcId") not in (None, vpc.id) or _is_nat(eni):
+            if eni.get("VpcId") not in (None, vpc.id) or is_nat_interface(eni):
                 continue
             subnet = str(eni.get("SubnetId") or "")
             table, _main = vpc.table_of(subnet)
@@ -113,9 +114,7 @@ def doors(context: Context) -> list[Door]:
                 )
                 if route is None:
                     continue
-                acl = next((a for a in vpc.network_acls if subnet in a.subnets), None) or next(
-                    (a for a in vpc.network_acls if a.default), None
-                )
+                acl = acl_of(vpc, subnet)
                 for rule in rules_by_address.get(address, []):
                     source = network(str(rule["source"]))
                     if source is None or source.version != family:
@@ -137,12 +136,6 @@ def doors(context: Context) -> list[Door]:
                             why, allowed, route,
                         ))  # fmt: skip
     return out
-
-
-def _is_nat(eni: dict[str, Any]) -> bool:
-    return eni.get("InterfaceType") == "nat_gateway" or str(eni.get("Description", "")).startswith(
-        "Interface for NAT Gateway"
-    )
 
 
 def _resource(eni: dict[str, Any]) -> str:

@@ -126,7 +126,7 @@ class Context:
         known = {r["private_ip"] for r in rows}
         by_eni = {r["interface_id"]: r for r in rows}
         for eni in self.interfaces:
-            if not (_is_nat_interface(eni) or eni.get("NetworkInterfaceId") in by_eni):
+            if not (is_nat_interface(eni) or eni.get("NetworkInterfaceId") in by_eni):
                 continue
             description = eni.get("Description", "")
             nat_id = (
@@ -381,7 +381,7 @@ def _private_addresses(eni: dict[str, Any]) -> list[dict[str, Any]]:
     return addresses
 
 
-def _is_nat_interface(eni: dict[str, Any]) -> bool:
+def is_nat_interface(eni: dict[str, Any]) -> bool:
     # aws-facts §4: responses say "nat_gateway"; botocore's enum says "natGateway".
     return eni.get("InterfaceType") in ("nat_gateway", "natGateway") or str(
         eni.get("Description", "")
