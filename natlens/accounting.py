@@ -29,6 +29,9 @@ REASONS: dict[str, str] = {
 }
 
 EXAMPLES_PER_REASON = 5
+# Problems a later run can cure (another --log-format, a source that can be reached again, a
+# file fixed in place): a source that had one is read again by the next ingest.
+RETRY_REASONS = frozenset({"unreadable", "no-format", "bad-container", "not-text"})
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,11 @@ class Accounting:
     sources_skipped_unchanged: int = 0
     sources_replaced: int = 0
     empty_sources: list[str] = field(default_factory=list)
-    formats: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict)
+    failed_sources: list[str] = field(default_factory=list)  # nothing could be read: retried
+    unit_retry: int = 0  # problems of the source being read that a re-run may cure
+    # per (field order, where it came from): a header and the default format with the same
+    # fields are two entries
+    formats: dict[tuple[tuple[str, ...], str], dict[str, Any]] = field(default_factory=dict)
 
     def problem(self, problem: Problem) -> None:
         if self.strict:
@@ -101,6 +108,8 @@ class Accounting:
                 hint="run without --strict to read everything readable and see all problems",
             )
         self.counts.skipped += problem.count
+        if problem.reason in RETRY_REASONS:
+            self.unit_retry += 1
         entry = self.by_reason.setdefault(problem.reason, {"lines": 0, "occurrences": 0})
         entry["lines"] += problem.count
         entry["occurrences"] += max(problem.count, 1)
@@ -110,7 +119,8 @@ class Accounting:
 
     def format_seen(self, fields: tuple[str, ...], origin: str, source: str, records: int) -> None:
         entry = self.formats.setdefault(
-            fields, {"fields": list(fields), "origin": origin, "sources": set(), "records": 0}
+            (fields, origin),
+            {"fields": list(fields), "origin": origin, "sources": set(), "records": 0},
         )
         entry["sources"].add(source)
         entry["records"] += records
@@ -124,6 +134,7 @@ class Accounting:
                 "unchanged": self.sources_skipped_unchanged,
                 "replaced": self.sources_replaced,
                 "empty": self.empty_sources,
+                "failed": self.failed_sources,
             },
             "skipped": {
                 reason: {

@@ -9,16 +9,27 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from natlens import __version__
-from natlens.errors import EXIT_INPUT, EXIT_OK, EXIT_USAGE, InputError, NatlensError, UsageError
+from natlens.errors import (
+    EXIT_INPUT,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_USAGE,
+    InputError,
+    NatlensError,
+    UsageError,
+)
 
 EXIT_CODES_HELP = """exit codes:
   0   done (lines that could not be read are reported, and do not fail the run)
   1   an analysis found what --fail-on asked about
-  2   input problem: --strict stopped at a problem, a source or case cannot be read, or
+  2   input problem: --strict stopped at a problem, a source or case cannot be read (the
+      readable ones are still read; the others are tried again by the next ingest), or
       nothing at all could be read
+  70  natlens failed in a way it did not foresee (a bug: please report it)
   3   environment problem: something natlens needs is not installed or did not start
   64  usage error: a bad option or argument
 """
@@ -97,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     records.add_argument("inputs", nargs="+", metavar="CASE_OR_SOURCE")
     records.add_argument("--limit", type=int, default=None, help="at most N records")
     records.add_argument("--format", choices=("table", "jsonl", "csv"), default="table")
+    _raw_csv_option(records)
     records.add_argument(
         "--columns", metavar="A,B", help="columns to print (default: the fields seen)"
     )
@@ -106,6 +118,22 @@ def build_parser() -> argparse.ArgumentParser:
     _source_options(records)
     _engine_options(records)
     records.set_defaults(run=cmd_records)
+
+    case = _command(
+        commands,
+        "case",
+        "check a case directory and repair it after an interrupted run",
+        "Compare a case directory with its manifest: temporary parts of an interrupted ingest, "
+        "parts no manifest names, parts of an interrupted commit, parts the manifest names that "
+        "are missing. With --repair, put the case back to its last committed state (every "
+        "ingest does this by itself first).",
+    )
+    case_commands = case.add_subparsers(dest="case_command", metavar="ACTION", required=True)
+    check = case_commands.add_parser("check", help="check (and with --repair, repair) a case")
+    check.add_argument("case", metavar="CASE")
+    check.add_argument("--repair", action="store_true", help="make the case consistent again")
+    check.add_argument("--json", action="store_true", help="print what was found as JSON")
+    check.set_defaults(run=cmd_case_check)
 
     _analysis_commands(commands)
     _topology_commands(commands)
@@ -181,6 +209,20 @@ def _command(commands: Any, name: str, help: str, description: str) -> argparse.
     return parser
 
 
+def _raw_csv_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--raw-csv", action="store_true", help="CSV cells exactly as the data holds them, for "
+        "programs. By default a text cell that starts with = + - @ gets a leading ' (so a "
+        "spreadsheet does not run it) and control characters are shown as escapes",
+    )  # fmt: skip
+
+
+def _format(args: argparse.Namespace) -> str:
+    """The renderer for --format (and --raw-csv)."""
+    fmt: str = args.format
+    return "csv-raw" if fmt == "csv" and getattr(args, "raw_csv", False) else fmt
+
+
 def _analysis_options(parser: argparse.ArgumentParser, formats: tuple[str, ...]) -> None:
     parser.add_argument("inputs", nargs="+", metavar="CASE_OR_SOURCE")
     parser.add_argument(
@@ -188,6 +230,8 @@ def _analysis_options(parser: argparse.ArgumentParser, formats: tuple[str, ...])
         "output files): which addresses are NAT gateways, firewall endpoints, instances",
     )  # fmt: skip
     parser.add_argument("--format", choices=formats, default="table")
+    if "csv" in formats:
+        _raw_csv_option(parser)
     parser.add_argument("--output", metavar="FILE", help="write here instead of standard output")
     _source_options(parser)
     _engine_options(parser)
@@ -380,6 +424,39 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return _ingest_exit(data)
 
 
+def cmd_case_check(args: argparse.Namespace) -> int:
+    from natlens.case import Case, is_case
+    from natlens.case import read_manifest as _read_manifest
+    from natlens.errors import CaseError
+
+    if not is_case(args.case):
+        raise CaseError(f"{args.case}: not a natlens case (no readable manifest.json)")
+    if args.repair:
+        case = Case.for_ingest(args.case)
+        found = case.recovery
+    else:
+        case = Case(Path(args.case), _read_manifest(Path(args.case)))
+        found = case.recover(repair=False)
+    case.close()
+    if args.json:
+        json.dump({"case": str(args.case), "repaired": args.repair, **found.to_json()},
+                  sys.stdout, indent=2)  # fmt: skip
+        sys.stdout.write("\n")
+    else:
+        lines = found.lines()
+        if not lines:
+            sys.stdout.write(f"{args.case}: consistent\n")
+        for line in lines:
+            if not args.repair:
+                line = line.replace(" removed", " to remove").replace(" restored", " to restore")
+            sys.stdout.write(f"{line}\n")
+        for source in found.forgotten_sources:
+            sys.stdout.write(f"  {source}\n")
+        if lines and not args.repair:
+            sys.stdout.write(f"run: natlens case check {args.case} --repair\n")
+    return EXIT_OK if args.repair or not found.problems() else EXIT_INPUT
+
+
 def cmd_records(args: argparse.Namespace) -> int:
     from natlens.analyses.records import default_columns, records
     from natlens.render import render
@@ -393,7 +470,7 @@ def cmd_records(args: argparse.Namespace) -> int:
         else:
             columns = default_columns(case)
         table = records(engine, case, columns, args.limit)
-        render(table, args.format, sys.stdout)
+        render(table, _format(args), sys.stdout)
     return EXIT_OK
 
 
@@ -448,10 +525,22 @@ def _case_and_engine(args: argparse.Namespace, options: Any = None) -> Iterator[
         _case_from_inputs(args) as case,
         open_engine(args.engine, args.spark_master, args.memory_limit) as engine,
     ):
+        engine.window = _window(args)
         if options is not None and options.context is not None:
             for warning in prepare(engine, case, options).context_warnings or []:
                 sys.stderr.write(f"natlens: context: {visible(warning)}\n")
         yield case, engine
+
+
+def _window(args: argparse.Namespace) -> tuple[int | None, int | None]:
+    """--since/--until as epoch seconds: every analysis of a case sees only that window."""
+    from natlens.sources.timerange import parse_time
+
+    since = parse_time(args.since) if getattr(args, "since", None) else None
+    until = parse_time(args.until) if getattr(args, "until", None) else None
+    if since is not None and until is not None and since > until:
+        raise UsageError("--since is later than --until")
+    return since, until
 
 
 def _collect(args: argparse.Namespace, out: str) -> Any:
@@ -528,7 +617,7 @@ def cmd_conversations(args: argparse.Namespace) -> int:
         # Millions of rows: streamed from the engine to the output.
         rows = conversation_batches(engine, case, options)
         with _output(args) as out:
-            render(rows, args.format, out)
+            render(rows, _format(args), out)
     return EXIT_OK
 
 
@@ -540,7 +629,7 @@ def _render_analysis(args: argparse.Namespace, produce: Any, options: Any) -> No
     with _case_and_engine(args, options) as (case, engine):
         rows = produce(engine, case)
         with _output(args) as out:
-            render(rows, args.format, out)
+            render(rows, _format(args), out)
 
 
 def cmd_inbound(args: argparse.Namespace) -> int:
@@ -727,6 +816,8 @@ def _ingest_exit(data: dict[str, Any]) -> int:
     read (an unreadable source skips no lines)."""
     lines = data["lines"]
     failed = lines["skipped"] > 0 or "unreadable" in data["skipped"]
+    if data["sources"]["failed"]:
+        return EXIT_INPUT  # a source gave nothing: it is retried by the next ingest
     return EXIT_INPUT if lines["records"] == 0 and failed else EXIT_OK
 
 
@@ -737,7 +828,8 @@ def _case_from_inputs(args: argparse.Namespace) -> Iterator[Any]:
     from natlens.ingest import ingest
 
     if len(args.inputs) == 1 and is_case(args.inputs[0]):
-        yield Case.open(args.inputs[0])
+        with Case.open(args.inputs[0]) as case:
+            yield case
         return
     cases = [i for i in args.inputs if is_case(i)]
     if cases:
@@ -760,7 +852,8 @@ def _case_from_inputs(args: argparse.Namespace) -> Iterator[Any]:
             for reason, entry in data["skipped"].items():
                 for example in entry["examples"][:2]:
                     sys.stderr.write(f"  {reason}: {example}\n")
-        yield Case.open(report.case)
+        with Case.open(report.case) as case:
+            yield case
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -781,6 +874,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:
+        # A file natlens was asked to read or write: missing, not permitted, disk full.
+        where = f"{exc.filename}: " if exc.filename else ""
+        sys.stderr.write(f"natlens: error: {where}{exc.strerror or exc}\n")
+        _debug_traceback()
+        return EXIT_INPUT
+    except Exception as exc:
+        duckdb = sys.modules.get("duckdb")
+        if duckdb is not None and isinstance(exc, duckdb.Error):
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            sys.stderr.write(
+                f"natlens: error: the query engine stopped: {first}\n"
+                "  hint: natlens case check CASE tells whether the case is damaged\n"
+            )
+            _debug_traceback()
+            return EXIT_INPUT
+        sys.stderr.write(
+            f"natlens: internal error: {type(exc).__name__}: {str(exc)[:300]}\n"
+            "  hint: this is a bug in natlens; NATLENS_DEBUG=1 prints the traceback to report\n"
+        )
+        _debug_traceback()
+        return EXIT_INTERNAL
+
+
+def _debug_traceback() -> None:
+    if os.environ.get("NATLENS_DEBUG"):
+        import traceback
+
+        traceback.print_exc()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from natlens.analyses.conversations import sql_string
 from natlens.case import Case
 from natlens.engine import DuckDBEngine
 from natlens.formats.describe_json import load_context
@@ -75,10 +77,10 @@ def _one_address(case: Case, world_dir: Path) -> list[Section]:
     truth = world_dir / "truth" / "connections.parquet"
     with DuckDBEngine() as engine:
         engine.register_case(case)
-        path = str(truth).replace("'", "''")
+        engine.con.register("truth", pq.read_table(truth))
         row = engine.query(
-            f"""
-            SELECT server_ip FROM read_parquet('{path}')
+            """
+            SELECT server_ip FROM truth
             GROUP BY server_ip
             HAVING count(*) = 1 AND min(kind) = 'egress' AND min(variant) = 'short'
                AND min(protocol) = 6 AND min(server_port) = 443
@@ -88,13 +90,14 @@ def _one_address(case: Case, world_dir: Path) -> list[Section]:
         if not row:
             return []
         address = row[0]["server_ip"]
+        literal = sql_string(address)
         table = engine.query(
             f"""
             SELECT interface_id, srcaddr, srcport, dstaddr, dstport, pkt_srcaddr, pkt_dstaddr,
                    tcp_flags, packets, flow_direction
             FROM flows
-            WHERE (srcaddr = '{address}' OR dstaddr = '{address}' OR pkt_srcaddr = '{address}'
-                   OR pkt_dstaddr = '{address}') AND dstport IS NOT NULL
+            WHERE (srcaddr = {literal} OR dstaddr = {literal} OR pkt_srcaddr = {literal}
+                   OR pkt_dstaddr = {literal}) AND dstport IS NOT NULL
             ORDER BY start, tcp_flags, interface_id, srcaddr, dstaddr
             LIMIT 12
             """

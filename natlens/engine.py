@@ -8,11 +8,14 @@ struct slicing, ORDER BY only at the top level. Sessions run in UTC.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import tempfile
+import uuid
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import duckdb
 import pyarrow as pa
@@ -21,7 +24,7 @@ import sqlglot
 from sqlglot import exp
 
 from natlens.case import TABLES, Case
-from natlens.errors import EnvironmentProblem, UsageError
+from natlens.errors import CaseError, EnvironmentProblem, UsageError
 
 ENGINES = ("duckdb", "spark")
 DIALECTS = ("duckdb", "spark", "athena")
@@ -91,6 +94,25 @@ def _source_columns(select: exp.Select) -> set[str]:
 
 class Engine(ABC):
     name: str
+    # --since/--until in epoch seconds: register_case shows only the flow records whose capture
+    # window overlaps it, and the firewall events in it (NULL times are kept).
+    window: tuple[int | None, int | None] = (None, None)
+
+    def window_filters(self) -> dict[str, str]:
+        """The WHERE condition per table for ``window`` (numbers only), or none."""
+        since, until = self.window
+        flows, events = [], []
+        if since is not None:
+            flows.append(f'coalesce("end", start) >= {int(since)}')
+            events.append(f"coalesce(flow_end, event_time) >= {int(since)}")
+        if until is not None:
+            flows.append(f"start <= {int(until)}")
+            events.append(f"coalesce(flow_start, event_time) <= {int(until)}")
+        out = {}
+        if flows:
+            out["flows"] = " AND ".join(f"coalesce({c}, true)" for c in flows)
+            out["firewall_events"] = " AND ".join(f"coalesce({c}, true)" for c in events)
+        return out
 
     @abstractmethod
     def register_case(self, case: Case) -> None: ...
@@ -115,34 +137,90 @@ class Engine(ABC):
     def register_parquet(self, name: str, directory: Path) -> None:
         """Make the Parquet files in ``directory`` a table called ``name``."""
 
-    def close(self) -> None:  # noqa: B027 - optional for engines that hold nothing
-        pass
+    def hold(self, fd: int) -> None:
+        """Keep a lock (an open file) until the engine closes: the files it guards are read
+        lazily, by every query that names them."""
+        self.__dict__.setdefault("_held", []).append(fd)
 
-    def __enter__(self) -> Engine:
+    def release(self) -> None:
+        for fd in self.__dict__.pop("_held", []):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def close(self) -> None:
+        self.release()
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-class _EmptyTables:
-    """An empty Parquet file per table with its whole canonical schema, read before the parts."""
+_SAFE_PATH = re.compile(r"[A-Za-z0-9_./+-]*")
+# DuckDB's memory_limit: a number and a unit, or a share of the machine's memory.
+_SIZE = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB|%)", re.IGNORECASE)
+
+
+def check_size(value: str, option: str = "--memory-limit") -> str:
+    """A memory size as DuckDB and natlens's users write it (2GB, 500MiB, 80%), or UsageError."""
+    text = value.strip()
+    if not _SIZE.fullmatch(text):
+        raise UsageError(f"{option} {value!r} is not a size", hint="e.g. 2GB, 500MB or 80%")
+    return text
+
+
+class _Scratch:
+    """A private temporary directory: an empty Parquet file per table with its whole canonical
+    schema (read before the parts), and plain-named links to directories whose names an engine
+    would read as a glob or could not quote ('[', '*', '{', quotes, newlines)."""
 
     def __init__(self) -> None:
         self._dir: tempfile.TemporaryDirectory[str] | None = None
+        self._links: dict[Path, Path] = {}
 
-    def path(self, name: str) -> Path:
+    def _root(self) -> Path:
         if self._dir is None:
             self._dir = tempfile.TemporaryDirectory(prefix="natlens-empty-")
-        path = Path(self._dir.name) / f"{name}.parquet"
+        return Path(self._dir.name)
+
+    def path(self, name: str) -> Path:
+        path = self._root() / f"{name}.parquet"
         if not path.exists():
             pq.write_table(TABLES[name].empty_table(), path)
         return path
+
+    def plain(self, path: Path) -> Path:
+        """``path`` itself when its name is plain; else the same file through a plain link to
+        its directory. The file's own name must be plain (natlens names its files)."""
+        path = Path(os.path.abspath(path))
+        if _SAFE_PATH.fullmatch(str(path)):
+            return path
+        folder = path.parent
+        link = self._links.get(folder)
+        if link is None:
+            link = self._root() / f"dir-{len(self._links)}"
+            os.symlink(folder, link)
+            self._links[folder] = link
+        return link / path.name
 
     def cleanup(self) -> None:
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None
+            self._links.clear()
+
+
+def _quoted(path: Path) -> str:
+    """A path natlens built (plain characters only) as an SQL string literal."""
+    text = str(path)
+    assert _SAFE_PATH.fullmatch(text), text
+    return exp.Literal.string(text).sql("duckdb")
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:300]
 
 
 class DuckDBEngine(Engine):
@@ -159,8 +237,9 @@ class DuckDBEngine(Engine):
         self.con.execute("SET enable_progress_bar = false")
         self._spill: tempfile.TemporaryDirectory[str] | None = None
         if memory_limit:
+            size = exp.Literal.string(check_size(memory_limit)).sql("duckdb")
             try:
-                self.con.execute(f"SET memory_limit = '{memory_limit}'")
+                self.con.execute(f"SET memory_limit = {size}")
             except duckdb.Error:
                 raise UsageError(
                     f"--memory-limit {memory_limit!r} is not a size", hint="e.g. 2GB or 500MB"
@@ -171,20 +250,24 @@ class DuckDBEngine(Engine):
                 temp_directory = self._spill.name
             # Keeping input order costs memory the analyses do not need.
             self.con.execute("SET preserve_insertion_order = false")
+        self._empty = _Scratch()
         if temp_directory:
-            self.con.execute(f"SET temp_directory = '{temp_directory}'")
+            spill = exp.Literal.string(str(temp_directory)).sql("duckdb")
+            self.con.execute(f"SET temp_directory = {spill}")
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
-        self._empty = _EmptyTables()
 
     def register_case(self, case: Case) -> None:
         for name in TABLES:
             # The empty file carries the whole schema; parts hold the columns their records have.
-            parts = [str(self._empty.path(name)), *map(str, case.parts(name))]
-            files = ", ".join("'" + p.replace("'", "''") + "'" for p in parts)
+            parts = [self._empty.path(name), *map(self._empty.plain, case.parts(name))]
+            # The file list is a session variable, never text in the query.
+            self.con.execute(f"SET VARIABLE natlens_{name}_parts = ?", [[str(p) for p in parts]])
+            where = self.window_filters().get(name)
             self.con.execute(
-                f"CREATE OR REPLACE VIEW {name} AS "
-                f"SELECT * FROM read_parquet([{files}], union_by_name = true)"
+                f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM "
+                f"read_parquet(getvariable('natlens_{name}_parts'), union_by_name = true)"
+                + (f" WHERE {where}" if where else "")
             )
 
     def _execute(self, sql: str) -> duckdb.DuckDBPyConnection:
@@ -192,10 +275,19 @@ class DuckDBEngine(Engine):
             return self.con.execute(sql)
         except duckdb.OutOfMemoryException as exc:
             raise EnvironmentProblem(
-                f"DuckDB ran out of memory ({str(exc).splitlines()[0][:160]})",
+                f"DuckDB ran out of memory ({_first_line(exc)})",
                 hint="give it more with --memory-limit (it spills to disk beyond the limit), or "
                 "run on Spark: --engine spark",
             ) from None
+        except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+            # A part that cannot be read: damaged, truncated, removed or unreadable.
+            raise CaseError(
+                f"a file of the case cannot be read ({_first_line(exc)})",
+                hint="natlens case check CASE --repair removes what an interrupted run left; "
+                "a damaged part is best replaced by ingesting its sources into a new case",
+            ) from None
+        except duckdb.PermissionException as exc:
+            raise CaseError(f"permission denied ({_first_line(exc)})") from None
 
     def query(self, sql: str) -> pa.Table:
         return self._execute(sql).to_arrow_table()
@@ -204,20 +296,34 @@ class DuckDBEngine(Engine):
         return self._execute(sql).to_arrow_reader(65536)
 
     def export_parquet(self, sql: str, path: Path) -> bool:
-        target = str(path).replace("'", "''")
-        self._execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+        # COPY takes no parameter for its target: write a file natlens names, then move it.
+        path = Path(os.path.abspath(path))
+        temporary = self._empty.plain(path.with_name(f".natlens-{uuid.uuid4().hex}.parquet"))
+        try:
+            self._execute(
+                f"COPY ({sql}) TO {_quoted(temporary)} (FORMAT parquet, COMPRESSION zstd)"
+            )
+            os.replace(temporary, path)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
         return True
 
     def write_parquet(self, sql: str, directory: Path) -> None:
-        target = str(directory / "part-0.parquet").replace("'", "''")
-        self._execute(f"COPY ({sql}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+        target = self._empty.plain(directory / "part-0.parquet")
+        self._execute(f"COPY ({sql}) TO {_quoted(target)} (FORMAT parquet, COMPRESSION zstd)")
 
     def register_parquet(self, name: str, directory: Path) -> None:
-        files = str(directory / "*.parquet").replace("'", "''")
-        self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet('{files}')")
+        files = sorted(str(self._empty.plain(p)) for p in directory.glob("*.parquet"))
+        self.con.execute(f"SET VARIABLE natlens_{name}_files = ?", [files])
+        self.con.execute(
+            f"CREATE OR REPLACE VIEW {name} AS "
+            f"SELECT * FROM read_parquet(getvariable('natlens_{name}_files'))"
+        )
 
     def close(self) -> None:
         self.con.close()
+        self.release()
         self._empty.cleanup()
         if self._spill is not None:
             self._spill.cleanup()
@@ -269,13 +375,20 @@ class SparkEngine(Engine):
 
     def __init__(self, master: str = "local[2]") -> None:
         self.spark = spark_session(master)
-        self._empty = _EmptyTables()
+        self._empty = _Scratch()
 
     def register_case(self, case: Case) -> None:
         for name in TABLES:
-            parts = [str(self._empty.path(name)), *map(str, case.parts(name))]
+            parts = [
+                str(self._empty.path(name)),
+                *(str(self._empty.plain(p)) for p in case.parts(name)),
+            ]
             frame = self.spark.read.option("mergeSchema", "true").parquet(*parts)
-            frame.select(*TABLES[name].names).createOrReplaceTempView(name)
+            frame = frame.select(*TABLES[name].names)
+            where = self.window_filters().get(name)
+            if where:
+                frame = frame.where(sqlglot.parse_one(where, read="duckdb").sql("spark"))
+            frame.createOrReplaceTempView(name)
 
     def query(self, sql: str) -> pa.Table:
         table = self.spark.sql(translate(sql, "spark")).toArrow()
@@ -288,12 +401,15 @@ class SparkEngine(Engine):
         )
 
     def write_parquet(self, sql: str, directory: Path) -> None:
-        self.spark.sql(translate(sql, "spark")).write.mode("overwrite").parquet(str(directory))
+        target = self._empty.plain(directory / "spark")
+        self.spark.sql(translate(sql, "spark")).write.mode("overwrite").parquet(str(target))
 
     def register_parquet(self, name: str, directory: Path) -> None:
-        self.spark.read.parquet(str(directory)).createOrReplaceTempView(name)
+        target = self._empty.plain(directory / "spark")
+        self.spark.read.parquet(str(target)).createOrReplaceTempView(name)
 
     def close(self) -> None:
+        self.release()
         self._empty.cleanup()
 
 

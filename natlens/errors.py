@@ -9,6 +9,9 @@ NatlensError
 ├── CaseError             a case directory is missing or damaged (exit 2)
 └── EnvironmentProblem    something natlens needs is not installed or not running (exit 3)
 
+An OS error (a file that cannot be read or written) exits 2 with its message; anything else is
+a bug and exits 70.
+
 Every message names what went wrong, where (file, line, field where known) and what to do.
 """
 
@@ -19,6 +22,7 @@ EXIT_FINDINGS = 1  # reserved for analyses that fail a --fail-on threshold
 EXIT_INPUT = 2
 EXIT_ENVIRONMENT = 3
 EXIT_USAGE = 64
+EXIT_INTERNAL = 70  # a bug: natlens failed in a way it did not foresee
 
 
 class NatlensError(Exception):

@@ -8,6 +8,7 @@ Parquet writer in the calling thread. All accounting happens in the parser threa
 from __future__ import annotations
 
 import queue
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -19,15 +20,22 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from natlens.accounting import Accounting
-from natlens.case import ROW_GROUP_ROWS, TABLES, Case
+from natlens.accounting import RETRY_REASONS, Accounting, Problem
+from natlens.case import ROW_GROUP_ROWS, TABLES, Case, Recovery
 from natlens.engine import DuckDBEngine
-from natlens.formats.containers import LinesPassedOver, SourceProblem, TablePiece, TextPiece
+from natlens.errors import StrictError
+from natlens.formats.containers import (
+    LinesDropped,
+    LinesPassedOver,
+    SourceProblem,
+    TablePiece,
+    TextPiece,
+)
 from natlens.formats.network_firewall import looks_like_event, parse_lines
 from natlens.formats.vpc_flow import FlowParser
 from natlens.schema import FLOWS_SCHEMA
 from natlens.sources import SourceOptions, Unit, expand
-from natlens.sources.timerange import merge
+from natlens.sources.timerange import TimeRange, merge
 
 T = TypeVar("T")
 # Columns whose values repeat a lot: dictionary encoding makes them small and fast to read.
@@ -63,9 +71,11 @@ class IngestReport:
     seconds: float
     coverage_gaps: list[dict[str, Any]] = field(default_factory=list)  # of the whole case
     tables: dict[str, int] = field(default_factory=dict)  # rows written per table
+    recovery: Recovery = field(default_factory=Recovery)  # an interrupted run put right first
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "recovered": self.recovery.lines(),
             "case": str(self.case),
             "records_written": self.records_written,
             "tables_written": self.tables,
@@ -95,12 +105,26 @@ class _UnitUnchanged:
 class _UnitDone:
     unit: Unit
     records: int
-    failed: bool
+    failed: bool  # could not be opened or read
+    incomplete: bool  # lines or the whole source skipped for a reason a re-run may cure
 
 
 def ingest(sources: list[str], case_dir: str | Path, options: IngestOptions) -> IngestReport:
+    """Read ``sources`` into the case at ``case_dir``: all of it or, on any failure (a
+    ``--strict`` stop, an interruption), nothing; a case this call created is removed again."""
     started = time.monotonic()
-    case = Case.create_or_open(case_dir)
+    case = Case.for_ingest(case_dir)
+    try:
+        report = _ingest(case, sources, options, started)
+    except BaseException:
+        case.discard()
+        raise
+    finally:
+        case.close()
+    return report
+
+
+def _ingest(case: Case, sources: list[str], options: IngestOptions, started: float) -> IngestReport:
     acct = Accounting(strict=options.strict)
     known: dict[str, dict[str, Any]] = case.manifest["sources"]
     coverage: dict[str, list[list[int]]] = case.manifest["cloudwatch_coverage"]
@@ -119,6 +143,9 @@ def ingest(sources: list[str], case_dir: str | Path, options: IngestOptions) -> 
         parts.abort()
         raise
 
+    for entry in done:
+        if entry.incomplete and entry.records == 0:
+            acct.failed_sources.append(entry.unit.id)
     replaced = {d.unit.id for d in done if d.unit.coverage is None and d.unit.id in known}
     if replaced:
         for name in TABLES:
@@ -127,7 +154,7 @@ def ingest(sources: list[str], case_dir: str | Path, options: IngestOptions) -> 
     names = []
     for name, path, rows in written:
         case.add_part(path, rows, name)
-        names.append(str(path.relative_to(case.path)))
+        names.append(case.committed_name(path))
     _record(case, done, acct, names, sources)
     _summarize(case)
     case.save()
@@ -137,7 +164,7 @@ def ingest(sources: list[str], case_dir: str | Path, options: IngestOptions) -> 
         per_table[name] += rows
     return IngestReport(
         case.path, acct, total, names, time.monotonic() - started,
-        case.manifest["coverage_gaps"], per_table,
+        case.manifest["coverage_gaps"], per_table, case.recovery,
     )  # fmt: skip
 
 
@@ -217,68 +244,117 @@ def _read_stage(units: Iterator[Unit], known: dict[str, dict[str, Any]]) -> Iter
             continue
         this_run.add((unit.id, unit.fingerprint))
         seen = known.get(unit.id)
-        if unit.coverage is None and seen and seen.get("fingerprint") == unit.fingerprint:
+        if (
+            unit.coverage is None
+            and seen
+            and seen.get("fingerprint") == unit.fingerprint
+            and not seen.get("incomplete")
+        ):
             yield _UnitUnchanged(unit)
             continue
         yield _UnitStart(unit)
-        yield from unit.read()
+        try:
+            yield from unit.read()
+        except Exception as exc:  # one source's failure never stops the others
+            yield SourceProblem(_broken(unit.id, exc))
         yield _UnitEnd(unit)
 
 
 def _parse_stage(
     items: Iterator[object], acct: Accounting, options: IngestOptions, done: list[_UnitDone]
 ) -> Iterator[pa.Table]:
-    window = options.sources.time_range
     parsers: dict[str, FlowParser] = {}
     firewall: dict[str, int] = {}  # Network Firewall sources of this unit: records read
     unit: Unit | None = None
     lines_at_start = 0
-    failed = False
+    failed = incomplete = False
+    broken: set[str] = set()
     for item in items:
         if isinstance(item, _UnitUnchanged):
             acct.sources_skipped_unchanged += 1
         elif isinstance(item, _UnitStart):
-            unit, parsers, firewall, failed = item.unit, {}, {}, False
+            unit, parsers, firewall, failed, incomplete = item.unit, {}, {}, False, False
             lines_at_start = acct.counts.lines
+            acct.unit_retry = 0
         elif isinstance(item, _UnitEnd):
             assert unit is not None
             acct.sources_read += 1
             records = sum(p.records for p in parsers.values()) + sum(firewall.values())
-            if acct.counts.lines == lines_at_start and not failed:
+            incomplete = incomplete or acct.unit_retry > 0
+            acct.unit_retry = 0
+            if acct.counts.lines == lines_at_start and not failed and not incomplete:
                 acct.empty_sources.append(unit.id)
-            done.append(_UnitDone(unit, records, failed))
+            done.append(_UnitDone(unit, records, failed, incomplete))
             unit = None
         elif isinstance(item, SourceProblem):
             acct.counts.lines += item.problem.count
             failed = failed or item.problem.reason == "unreadable"
+            incomplete = incomplete or item.problem.reason in RETRY_REASONS
             acct.problem(item.problem)
+        elif isinstance(item, LinesDropped):
+            acct.counts.lines -= item.count
+            acct.counts.blank -= item.count
         elif isinstance(item, LinesPassedOver):
             acct.counts.blank -= item.count
             acct.counts.metadata += item.count
-        elif isinstance(item, TextPiece) and (
-            item.source in firewall
-            or (item.source not in parsers and looks_like_event(_first_line(item.block)))
-        ):
-            table = _firewall_piece(item, acct)
-            firewall[item.source] = firewall.get(item.source, 0) + table.num_rows
-            if table.num_rows:
-                yield table
         elif isinstance(item, TextPiece | TablePiece):
             assert unit is not None
-            parser = parsers.get(item.source)
-            if parser is None:
-                given = options.log_format or unit.given_format
-                origin = "--log-format" if options.log_format else unit.given_origin
-                parser = FlowParser(item.source, acct, given, origin, window.since, window.until)
-                parsers[item.source] = parser
-            if isinstance(item, TextPiece):
-                produced = parser.feed(item.block, item.first_line)
-            else:
-                produced = parser.feed_table(item.table, item.first_line)
-            for table in produced:
-                yield conform(table, item.source)
+            if unit.id in broken:
+                continue  # the rest of a source whose parsing failed
+            try:
+                tables = list(_parse_piece(item, unit, parsers, firewall, acct, options))
+            except StrictError:
+                raise
+            except Exception as exc:  # one source's failure never stops the others
+                broken.add(unit.id)
+                incomplete = True
+                acct.problem(_broken(unit.id, exc))
+                continue
+            yield from tables
         else:  # pragma: no cover - every item type is handled above
             raise TypeError(f"unexpected item {item!r}")
+
+
+def _parse_piece(
+    item: TextPiece | TablePiece,
+    unit: Unit,
+    parsers: dict[str, FlowParser],
+    firewall: dict[str, int],
+    acct: Accounting,
+    options: IngestOptions,
+) -> Iterator[pa.Table]:
+    window = options.sources.time_range
+    if isinstance(item, TextPiece) and (
+        item.source in firewall
+        or (item.source not in parsers and looks_like_event(_first_line(item.block)))
+    ):
+        table = _firewall_piece(item, acct, window)
+        firewall[item.source] = firewall.get(item.source, 0) + table.num_rows
+        if table.num_rows:
+            yield table
+        return
+    parser = parsers.get(item.source)
+    if parser is None:
+        given = options.log_format or unit.given_format
+        origin = "--log-format" if options.log_format else unit.given_origin
+        parser = FlowParser(item.source, acct, given, origin, window.since, window.until)
+        parsers[item.source] = parser
+    if isinstance(item, TextPiece):
+        produced = parser.feed(item.block, item.first_line)
+    else:
+        produced = parser.feed_table(item.table, item.first_line)
+    for table in produced:
+        yield conform(table, item.source)
+
+
+def _broken(source: str, exc: BaseException) -> Problem:
+    """A source that failed in a way no reader foresaw: reported, and read again next time."""
+    detail = (str(exc).strip().splitlines() or [""])[0][:200]
+    return Problem(
+        "bad-container", source, None,
+        f"stopped reading it: {type(exc).__name__}: {detail} (what came before was kept)",
+        count=0,
+    )  # fmt: skip
 
 
 def _first_line(block: bytes) -> str:
@@ -288,19 +364,55 @@ def _first_line(block: bytes) -> str:
     return ""
 
 
-def _firewall_piece(piece: TextPiece, acct: Accounting) -> pa.Table:
-    """Network Firewall events: every line a row, a blank or a problem."""
-    lines = piece.block.decode("utf-8", "replace").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    numbered = list(enumerate(lines, start=piece.first_line))
-    acct.counts.lines += len(numbered)
-    acct.counts.blank += sum(1 for _, text in numbered if not text.strip())
+_SPACE_BYTES = b" \t\r\n\x0b\x0c"
+_NOT_SPACE = re.compile(rb"[^ \t\r\n\x0b\x0c]")
+
+
+def _firewall_piece(piece: TextPiece, acct: Accounting, window: TimeRange) -> pa.Table:
+    """Network Firewall events: every line a row, a blank, filtered out or a problem. Blank
+    lines are counted, never materialised (a file of a billion newlines stays cheap)."""
+    block = piece.block
+    total = block.count(b"\n") + (0 if block.endswith(b"\n") or not block else 1)
+    acct.counts.lines += total
+    numbered: list[tuple[int, str]] = []
+    not_text = 0
+    line, at, pos = piece.first_line, 0, 0
+    # A block of whitespace only (a file padded with a gigabyte of newlines) is counted at C
+    # speed; the search below would walk it byte by byte.
+    all_blank = not block.translate(None, _SPACE_BYTES)
+    while not all_blank and (match := _NOT_SPACE.search(block, pos)) is not None:
+        start = block.rfind(b"\n", 0, match.start()) + 1
+        end = block.find(b"\n", match.start())
+        end = len(block) if end < 0 else end
+        line += block.count(b"\n", at, start)
+        at, pos = start, end + 1
+        try:
+            numbered.append((line, block[start:end].decode("utf-8")))
+        except UnicodeDecodeError:
+            not_text += 1
+            acct.problem(Problem("not-text", piece.source, line, "the line is not UTF-8 text"))
+    acct.counts.blank += total - len(numbered) - not_text
     parsed = parse_lines(numbered, piece.source)
     for problem in parsed.problems:
         acct.problem(problem)
+    rows = parsed.rows
+    if window.since is not None or window.until is not None:
+        kept = [r for r in rows if _in_window(r, window)]
+        acct.counts.filtered += len(rows) - len(kept)
+        parsed.rows = kept
     acct.counts.records += len(parsed.rows)
     return parsed.table()
+
+
+def _in_window(row: dict[str, Any], window: TimeRange) -> bool:
+    """An event overlaps --since/--until: its flow's span (or its time) meets the window."""
+    start = row.get("flow_start") or row.get("event_time")
+    end = row.get("flow_end") or row.get("event_time")
+    if start is None:
+        return True
+    if window.since is not None and (end or start) < window.since:
+        return False
+    return not (window.until is not None and start > window.until)
 
 
 def conform(table: pa.Table, source: str) -> pa.Table:
@@ -329,21 +441,19 @@ def _record(
         unit = entry.unit
         if unit.coverage is not None:
             key, lo, hi = unit.coverage
-            if not entry.failed and hi > lo:
+            if not entry.failed and not (entry.incomplete and entry.records == 0) and hi > lo:
                 coverage = case.manifest["cloudwatch_coverage"]
                 coverage[key] = merge(coverage.get(key, []), (lo, hi))
             continue
-        if entry.failed:
-            continue  # not read: try again next time
-        case.manifest["sources"][unit.id] = {
-            "fingerprint": unit.fingerprint,
-            "records": entry.records,
-            "ingested": now,
-        }
-    formats = {tuple(f["fields"]): f for f in case.manifest["formats"]}
-    for fields, seen in acct.formats.items():
+        seen = {"fingerprint": unit.fingerprint, "records": entry.records, "ingested": now}
+        if entry.failed or entry.incomplete:
+            # Read again next time, its rows (if any) replaced: see RETRY_REASONS.
+            seen["incomplete"] = True
+        case.manifest["sources"][unit.id] = seen
+    formats = {(tuple(f["fields"]), f["origin"]): f for f in case.manifest["formats"]}
+    for (fields, origin), seen in acct.formats.items():
         entry_json = formats.setdefault(
-            fields, {"fields": list(fields), "origin": seen["origin"], "records": 0}
+            (fields, origin), {"fields": list(fields), "origin": origin, "records": 0}
         )
         entry_json["records"] += seen["records"]
     case.manifest["formats"] = list(formats.values())

@@ -22,7 +22,13 @@ def test_sources_append_and_are_not_read_twice(tmp_path, natlens) -> None:
 
     shutil.copy(AWS_EXAMPLES / "tcp-flags.log", logs)
     second = natlens("ingest", logs, "--case", case, "--json").json()
-    assert second["sources"] == {"read": 1, "unchanged": 1, "replaced": 0, "empty": []}
+    assert second["sources"] == {
+        "read": 1,
+        "unchanged": 1,
+        "replaced": 0,
+        "empty": [],
+        "failed": [],
+    }
     assert second["lines"]["records"] == 8
 
     rows = natlens("records", case, "--format", "jsonl").jsonl()

@@ -44,7 +44,9 @@ def test_limit_and_columns(engine, examples_case) -> None:
 
 
 def test_empty_case_has_every_column(engine, tmp_path) -> None:
-    case = Case.create_or_open(tmp_path / "empty")
+    with Case.for_ingest(tmp_path / "empty") as new:
+        new.save()  # a case with no rows at all
+    case = Case.open(tmp_path / "empty")
     table = records(engine, case, list(FLOWS_SCHEMA.names))
     assert table.num_rows == 0
     assert table.schema.names == FLOWS_SCHEMA.names

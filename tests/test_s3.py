@@ -110,7 +110,7 @@ def test_reingest_reads_nothing_twice_and_replaces_changed_objects(
     put_file(client, bucket, keys[0], [record(ts, 60000), record(ts, 60001)])
     put_file(client, bucket, aws_key("plain", when + timedelta(minutes=30)), [record(ts, 60002)])
     third = natlens("ingest", f"s3://{bucket}/", *args).json()
-    assert third["sources"] == {"read": 2, "unchanged": 2, "replaced": 1, "empty": []}
+    assert third["sources"] == {"read": 2, "unchanged": 2, "replaced": 1, "empty": [], "failed": []}
 
     rows = natlens("records", tmp_path / "case", "--format", "jsonl").jsonl()
     assert sorted(r["srcport"] for r in rows) == [50001, 50002, 60000, 60001, 60002]

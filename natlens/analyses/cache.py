@@ -10,11 +10,16 @@ that cannot hold it (a read-only copy) is still analysed, only without keeping t
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import os
 import shutil
+import uuid
+from pathlib import Path
 
-from natlens.case import Case
+from natlens.case import TMP_PREFIX, Case
 from natlens.engine import Engine
 
 DERIVED = "derived"
@@ -23,24 +28,83 @@ COMPLETE = "_complete"
 
 def derived_table(engine: Engine, case: Case, name: str, sql: str) -> bool:
     """Register the rows of ``sql`` as table ``name`` from the case's derived copy, making it
-    first when needed. False when the case cannot hold it: the caller runs ``sql`` itself."""
+    first when needed. False when the case cannot hold it: the caller runs ``sql`` itself.
+
+    Several analyses may run at once on one case. A derived table is written under a temporary
+    name and renamed into place whole (the first to finish wins; the others use its copy), and
+    each reader holds a shared lock on its ``_complete`` file, so an older copy is removed only
+    when nobody reads it.
+    """
     # Each engine keeps its own copy: the answers are the same (the tests compare them), and
     # each engine is then tested on its own work.
     # The manifest's tables list every part file and its row count.
-    state = json.dumps([engine.name, sql, case.manifest["tables"]], sort_keys=True)
+    state = json.dumps([engine.name, engine.window, sql, case.manifest["tables"]], sort_keys=True)
     key = hashlib.sha256(state.encode()).hexdigest()[:16]
     root = case.path / DERIVED
     directory = root / f"{name}-{key}"
-    if not (directory / COMPLETE).exists():
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            engine.write_parquet(sql, directory)
-            (directory / COMPLETE).write_text(key + "\n")
-        except OSError:
-            shutil.rmtree(directory, ignore_errors=True)
+    for _attempt in range(3):
+        if not (directory / COMPLETE).exists() and not _build(engine, root, directory, sql, key):
             return False
-        for old in root.glob(f"{name}-*"):
-            if old != directory:
-                shutil.rmtree(old, ignore_errors=True)
+        held = _hold(directory)
+        if held is not None:
+            engine.hold(held)
+            break
+    else:
+        return False
+    for old in root.glob(f"{name}-*"):
+        if old != directory:
+            _remove_unread(old)
     engine.register_parquet(name, directory)
     return True
+
+
+def _build(engine: Engine, root: Path, directory: Path, sql: str, key: str) -> bool:
+    temporary = root / f"{TMP_PREFIX}{directory.name}-{uuid.uuid4().hex[:8]}"
+    try:
+        temporary.mkdir(parents=True)
+        engine.write_parquet(sql, temporary)
+        (temporary / COMPLETE).write_text(key + "\n")
+        try:
+            os.rename(temporary, directory)
+        except OSError:
+            if not (directory / COMPLETE).exists():
+                raise
+            # Another run made the same table first: use its copy.
+            shutil.rmtree(temporary, ignore_errors=True)
+    except OSError:
+        shutil.rmtree(temporary, ignore_errors=True)
+        return False
+    return True
+
+
+def _hold(directory: Path) -> int | None:
+    """A shared lock on a complete derived table, or None when it was removed meanwhile."""
+    try:
+        fd = os.open(directory / COMPLETE, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    with contextlib.suppress(OSError):  # a file system without locks
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    if not (directory / COMPLETE).exists():  # removed between the open and the lock
+        os.close(fd)
+        return None
+    return fd
+
+
+def _remove_unread(directory: Path) -> None:
+    """Remove an older derived table unless an analysis is reading it."""
+    try:
+        fd = os.open(directory / COMPLETE, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return  # half-made by a run still going, or already gone: not ours to remove
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return
+    try:
+        (directory / COMPLETE).unlink(missing_ok=True)
+        shutil.rmtree(directory, ignore_errors=True)
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(fd)

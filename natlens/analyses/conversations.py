@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 import pyarrow as pa
+from sqlglot import exp
 
 from natlens.analyses import load_sql
 from natlens.case import Case
@@ -173,7 +174,7 @@ def values_sql(
             return f"CAST(NULL AS {kind})" if kind != "VARCHAR" else "NULL"
         if isinstance(value, int):
             return f"CAST({int(value)} AS {kind})"
-        return "'" + str(value).replace("'", "''") + "'"
+        return sql_string(str(value))
 
     values = ",\n        ".join(
         "(" + ", ".join(literal(v, t) for v, t in zip(row, types, strict=True)) + ")"
@@ -365,9 +366,11 @@ SELECT_COLUMNS = {
     "client_port": client_sql("lo_port", "hi_port"),
     "server_addr": client_sql("hi_addr", "lo_addr"),
     "server_port": client_sql("hi_port", "lo_port"),
-    "protocol": "protocol",
-    "first_seen": "first_seen",
-    "last_seen": "last_seen",
+    # Unknown is shown as unknown (NULL, '-' in a table), never as the number that stood in
+    # for it while pairing (protocol -1, time 0).
+    "protocol": "nullif(protocol, -1)",
+    "first_seen": "nullif(first_seen, 0)",
+    "last_seen": "nullif(last_seen, 0)",
     "packets_to_server": client_sql("fwd_packets", "rev_packets"),
     "bytes_to_server": client_sql("fwd_bytes", "rev_bytes"),
     "packets_to_client": client_sql("rev_packets", "fwd_packets"),
@@ -450,20 +453,48 @@ def explained_from(engine: Engine, case: Case, options: ConversationOptions) -> 
 FACTS = "conversation_facts"
 
 
+# Output columns that stand for a flow log field: NULL (shown '-') when no record of the case
+# had that field, rather than the 0 that stood in for it while pairing.
+_FROM_FIELD = {
+    "client_port": ("srcport", "dstport"),
+    "server_port": ("srcport", "dstport"),
+    "packets_to_server": ("packets",),
+    "packets_to_client": ("packets",),
+    "bytes_to_server": ("bytes",),
+    "bytes_to_client": ("bytes",),
+}
+
+
+def missing_fields(case: Case) -> frozenset[str]:
+    """The fields behind conversation columns that no format of the case carries."""
+    seen = {name for fmt in case.manifest.get("formats", []) for name in fmt["fields"]}
+    seen |= {name.replace("_", "-") for name in seen}
+    if not seen:
+        return frozenset()
+    return frozenset(name for fields in _FROM_FIELD.values() for name in fields if name not in seen)
+
+
 def conversations_sql(
-    options: ConversationOptions | None = None, in_case: bool = True, head: str | None = None
+    options: ConversationOptions | None = None,
+    in_case: bool = True,
+    head: str | None = None,
+    missing: frozenset[str] = frozenset(),
 ) -> str:
-    """``head``: what provides ``explained`` (default: the whole computation)."""
+    """``head``: what provides ``explained`` (default: the whole computation). ``missing``:
+    fields no record had (``missing_fields``): their columns are NULL."""
     options = options or ConversationOptions()
     where = []
     if options.ip:
-        check_ip(options.ip)
-        where.append(f"(lo_addr = '{options.ip}' OR hi_addr = '{options.ip}')")
+        ip = sql_string(check_ip(options.ip))
+        where.append(f"(lo_addr = {ip} OR hi_addr = {ip})")
     if options.port is not None:
         if not 0 <= options.port <= 65535:
             raise UsageError("--port must be 0-65535")
         where.append(f"(lo_port = {options.port} OR hi_port = {options.port})")
-    columns = ",\n    ".join(f"{expr} AS {name}" for name, expr in SELECT_COLUMNS.items())
+    columns = ",\n    ".join(
+        f"{'NULL' if any(f in missing for f in _FROM_FIELD.get(name, ())) else expr} AS {name}"
+        for name, expr in SELECT_COLUMNS.items()
+    )
     if head is None:
         head = conversation_ctes(options, in_case)
     sql = head + f"SELECT\n    {columns}\nFROM explained\n"
@@ -488,11 +519,23 @@ def record_initiators_sql(options: ConversationOptions | None = None) -> str:
     )
 
 
-def check_ip(value: str) -> None:
+def check_ip(value: str) -> str:
+    """An IP address as the user gave it, strictly checked, in its standard text (the form
+    AWS writes): no IPv6 zone (``%eth0``), no leading zeros in IPv4."""
     try:
-        ipaddress.ip_address(value)
+        if "%" in value:
+            raise ValueError(value)
+        return str(ipaddress.ip_address(value.strip()))
     except ValueError:
-        raise UsageError(f"not an IP address: {value!r}") from None
+        raise UsageError(
+            f"not an IP address: {value!r}", hint="e.g. 203.0.113.7 or 2001:db8::7"
+        ) from None
+
+
+def sql_string(value: str) -> str:
+    """A value as an SQL string literal, quoted by sqlglot (it reaches every engine through
+    sqlglot's parser, so it stays one literal in each dialect)."""
+    return exp.Literal.string(value).sql(dialect="duckdb")
 
 
 def conversations(
@@ -504,7 +547,9 @@ def conversations(
 def _query(engine: Engine, case: Case, options: ConversationOptions | None) -> str:
     options = options or ConversationOptions()
     engine.register_case(case)
-    return conversations_sql(options, head=explained_from(engine, case, options))
+    return conversations_sql(
+        options, head=explained_from(engine, case, options), missing=missing_fields(case)
+    )
 
 
 def export_conversations(

@@ -17,6 +17,8 @@ from natlens.analyses.conversations import (
     check_ip,
     conversations_sql,
     explained_from,
+    missing_fields,
+    sql_string,
 )
 from natlens.analyses.inbound import verdicts_from
 from natlens.analyses.records import default_columns
@@ -63,7 +65,7 @@ class Explanation:
 def explain(
     engine: Engine, case: Case, address: str, options: ConversationOptions | None = None
 ) -> Explanation:
-    check_ip(address)
+    address = check_ip(address)
     base = options or ConversationOptions()
     options = ConversationOptions(
         context=base.context, since=base.since, until=base.until, ip=address
@@ -72,7 +74,9 @@ def explain(
     head = explained_from(engine, case, options)
     verdicts = verdicts_from(engine, head, options).to_pylist()
     row = verdicts[0] if verdicts else None
-    convs = _telling_first(engine.query(conversations_sql(options, head=head)), address)
+    convs = _telling_first(
+        engine.query(conversations_sql(options, head=head, missing=missing_fields(case))), address
+    )
     present = set(default_columns(case))
     records = _key_records(engine, convs, present)
     cidrs = base.context.vpc_cidrs() if base.context else []
@@ -125,13 +129,14 @@ def _key_records(engine: Engine, convs: pa.Table, present: set[str]) -> pa.Table
             src = "coalesce(pkt_srcaddr, srcaddr)" if "pkt_srcaddr" in present else "srcaddr"
             dst = "coalesce(pkt_dstaddr, dstaddr)" if "pkt_dstaddr" in present else "dstaddr"
             ends.append(
-                f"({src} = '{a}' AND coalesce(srcport, 0) = {pa_} AND {dst} = '{b}' "
-                f"AND coalesce(dstport, 0) = {pb})"
+                f"({src} = {sql_string(a)} AND coalesce(srcport, 0) = {int(pa_ or 0)} "
+                f"AND {dst} = {sql_string(b)} AND coalesce(dstport, 0) = {int(pb or 0)})"
             )
         conditions.append(
-            f"(coalesce(protocol, -1) = {row['protocol']} "
-            f"AND coalesce(start, 0) <= {row['last_seen']} "
-            f'AND coalesce("end", start, 0) >= {row["first_seen"]} AND ({" OR ".join(ends)}))'
+            f"(coalesce(protocol, -1) = {_number(row['protocol'], -1)} "
+            f"AND coalesce(start, 0) <= {_number(row['last_seen'], 0)} "
+            f'AND coalesce("end", start, 0) >= {_number(row["first_seen"], 0)} '
+            f"AND ({' OR '.join(ends)}))"
         )
     where = " OR ".join(conditions) or "1 = 0"
     return engine.query(
@@ -139,6 +144,11 @@ def _key_records(engine: Engine, convs: pa.Table, present: set[str]) -> pa.Table
         "ORDER BY start, interface_id, srcaddr, dstaddr, srcport, dstport, source, line "
         f"LIMIT {3 * LIMIT}"
     )
+
+
+def _number(value: object, unknown: int) -> int:
+    """A number for SQL text: the value, or what stood for unknown while pairing."""
+    return unknown if value is None else int(value)  # type: ignore[call-overload]
 
 
 def _when(epoch: int | None) -> str:

@@ -19,6 +19,7 @@ from natlens.analyses.conversations import (
     codes,
     conversation_ctes,
     explained_from,
+    sql_string,
 )
 from natlens.case import Case
 from natlens.engine import Engine
@@ -44,8 +45,7 @@ def inbound_sql(
     names = ", ".join(f"CASE WHEN ev_{k} = 1 THEN '{code}' END" for k, code in enumerate(kept))
     where = ""
     if options.ip:
-        check_ip(options.ip)
-        where = f"WHERE address = '{options.ip}'\n"
+        where = f"WHERE address = {sql_string(check_ip(options.ip))}\n"
     if head is None:
         head = conversation_ctes(options, in_case)
     return head.rstrip() + load_sql("inbound").format(

@@ -31,6 +31,7 @@ from natlens.analyses.conversations import (
     ConversationOptions,
     conversations_sql,
     explained_from,
+    sql_string,
 )
 from natlens.case import Case
 from natlens.engine import Engine
@@ -232,8 +233,7 @@ def _observed(
     if not addresses:
         return {}
     engine.register_case(case)
-    # the addresses come from the context, checked by ipaddress: literal text is safe
-    listed = ", ".join(f"'{ipaddress.ip_address(a)}'" for a in addresses)
+    listed = ", ".join(sql_string(str(ipaddress.ip_address(a))) for a in addresses)
     inner = conversations_sql(options, head=explained_from(engine, case, options))
     table = engine.query(
         "SELECT server_addr, server_port, protocol, client_addr, packets_to_server, "

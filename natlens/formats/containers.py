@@ -14,12 +14,14 @@ import base64
 import binascii
 import gzip
 import io
+import itertools
 import json
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from isal import isal_zlib
@@ -29,6 +31,9 @@ from natlens.formats.network_firewall import looks_like_event
 
 BLOCK_BYTES = 1 << 24
 MAX_LINE_BYTES = 1 << 20
+# JSON documents and Parquet inside gzip are read whole: this bounds the memory they take.
+MAX_DOCUMENT_BYTES = 256 << 20
+LINES_PER_PIECE = 1 << 20
 EVENTS_PER_PIECE = 100_000
 
 
@@ -63,13 +68,22 @@ class LinesPassedOver:
 
 
 @dataclass
+class LinesDropped:
+    """Lines reported as problems and handed to the parser empty (to keep line numbers):
+    ``count`` takes them back out of the line and blank counts."""
+
+    source: str
+    count: int
+
+
+@dataclass
 class SourceProblem:
     """A problem with a source or part of it, found before parsing."""
 
     problem: Problem
 
 
-Piece = TextPiece | TablePiece | LinesPassedOver | SourceProblem
+Piece = TextPiece | TablePiece | LinesPassedOver | LinesDropped | SourceProblem
 
 
 def read_container(source: str, raw: IO[bytes], path: str | None = None) -> Iterator[Piece]:
@@ -107,9 +121,11 @@ class Gunzip:
     """
 
     RAW_CHUNK = 1 << 20
+    OUT_CHUNK = 1 << 22
 
     def __init__(self, raw: Any) -> None:
         self.raw = raw
+        self.pending_input = b""
         self.inflate = isal_zlib.decompressobj(wbits=31)
         self.in_member = False  # bytes of a member were fed and its end has not come yet
         self.buffer = b""
@@ -117,23 +133,28 @@ class Gunzip:
         self.done = False
 
     def _fill(self) -> None:
+        """Decompress at most OUT_CHUNK bytes at a time: a small file that inflates to gigabytes
+        (a decompression bomb) never sits in memory whole."""
         while not self.buffer and not self.done and self.pending_error is None:
-            data = self.raw.read(self.RAW_CHUNK)
+            data = self.pending_input
             if not data:
-                self.done = True
-                if self.in_member:
-                    self.pending_error = EOFError(
-                        "compressed stream ended before the end of its last gzip member"
-                    )
-                return
+                data = self.raw.read(self.RAW_CHUNK)
+                if not data:
+                    self.done = True
+                    if self.in_member:
+                        self.pending_error = EOFError(
+                            "compressed stream ended before the end of its last gzip member"
+                        )
+                    return
+            self.pending_input = b""
             try:
-                while data:
-                    self.in_member = True
-                    self.buffer += self.inflate.decompress(data)
-                    if not self.inflate.eof:
-                        break
+                self.in_member = True
+                self.buffer = self.inflate.decompress(data, self.OUT_CHUNK)
+                if self.inflate.unconsumed_tail:
+                    self.pending_input = self.inflate.unconsumed_tail
+                elif self.inflate.eof:
                     # One member ended; the next (if any) starts with the unused bytes.
-                    data = self.inflate.unused_data
+                    self.pending_input = self.inflate.unused_data
                     self.inflate = isal_zlib.decompressobj(wbits=31)
                     self.in_member = False
             except (zlib.error, _ISAL_ERROR) as exc:
@@ -173,6 +194,23 @@ class Gunzip:
 
 
 def _read_decoded(source: str, stream: Any, head: bytes, compressed: bool) -> Iterator[Piece]:
+    try:
+        yield from _read_decoded_whole(source, stream, head, compressed)
+    except TooLarge:
+        yield SourceProblem(
+            Problem(
+                "bad-container",
+                source,
+                None,
+                f"a JSON or compressed Parquet document over {MAX_DOCUMENT_BYTES >> 20} MiB, "
+                "which natlens would have to hold whole: split it (for CloudWatch Logs, fewer "
+                "events per file)",
+                count=0,
+            )
+        )
+
+
+def _read_decoded_whole(source: str, stream: Any, head: bytes, compressed: bool) -> Iterator[Piece]:
     if head[:4] == b"PAR1":
         yield from _read_parquet(source, io.BytesIO(_read_all(source, stream)))
         return
@@ -207,12 +245,21 @@ def _looks_binary(sample: bytes) -> bool:
     return len(sample) > 0 and controls / len(sample) > 0.1
 
 
+class TooLarge(Exception):
+    """A document natlens must hold whole (JSON, Parquet inside gzip) is over MAX_DOCUMENT_BYTES."""
+
+
 def _read_all(source: str, stream: IO[bytes]) -> bytes:
-    """The whole stream; a truncated document then fails to parse and is reported there."""
+    """The whole stream; a truncated document then fails to parse and is reported there.
+    Raises TooLarge past MAX_DOCUMENT_BYTES (a small gzip can inflate to gigabytes)."""
     chunks = []
+    size = 0
     while True:
         chunk, error = _read_block(stream)
         chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_DOCUMENT_BYTES:
+            raise TooLarge(source)
         if error is not None or not chunk:
             return b"".join(chunks)
 
@@ -297,11 +344,60 @@ def _skip_to_newline(stream: IO[bytes]) -> bytes | None:
             return chunk[cut + 1 :]
 
 
+def _drop_long_lines(source: str, block: bytes, line: int) -> tuple[bytes, list[SourceProblem]]:
+    """Lines over MAX_LINE_BYTES never reach a parser: each is reported and left empty (its
+    number kept); the caller takes them back out of the blank count."""
+    ends = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    long_rows = np.flatnonzero(ends - starts > MAX_LINE_BYTES)
+    if not len(long_rows):
+        return block, []
+    parts, problems, at = [], [], 0
+    for row in long_rows:
+        parts.append(block[at : int(starts[row])])
+        at = int(ends[row])
+        problems.append(
+            _lines_problem(
+                "not-text", source, line + int(row), f"a line longer than {MAX_LINE_BYTES} bytes"
+            )
+        )
+    parts.append(block[at:])
+    return b"".join(parts), problems
+
+
 def _lines_problem(reason: str, source: str, line: int, message: str) -> SourceProblem:
     return SourceProblem(Problem(reason, source, line, message, count=1))
 
 
 def _text_piece(source: str, block: bytes, line: int, cli_text: bool | None) -> Iterator[Piece]:
+    if len(block) > MAX_LINE_BYTES and _may_have_long_line(block):
+        block, dropped = _drop_long_lines(source, block, line)
+        yield from dropped
+        if dropped:
+            yield LinesDropped(source, len(dropped))
+    if block.count(b"\n") > LINES_PER_PIECE:
+        # Millions of short lines (a run of newlines): pieces of at most LINES_PER_PIECE lines,
+        # so that what the parser builds per line stays small.
+        ends = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
+        cuts = [0, *(int(e) + 1 for e in ends[LINES_PER_PIECE - 1 :: LINES_PER_PIECE])]
+        del ends
+        if cuts[-1] < len(block):
+            cuts.append(len(block))
+        for low, high in itertools.pairwise(cuts):
+            yield from _line_piece(source, block[low:high], line, cli_text)
+            line += LINES_PER_PIECE
+        return
+    yield from _line_piece(source, block, line, cli_text)
+
+
+def _may_have_long_line(block: bytes) -> bool:
+    """Whether a line may be longer than MAX_LINE_BYTES: such a line covers a whole window of
+    half that size, which then holds no newline. A few memchr calls rule it out."""
+    window = MAX_LINE_BYTES // 2
+    return any(b"\n" not in block[i : i + window] for i in range(0, len(block), window))
+
+
+def _line_piece(source: str, block: bytes, line: int, cli_text: bool | None) -> Iterator[Piece]:
     if not cli_text:
         yield TextPiece(source, block, line)
         return
@@ -390,6 +486,9 @@ class _EventReader:
                 return
             try:
                 value, pos = decoder.raw_decode(text, pos)
+            except RecursionError:
+                self._bad("JSON nested too deeply to be CloudWatch Logs events")
+                return
             except json.JSONDecodeError as exc:
                 self._bad(f"line {exc.lineno} column {exc.colno}: {exc.msg}")
                 nxt = text.find("\n", exc.pos)
@@ -416,18 +515,21 @@ class _EventReader:
                 )
             )
 
-    def value(self, value: object) -> None:
+    def value(self, value: object, depth: int = 0) -> None:
+        if depth > 8:  # events sit at most a few levels down (a Lambda event, a list of pages)
+            self._bad("JSON nested too deeply to be CloudWatch Logs events")
+            return
         if isinstance(value, list):
             for item in value:
-                self.value(item)
+                self.value(item, depth + 1)
         elif isinstance(value, str):
             self.messages.append(_one_line(value))
         elif isinstance(value, dict):
-            self.object(value)
+            self.object(value, depth)
         else:
             self._bad(f"a JSON {type(value).__name__} where an event or a message was expected")
 
-    def object(self, obj: dict[str, object]) -> None:
+    def object(self, obj: dict[str, object], depth: int = 0) -> None:
         if obj.get("messageType") == "CONTROL_MESSAGE":
             self.control += 1
             return
@@ -439,7 +541,7 @@ class _EventReader:
             events = obj.get(key)
             if isinstance(events, list):
                 for event in events:
-                    self.value(event)
+                    self.value(event, depth + 1)
                 return
         message = obj.get("message")
         if isinstance(message, str):

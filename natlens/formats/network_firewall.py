@@ -39,6 +39,18 @@ _MAPPED_EVENT_KEYS = {
     "tls_error", "revocation_check", "aws_category", "tls_inspected",
 }  # fmt: skip
 _TOP_KEYS = {"firewall_name", "availability_zone", "event_timestamp", "event"}
+# Keys of EVE's nested objects that have columns; the others go to ``extra``.
+_MAPPED_SUBKEYS = {
+    "alert": {"action", "signature_id", "signature", "category", "severity"},
+    "netflow": {"pkts", "bytes", "start", "end", "age"},
+    "tcp": {"tcp_flags"},
+    "tls": {"sni"},
+    "http": {"hostname", "url"},
+    "verdict": {"action"},
+    "revocation_check": {"status", "action"},
+    "tls_error": {"error_message"},
+}
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 class _BadValue(ValueError):
@@ -96,6 +108,8 @@ def parse_event(text: str) -> dict[str, Any]:
         document = json.loads(text, object_pairs_hook=pairs)
     except json.JSONDecodeError as exc:
         raise ValueError(f"column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to be a Network Firewall log event") from None
     if not isinstance(document, dict) or not isinstance(document.get("event"), dict):
         raise ValueError("expected a Network Firewall log event: an object with an 'event' object")
     event: dict[str, Any] = document["event"]
@@ -112,6 +126,14 @@ def parse_event(text: str) -> dict[str, Any]:
     extra.update(
         {f"event.{k}": json.dumps(v) for k, v in event.items() if k not in _MAPPED_EVENT_KEYS}
     )
+    # Inside the objects natlens maps, the keys it does not (http.http_user_agent,
+    # netflow.min_ttl, tls.subject ...) are kept too.
+    for name, mapped in _MAPPED_SUBKEYS.items():
+        inner = event.get(name)
+        if isinstance(inner, dict):
+            extra.update(
+                {f"event.{name}.{k}": json.dumps(v) for k, v in inner.items() if k not in mapped}
+            )
     row = {
         "firewall_name": _text(document.get("firewall_name")),
         "availability_zone": _text(document.get("availability_zone")),
@@ -189,13 +211,20 @@ def _integer(name: str, value: object) -> int | None:
         return None
     if isinstance(value, bool):
         raise _BadValue(name, value, "a number")
+    number: int | None = None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    raise _BadValue(name, value, "a whole number")
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif (
+        isinstance(value, str)
+        and value.strip().lstrip("-").isascii()
+        and (value.strip().lstrip("-").isdigit())
+    ):
+        number = int(value.strip())
+    if number is None or not _INT64[0] <= number <= _INT64[1]:
+        raise _BadValue(name, value, "a whole number (a 64-bit integer)")
+    return number
 
 
 def _port(name: str, value: object) -> int | None:

@@ -8,6 +8,8 @@ space), finds each bad line and says why.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,8 +23,39 @@ from natlens.accounting import Accounting, Problem
 from natlens.formats.logformat import LineFormat, format_string, header_fields, resolve_format
 from natlens.schema import ADDRESS_INT_SUFFIX, FIELDS_BY_NAME, FlowField, Kind
 
-_IPV4_NAMED = r"^(?P<a>\d{1,3})\.(?P<b>\d{1,3})\.(?P<c>\d{1,3})\.(?P<d>\d{1,3})$"
+# No leading zeros: 010.0.0.1 is octal to some readers and decimal to others.
+_OCTET = r"(?:0|[1-9]\d{0,2})"
+_IPV4_NAMED = rf"^(?P<a>{_OCTET})\.(?P<b>{_OCTET})\.(?P<c>{_OCTET})\.(?P<d>{_OCTET})$"
 _IPV6 = r"^[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*$"
+# Characters no flow log field holds; a line with one is damaged (NUL, ESC, DEL ...).
+_CONTROL = "[\x00-\x1f\x7f]"
+_SPACE_BYTES = b" \t\r\n\x0b\x0c"
+_NOT_SPACE = re.compile(rb"[^ \t\r\n\x0b\x0c]")
+_CONTROL_BYTES = re.compile(rb"[\x00-\x09\x0b-\x1f\x7f]")
+# The values AWS documents for fields with a fixed vocabulary (aws-facts §3).
+VOCABULARY: dict[str, tuple[str, ...]] = {
+    "action": ("ACCEPT", "REJECT"),
+    "log-status": ("OK", "NODATA", "SKIPDATA"),
+    "flow-direction": ("ingress", "egress"),
+    "type": ("IPv4", "IPv6", "EFA"),
+}
+# Numbers a field can hold. Ports and protocol numbers by their definition; versions AWS has
+# published (2-8) with room for a few more; packets and bytes up to 2^44 per record (100 Gbit/s
+# for ten minutes is 2^42.8 bytes), which keeps sums of millions of records far from int64's end.
+RANGES: dict[str, tuple[int, int]] = {
+    "version": (2, 15),
+    "srcport": (0, 65535),
+    "dstport": (0, 65535),
+    "protocol": (0, 255),
+    "packets": (0, 2**44),
+    "bytes": (0, 2**44),
+    "tcp-flags": (0, 65535),
+    "traffic-path": (1, 255),
+    "packets-lost-no-route": (0, 2**44),
+    "packets-lost-blackhole": (0, 2**44),
+    "packets-lost-mtu-exceeded": (0, 2**44),
+    "packets-lost-ttl-expired": (0, 2**44),
+}
 _UNSIGNED = r"^[0-9]{1,19}$"
 _INT64_MAX_TEXT = str(2**63 - 1)
 _INT32_MAX = 2**31 - 1
@@ -126,6 +159,12 @@ class FlowParser:
             return
         if not block.endswith(b"\n"):
             block += b"\n"
+        if not block.translate(None, _SPACE_BYTES):
+            # Whitespace only (a file padded with a gigabyte of newlines): counted at C speed.
+            lines = block.count(b"\n")
+            self.acct.counts.lines += lines
+            self.acct.counts.blank += lines
+            return
         if self.fmt is None and not self.unreadable:
             block, first_line = self._start(block, first_line)
         if not block:
@@ -154,23 +193,68 @@ class FlowParser:
                 )
             )
             return
+        # Two columns for one field (srcaddr and SRCADDR): the first is read, the others named.
+        seen: dict[str, str] = {}
+        keep_columns = []
+        for name, raw_name in zip(names, table.column_names, strict=True):
+            if name in seen:
+                self.acct.problem(
+                    Problem(
+                        "bad-value", self.source, first_row,
+                        f"column {raw_name!r} repeats field {name!r} (column {seen[name]!r}): "
+                        "it was not read", field=name, count=0,
+                    )
+                )  # fmt: skip
+                continue
+            seen[name] = raw_name
+            keep_columns.append((name, raw_name))
+        names = tuple(name for name, _raw in keep_columns)
         bad = _BadValues(n, names)
         every_row = np.arange(n)
         columns: dict[str, pa.Array] = {}
         ipv4: dict[str, pa.Array] = {}
-        for i, (name, raw_name) in enumerate(zip(names, table.column_names, strict=True)):
+        for i, (name, raw_name) in enumerate(keep_columns):
             col = table.column(raw_name).combine_chunks()
             kind = _field(name).kind
+            if not _flat(col.type) and name not in FIELDS_BY_NAME:
+                # A list, struct or map column of no flow log field: named, not read.
+                self.acct.problem(
+                    Problem(
+                        "bad-value", self.source, first_row,
+                        f"column {raw_name!r} holds {col.type} values, which no flow log "
+                        "field has: it was not read", field=name, count=0,
+                    )
+                )  # fmt: skip
+                continue
+            if not _flat(col.type):
+                # A flow log field as a list, struct or map: every row with a value in it is
+                # reported.
+                present = pc.is_valid(col).to_numpy(zero_copy_only=False)
+                bad.add(i, present, pa.array([f"a {col.type} value"] * n), every_row)
+                continue
             if pa.types.is_integer(col.type) and kind in (Kind.INT32, Kind.INT64):
+                # uint64 values past 2^63 do not fit int64: they are out of range anyway.
+                if col.type == pa.uint64():
+                    col = pc.if_else(
+                        pc.greater(col, pa.scalar(2**63 - 1, pa.uint64())),
+                        pa.scalar(2**63 - 1, pa.uint64()), col,
+                    )  # fmt: skip
                 col = col.cast(pa.int64())
-                limit = _INT32_MAX if kind is Kind.INT32 else 2**63 - 1
-                in_range = pc.and_(pc.greater_equal(col, 0), pc.less_equal(col, limit))
+                low, limit = RANGES.get(name, (0, _INT32_MAX if kind is Kind.INT32 else 2**63 - 2))
+                in_range = pc.and_(pc.greater_equal(col, low), pc.less_equal(col, limit))
                 invalid = ~pc.fill_null(in_range, True).to_numpy(zero_copy_only=False)
                 bad.add(i, invalid, col.cast(pa.string()), every_row)
             else:
-                text = col if pa.types.is_string(col.type) else col.cast(pa.string())
-                text = pc.if_else(pc.equal(text, "-"), pa.scalar(None, pa.string()), text)
-                col, invalid_text, value = _convert(text, kind)
+                text, not_utf8 = _as_text(col)
+                # "-" is AWS's NULL; pandas writes "None" and "nan" for missing numbers.
+                missing = ["-"] if kind is Kind.STRING else ["-", "None", "nan", "NaN", ""]
+                text = pc.if_else(
+                    pc.fill_null(pc.is_in(text, value_set=pa.array(missing)), False),
+                    pa.scalar(None, pa.string()), text,
+                )  # fmt: skip
+                col, invalid_text, value = _convert(text, kind, name)
+                if not_utf8 is not None:
+                    invalid_text = not_utf8 if invalid_text is None else invalid_text | not_utf8
                 bad.add(i, invalid_text, text, every_row)
                 if value is not None:
                     ipv4[name] = value
@@ -190,6 +274,12 @@ class FlowParser:
     def _start(self, block: bytes, first_line: int) -> tuple[bytes, int]:
         """Fix the format from the first text line; returns the block from the first record on."""
         pos, line_no = 0, first_line
+        found = _NOT_SPACE.search(block)
+        if found is not None:  # blank lines before it: counted at once, not one by one
+            pos = block.rfind(b"\n", 0, found.start()) + 1
+            line_no += block.count(b"\n", 0, pos)
+            self.acct.counts.lines += line_no - first_line
+            self.acct.counts.blank += line_no - first_line
         while pos < len(block):
             end = block.index(b"\n", pos)
             try:
@@ -269,6 +359,7 @@ class FlowParser:
             has_number  # a header line inside a text-only format would read as a record
             and not block.startswith((b" ", b"\n"))
             and not any(marker in block for marker in _IRREGULAR)
+            and _CONTROL_BYTES.search(block) is None
         )
 
     def _fast(self, block: bytes, first_line: int) -> _Rows | None:
@@ -306,9 +397,18 @@ class FlowParser:
             kind = _field(name).kind
             if kind in (Kind.INT32, Kind.INT64):
                 low, high = pc.min_max(col).values()
-                limit = _INT32_MAX if kind is Kind.INT32 else None
-                if (low.as_py() or 0) < 0 or (limit and (high.as_py() or 0) > limit):
+                floor, limit = RANGES.get(name, (0, _INT32_MAX if kind is Kind.INT32 else None))
+                if low.as_py() is not None and low.as_py() < floor:
                     return None
+                if limit is not None and (high.as_py() or 0) > limit:
+                    return None
+            elif (
+                name in VOCABULARY
+                and not pc.all(
+                    pc.fill_null(pc.is_in(col, value_set=pa.array(VOCABULARY[name])), True)
+                ).as_py()
+            ):
+                return None
             elif kind is Kind.ADDRESS:
                 addresses.append(name)
             columns[name] = col
@@ -335,11 +435,16 @@ class FlowParser:
         lines = pa.Array.from_buffers(
             pa.string(), nrows, [None, pa.py_buffer(offsets), pa.py_buffer(block)]
         )
+        # Empty lines (a long run of newlines) are not split at all: only the others are.
+        nonempty = np.flatnonzero(ends - offsets[:-1] > 0)
+        some = lines.take(pa.array(nonempty)) if len(nonempty) < nrows else lines
         # Arrow's split keeps empty strings at the ends (unlike str.split): trim first.
-        trimmed = pc.ascii_trim_whitespace(lines)
+        trimmed = pc.ascii_trim_whitespace(some)
         parts = pc.ascii_split_whitespace(trimmed)
-        ntok = pc.list_value_length(parts).to_numpy(zero_copy_only=False).copy()
-        ntok[pc.binary_length(trimmed).to_numpy(zero_copy_only=False) == 0] = 0
+        ntok_some = pc.list_value_length(parts).to_numpy(zero_copy_only=False).copy()
+        ntok_some[pc.binary_length(trimmed).to_numpy(zero_copy_only=False) == 0] = 0
+        ntok = np.zeros(nrows, dtype=ntok_some.dtype)
+        ntok[nonempty] = ntok_some
         text = np.ones(nrows, dtype=bool)
         text[not_text] = False
         blank = (ntok == 0) & text
@@ -348,14 +453,14 @@ class FlowParser:
         # Values of the rows with the right number of fields, checked field by field; the
         # first bad field of each row is the one reported.
         good_idx = np.flatnonzero(good)
-        good_parts = parts.take(pa.array(good_idx))
+        good_parts = parts.take(pa.array(np.searchsorted(nonempty, good_idx)))
         bad = _BadValues(nrows, fmt.fields)
         columns: dict[str, pa.Array] = {}
         ipv4: dict[str, pa.Array] = {}
         for i, name in enumerate(fmt.fields):
             col = pc.list_element(good_parts, fmt.prefix + i)
             col = pc.if_else(pc.equal(col, "-"), pa.scalar(None, pa.string()), col)
-            typed, invalid, value = _convert(col, _field(name).kind)
+            typed, invalid, value = _convert(col, _field(name).kind, name)
             bad.add(i, invalid, col, good_idx)
             columns[name] = typed
             if value is not None:
@@ -418,20 +523,20 @@ class FlowParser:
         rows: np.ndarray,
         first_line: int,
         describe: Callable[[int], tuple[str, str | None]],
+        line_of: Callable[[int], int] | None = None,
     ) -> None:
         """Report the first lines one by one, and the rest of the block as one count."""
+        where = line_of or (lambda row: first_line + row)
         for row in rows[:EXAMPLES_PER_BLOCK]:
             message, field = describe(int(row))
-            self.acct.problem(
-                Problem(reason, self.source, first_line + int(row), message, field=field)
-            )
+            self.acct.problem(Problem(reason, self.source, where(int(row)), message, field=field))
         rest = rows[EXAMPLES_PER_BLOCK:]
         if len(rest):
             self.acct.problem(
                 Problem(
                     reason,
                     self.source,
-                    first_line + int(rest[0]),
+                    where(int(rest[0])),
                     f"{len(rest)} more line(s) in this block from here, like the ones before",
                     count=len(rest),
                 )
@@ -463,6 +568,7 @@ class FlowParser:
         if len(rows.lines) == 0:
             return
         table = finish_columns(rows.columns, rows.lines, rows.ipv4)
+        table = self._ordered_times(table)
         table, dropped = filter_time(table, self.since, self.until)
         if dropped:
             self.acct.counts.records -= dropped
@@ -471,6 +577,26 @@ class FlowParser:
         self.acct.format_seen(fmt.fields, fmt.origin, self.source, table.num_rows)
         if table.num_rows:
             yield table
+
+    def _ordered_times(self, table: pa.Table) -> pa.Table:
+        """Records whose capture window ends before it starts are skipped (bad-value, end)."""
+        if "start" not in table.column_names or "end" not in table.column_names:
+            return table
+        backwards = pc.fill_null(pc.greater(table["start"], table["end"]), False)
+        if not pc.any(backwards).as_py():
+            return table
+        rows = np.flatnonzero(backwards.to_numpy(zero_copy_only=False))
+        lines = table["line"].to_numpy()
+        starts, ends = table["start"].to_numpy(), table["end"].to_numpy()
+        self._report(
+            "bad-value",
+            rows,
+            0,
+            lambda row: (f"end {ends[row]} is before start {starts[row]}", "end"),
+            line_of=lambda row: int(lines[row]),
+        )
+        self.acct.counts.records -= len(rows)
+        return table.filter(pc.invert(backwards))
 
 
 def finish_columns(
@@ -542,20 +668,29 @@ def _address(col: pa.Array) -> tuple[pa.Array, pa.Array | None]:
     encoded = pc.dictionary_encode(col)
     distinct, indices = encoded.dictionary, encoded.indices
     distinct_value = ipv4_to_int(distinct)
-    distinct_ok = pc.or_(
-        pc.is_valid(distinct_value), pc.fill_null(pc.match_substring_regex(distinct, _IPV6), False)
-    )
+    distinct_ok = pc.is_valid(distinct_value)
+    if not pc.all(distinct_ok).as_py():
+        distinct_ok = pc.or_(distinct_ok, _valid_ipv6(distinct))
     value = distinct_value.take(indices)
     if pc.all(distinct_ok).as_py():
         return value, None
     return value, pc.fill_null(distinct_ok.take(indices), True)
 
 
-def _convert(col: pa.Array, kind: Kind) -> tuple[pa.Array, np.ndarray | None, pa.Array | None]:
+def _convert(
+    col: pa.Array, kind: Kind, name: str = ""
+) -> tuple[pa.Array, np.ndarray | None, pa.Array | None]:
     """Check and type one text column: the typed column, the rows that failed, and for address
     columns the IPv4 integers (computed while checking, so not computed again)."""
     if kind is Kind.STRING:
-        return col, None, None
+        bad = pc.fill_null(pc.match_substring_regex(col, _CONTROL), False)
+        if name in VOCABULARY:
+            known = pc.is_in(col, value_set=pa.array(VOCABULARY[name]))
+            bad = pc.or_(bad, pc.and_(pc.is_valid(col), pc.invert(pc.fill_null(known, False))))
+        if not pc.any(bad).as_py():
+            return col, None, None
+        invalid = bad.to_numpy(zero_copy_only=False)
+        return pc.if_else(bad, pa.scalar(None, pa.string()), col), invalid, None
     if kind is Kind.ADDRESS:
         value, ok = _address(col)
         if ok is None:
@@ -570,12 +705,58 @@ def _convert(col: pa.Array, kind: Kind) -> tuple[pa.Array, np.ndarray | None, pa
     ok = pc.and_(ok, pc.invert(pc.fill_null(too_big, False)))
     safe = pc.if_else(ok, col, pa.scalar(None, pa.string()))
     typed = pc.cast(safe, pa.int64())
-    if kind is Kind.INT32:
-        in_range = pc.fill_null(pc.less_equal(typed, _INT32_MAX), True)
-        ok = pc.and_(ok, in_range)
-        typed = pc.if_else(in_range, typed, pa.scalar(None, pa.int64()))
+    low, high = RANGES.get(name, (0, _INT32_MAX if kind is Kind.INT32 else 2**63 - 1))
+    in_range = pc.fill_null(pc.and_(pc.greater_equal(typed, low), pc.less_equal(typed, high)), True)
+    ok = pc.and_(ok, in_range)
+    typed = pc.if_else(in_range, typed, pa.scalar(None, pa.int64()))
     invalid = ~ok.to_numpy(zero_copy_only=False)
     return typed, invalid if invalid.any() else None, None
+
+
+def _flat(dtype: pa.DataType) -> bool:
+    if pa.types.is_dictionary(dtype):
+        return _flat(dtype.value_type)
+    return not pa.types.is_nested(dtype)
+
+
+def _as_text(col: pa.Array) -> tuple[pa.Array, np.ndarray | None]:
+    """A Parquet column as text, and the rows whose bytes are not UTF-8 (binary columns)."""
+    if pa.types.is_dictionary(col.type):
+        col = col.dictionary_decode()
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        return col.cast(pa.string()), None
+    if pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type):
+        values = col.to_pylist()
+        out: list[str | None] = []
+        bad = np.zeros(len(values), dtype=bool)
+        for j, raw in enumerate(values):
+            if raw is None:
+                out.append(None)
+                continue
+            try:
+                out.append(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                out.append(raw.decode("utf-8", "backslashreplace"))
+                bad[j] = True
+        return pa.array(out, pa.string()), bad if bad.any() else None
+    return col.cast(pa.string()), None
+
+
+def _valid_ipv6(distinct: pa.Array) -> pa.Array:
+    """Whether each text is an IPv6 address (strictly: no zone, nothing the loose pattern lets
+    through such as '::::'). Run on a column's distinct values: a few thousand at most."""
+    shaped = pc.fill_null(pc.match_substring_regex(distinct, _IPV6), False)
+    result = []
+    for text, maybe in zip(distinct.to_pylist(), shaped.to_pylist(), strict=True):
+        ok = False
+        if maybe and "%" not in text:
+            try:
+                ipaddress.IPv6Address(text)
+                ok = True
+            except ValueError:
+                pass
+        result.append(ok)
+    return pa.array(result, pa.bool_())
 
 
 def _expected(kind: Kind) -> str:

@@ -9,6 +9,7 @@ from typing import TextIO
 import pyarrow as pa
 
 from natlens.render import Rows, batches, plain, register
+from natlens.render.terminal import visible
 
 
 @register("jsonl")
@@ -25,8 +26,24 @@ def jsonl(table: Rows, out: TextIO) -> None:
             out.write(json.dumps(record, separators=(",", ":")) + "\n")
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP, "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 @register("csv")
 def csv_(table: Rows, out: TextIO) -> None:
+    """CSV for people and spreadsheets: text cells that a spreadsheet would run as a formula
+    get a leading apostrophe, and control characters are shown as escapes."""
+    _write_csv(table, out, guard=True)
+
+
+@register("csv-raw")
+def csv_raw(table: Rows, out: TextIO) -> None:
+    """CSV for programs (``--raw-csv``): every cell exactly as the data holds it."""
+    _write_csv(table, out, guard=False)
+
+
+def _write_csv(table: Rows, out: TextIO, guard: bool) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(table.schema.names)
     types = [f.type for f in table.schema]
@@ -34,14 +51,18 @@ def csv_(table: Rows, out: TextIO) -> None:
         columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
         for row in zip(*columns, strict=True):
             writer.writerow(
-                ["" if v is None else _cell(v, t) for v, t in zip(row, types, strict=True)]
+                ["" if v is None else _cell(v, t, guard) for v, t in zip(row, types, strict=True)]
             )
 
 
-def _cell(value: object, dtype: pa.DataType) -> object:
+def _cell(value: object, dtype: pa.DataType, guard: bool) -> object:
     value = plain(value, dtype)
     if isinstance(value, dict):
-        return json.dumps(value, separators=(",", ":"))
-    if isinstance(value, list):
-        return " ".join(map(str, value))  # evidence codes, interfaces: one cell, space separated
+        value = json.dumps(value, separators=(",", ":"))
+    elif isinstance(value, list):
+        value = " ".join(map(str, value))  # evidence codes, interfaces: one cell, space separated
+    if guard and isinstance(value, str):
+        if value.startswith(FORMULA_STARTS):
+            value = "'" + value
+        value = visible(value)
     return value

@@ -9,6 +9,8 @@ def write_text(report: dict[str, Any], out: TextIO) -> None:
     lines = report["lines"]
     sources = report["sources"]
     out.write(f"case      {report['case']}\n")
+    for line in report.get("recovered", []):
+        out.write(f"recovered {line}\n")
     read = f"{sources['read']} read"
     if sources["unchanged"]:
         read += f", {sources['unchanged']} unchanged since the last ingest (not read again)"
@@ -16,6 +18,8 @@ def write_text(report: dict[str, Any], out: TextIO) -> None:
         read += f", {sources['replaced']} changed (earlier rows replaced)"
     if sources["empty"]:
         read += f", {len(sources['empty'])} empty"
+    if sources.get("failed"):
+        read += f", {len(sources['failed'])} could not be read (tried again by the next ingest)"
     out.write(f"sources   {read}\n")
     out.write(
         f"lines     {lines['lines']:,}: {lines['records']:,} records, {lines['headers']:,} "

@@ -9,6 +9,9 @@ import re
 import textwrap
 from typing import Any, TextIO
 
+from natlens.render.terminal import visible
+from natlens.topology.commands import one_line
+
 ARROW = "→"
 
 
@@ -48,7 +51,21 @@ def _plan_outcome(after: dict[str, Any]) -> str:
             f"left {', '.join(after['findings']) or 'nothing'}")  # fmt: skip
 
 
+def _deep(value: Any, escape: Any, keep: frozenset[str] = frozenset()) -> Any:
+    """Every string in the report's data through ``escape``, except under the keys in
+    ``keep``."""
+    if isinstance(value, str):
+        return escape(value)
+    if isinstance(value, list):
+        return [_deep(v, escape, keep) for v in value]
+    if isinstance(value, dict):
+        return {k: v if k in keep else _deep(v, escape, keep) for k, v in value.items()}
+    return value
+
+
 def write_text(data: dict[str, Any], out: TextIO) -> None:
+    # Ids, names and tags come from the context files: shown, never obeyed by the terminal.
+    data = _deep(data, visible)
     summary = data["summary"]
     counts = _counts(summary)
     out.write(f"natlens topology: {summary['vpcs']} VPC(s), {summary['findings']} finding(s) "
@@ -119,30 +136,54 @@ def _vpc_text(vpc: dict[str, Any], out: TextIO) -> None:
                     )
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|#!~])")
+_PLAIN_ID = re.compile(r"[A-Za-z0-9._:/-]+")
+
+
+def md(text: str) -> str:
+    """Text from the context for Markdown: shown as written, never read as Markdown or HTML
+    (emphasis, links, images, tables, inline HTML such as <script> or <img onerror>)."""
+    text = visible(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def code(text: str) -> str:
+    """An id in a code span when it is a plain id; escaped text otherwise (a backtick in it
+    would end the span)."""
+    return f"`{text}`" if _PLAIN_ID.fullmatch(text) else md(text)
+
+
 def write_markdown(data: dict[str, Any], out: TextIO) -> None:
+    # Every string but the shell commands (quoted word by word already, shown in code blocks)
+    # is escaped here once; the Mermaid diagram escapes its labels itself, from the raw data.
+    raw = data
+    data = _deep(data, md, keep=frozenset({"command", "diagram"}))
     summary = data["summary"]
     counts = _counts(summary)
     out.write(f"# natlens topology\n\n{summary['vpcs']} VPC(s), {summary['findings']} finding(s): "
               f"{counts}.\n")  # fmt: skip
     for missing in data["context"]["missing"]:
-        out.write(f"\n> Without `{missing['file']}` natlens cannot tell {missing['without_it']}.\n")
-    for vpc in data["vpcs"]:
-        out.write(f"\n## VPC `{vpc['vpc_id']}`\n\n| AZ | layout | subnets |\n| --- | --- | --- |\n")
+        out.write(f"\n> Without {missing['file']} natlens cannot tell {missing['without_it']}.\n")
+    for vpc, raw_vpc in zip(data["vpcs"], raw["vpcs"], strict=True):
+        out.write(f"\n## VPC {code(raw_vpc['vpc_id'])}\n\n| AZ | layout | subnets |\n"
+                  "| --- | --- | --- |\n")  # fmt: skip
         for layout in vpc["layouts"]:
             subnets = _layout_subnets(layout)
             out.write(f"| {layout['availability_zone']} | {layout['layout']} | {subnets} |\n")
         out.write("\n### Findings\n\n" + ("" if vpc["findings"] else "None.\n"))
-        for finding in vpc["findings"]:
+        for finding, raw_finding in zip(vpc["findings"], raw_vpc["findings"], strict=True):
             az = f" ({finding['availability_zone']})" if finding["availability_zone"] else ""
             out.write(
-                f"#### `{finding['id']}` — {finding['severity']}{az}\n\n{finding['message']}\n\n"
+                f"#### {code(raw_finding['id'])} — {finding['severity']}{az}\n\n"
+                f"{finding['message']}\n\n"
             )
-            out.write(f"Resources: {', '.join(f'`{r}`' for r in finding['resources'])}\n\n")
+            resources = ", ".join(code(r) for r in raw_finding["resources"])
+            out.write(f"Resources: {resources}\n\n")
             remedy = finding["remediation"]
             if remedy["commands"]:
                 out.write("```sh\n")
-                for command in remedy["commands"]:
-                    out.write(f"# {command['why']}\n{command['command']}\n")
+                for command in raw_finding["remediation"]["commands"]:
+                    out.write(f"# {one_line(command['why'])}\n{command['command']}\n")
                 out.write("```\n\n")
             for note in remedy["notes"]:
                 out.write(f"- {note}\n")
@@ -161,7 +202,15 @@ def _node(hop: dict[str, Any]) -> str:
     identity = hop["id"] or hop["kind"]
     key = re.sub(r"[^A-Za-z0-9_]", "_", f"{hop['kind']}_{identity}")
     label = identity if hop["kind"] not in ("blackhole", "no-route") else hop["kind"]
-    return f'{key}["{label}"]'
+    return f'{key}["{mermaid_text(label)}"]'
+
+
+def mermaid_text(text: str) -> str:
+    """A Mermaid label: every character but letters, digits and ``._:/- `` as an entity code
+    (``#34;``), so a label cannot end itself, start a new statement (``click``) or carry HTML."""
+    return "".join(
+        c if (c.isascii() and c.isalnum()) or c in "._:/- " else f"#{ord(c)};" for c in text
+    )
 
 
 def mermaid(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> str:

@@ -24,14 +24,19 @@ def units(source: str) -> Iterator[Unit]:
     elif path.is_dir():
         # A link to nothing is listed too: reading it reports it, rather than passing it over.
         # A natlens case inside the directory is not a source (its Parquet is ours).
-        cases = {m.parent for m in path.rglob(MANIFEST) if is_case(m.parent)}
+        # A subdirectory that cannot be listed is reported, never passed over in silence.
+        found, unlisted = _walk(path)
+        cases = {p.parent for p in found if p.name == MANIFEST and is_case(p.parent)}
         files = sorted(
             p
-            for p in path.rglob("*")
+            for p in found
             if (p.is_file() or (p.is_symlink() and not p.exists()))
             and not _hidden(p, path)
             and not any(c == p.parent or c in p.parents for c in cases)
         )
+        for directory, error in unlisted:
+            if not _hidden(directory, path):
+                yield _unlisted(directory, error)
     elif path.exists():
         files = [path]
     else:
@@ -41,6 +46,37 @@ def units(source: str) -> Iterator[Unit]:
         )
     for file in files:
         yield _unit(file)
+
+
+def _walk(root: Path) -> tuple[list[Path], list[tuple[Path, OSError]]]:
+    """Every file under ``root`` (links to directories followed, each directory once), and the
+    directories that could not be listed."""
+    found: list[Path] = []
+    unlisted: list[tuple[Path, OSError]] = []
+    seen = {os.path.realpath(root)}
+
+    def failed(error: OSError) -> None:
+        unlisted.append((Path(error.filename or root), error))
+
+    for directory, dirs, names in os.walk(root, onerror=failed, followlinks=True):
+        base = Path(directory)
+        found.extend(base / name for name in names)
+        for name in list(dirs):
+            real = os.path.realpath(base / name)
+            if real in seen:
+                dirs.remove(name)  # a link back up the tree, or a second link to one place
+            else:
+                seen.add(real)
+    return found, unlisted
+
+
+def _unlisted(directory: Path, error: OSError) -> Unit:
+    message = f"the directory cannot be listed: {error.strerror or error}; its files were not read"
+
+    def read() -> Iterator[Piece]:
+        yield SourceProblem(Problem("unreadable", str(directory), None, message, count=0))
+
+    return Unit(str(directory), "unreadable", read)
 
 
 def _hidden(path: Path, root: Path) -> bool:

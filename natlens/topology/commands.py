@@ -7,6 +7,7 @@ the findings it fixes are gone before it prints the plan.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,26 @@ TARGET_OPTIONS = {
 }
 
 
+class ShellVar(str):
+    """A shell variable a plan sets and later commands use (``$RTB_APP``): the only word of a
+    command left unquoted. Every other word, however it starts, is quoted with ``shlex``."""
+
+    def __new__(cls, name: str) -> ShellVar:
+        if not _VARIABLE.fullmatch(name):
+            raise ValueError(f"not a shell variable name: {name!r}")
+        return super().__new__(cls, "$" + name)
+
+
+_VARIABLE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def one_line(text: str) -> str:
+    """Text for a ``#`` comment or a single line: control characters (newlines among them)
+    shown as escapes, so that nothing the context holds can end the line."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 @dataclass(frozen=True)
 class Command:
     """One AWS CLI call: ``aws <args>``; ``capture`` names a shell variable that receives the
@@ -48,6 +69,11 @@ class Command:
     why: str
     capture: str | None = None
     query: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "why", one_line(self.why))
+        if self.capture is not None and not _VARIABLE.fullmatch(self.capture):
+            raise ValueError(f"not a shell variable name: {self.capture!r}")
 
     def text(self) -> str:
         words = ["aws", *self.args]
@@ -65,8 +91,23 @@ class Command:
 
 
 def _join(words: list[str]) -> str:
-    # $VARIABLES stay unquoted so the shell expands them.
-    return " ".join(w if w.startswith("$") else shlex.quote(w) for w in words)
+    # The plan's own $VARIABLES stay unquoted so the shell expands them; nothing else does.
+    return " ".join(w if isinstance(w, ShellVar) else _quote(w) for w in words)
+
+
+def _quote(word: str) -> str:
+    """One shell word. A word with a control character (a newline would end the command, and
+    the line, inside a Markdown code block) is written with ANSI-C quoting, every such
+    character an escape: ``$'a\\nb'`` (bash, zsh, ksh and POSIX sh since 2024)."""
+    if not _CONTROL.search(word):
+        return shlex.quote(word)
+    body = []
+    for char in word:
+        if _CONTROL.fullmatch(char) or char in "\\'":
+            body.append(f"\\x{ord(char):02x}" if _CONTROL.fullmatch(char) else "\\" + char)
+        else:
+            body.append(char)
+    return "$'" + "".join(body) + "'"
 
 
 def _destination_option(destination: str) -> tuple[str, str]:
@@ -163,7 +204,7 @@ def apply(vpc: Vpc, command: Command, variables: dict[str, str]) -> None:
 
     def value(name: str) -> str | None:
         found = command.option(name)
-        return variables.get(found[1:], found) if found and found.startswith("$") else found
+        return variables.get(found[1:], found) if isinstance(found, ShellVar) else found
 
     verb = command.args[1]
     destination = next(

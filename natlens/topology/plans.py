@@ -26,7 +26,7 @@ class Planner:
         """How a command names a table: its id, or $VARIABLE for one the plan creates."""
         for variable, identity in self.variables.items():
             if identity == table.id:
-                return f"${variable}"
+                return aws.ShellVar(variable)
         return table.id
 
     # -- the building blocks ----------------------------------------------------------------
@@ -56,7 +56,9 @@ class Planner:
             if set(table.subnets) <= set(subnets) and not table.main and not table.gateways:
                 return table
         source = next(iter(tables.values()), None)
-        variable = "RTB_" + "".join(c if c.isalnum() else "_" for c in label.upper())
+        variable = (
+            "RTB_" + "".join(c if c.isascii() and c.isalnum() else "_" for c in label.upper())[:40]
+        )
         while variable in self.variables:
             variable += "_2"
         self.emit(
@@ -73,7 +75,7 @@ class Planner:
                 self.emit(
                     aws.route_command(
                         "create-route",
-                        f"${variable}",
+                        aws.ShellVar(variable),
                         route.destination,
                         route.target_kind,
                         route.target,
@@ -83,7 +85,7 @@ class Planner:
         for subnet in subnets:
             self.emit(
                 aws.set_subnet_table(
-                    self.vpc, subnet, f"${variable}", f"{subnet} uses the new table"
+                    self.vpc, subnet, aws.ShellVar(variable), f"{subnet} uses the new table"
                 )
             )
         return table
@@ -104,7 +106,7 @@ class Planner:
                     "ec2",
                     "associate-route-table",
                     "--route-table-id",
-                    f"${variable}",
+                    aws.ShellVar(variable),
                     "--gateway-id",
                     gateway,
                 ),
