@@ -78,7 +78,7 @@ def parse_lines(lines: Iterable[tuple[int, str]], source: str) -> Parsed:
     """(line number, text) pairs of one source into rows; every line is a row or a problem."""
     parsed = Parsed()
     for number, text in lines:
-        if not text.strip():
+        if not text.strip(" \t\r\n\x0b\x0c"):  # ASCII white space, as the line splitter has it
             continue
         try:
             row = parse_event(text)

@@ -119,7 +119,7 @@ class _BadValues:
 
     def describe(self, row: int) -> tuple[str, str | None]:
         name = self.fields[self.field[row]]
-        return f"{self.text.get(row)!r} is not {_expected(_field(name).kind)}", name
+        return f"{self.text.get(row)!r} is not {_expected(_field(name).kind, name)}", name
 
 
 class FlowParser:
@@ -247,7 +247,8 @@ class FlowParser:
             else:
                 text, not_utf8 = _as_text(col)
                 # "-" is AWS's NULL; pandas writes "None" and "nan" for missing numbers.
-                missing = ["-"] if kind is Kind.STRING else ["-", "None", "nan", "NaN", ""]
+                free_text = kind is Kind.STRING and name not in VOCABULARY
+                missing = ["-"] if free_text else ["-", "None", "nan", "NaN", ""]
                 text = pc.if_else(
                     pc.fill_null(pc.is_in(text, value_set=pa.array(missing)), False),
                     pa.scalar(None, pa.string()), text,
@@ -759,12 +760,17 @@ def _valid_ipv6(distinct: pa.Array) -> pa.Array:
     return pa.array(result, pa.bool_())
 
 
-def _expected(kind: Kind) -> str:
+def _expected(kind: Kind, name: str = "") -> str:
+    if name in VOCABULARY:
+        return "one of " + ", ".join(VOCABULARY[name]) + " (or '-')"
+    if name in RANGES:
+        low, high = RANGES[name]
+        return f"a whole number from {low} to {high} (or '-')"
     return {
         Kind.INT32: "a whole number from 0 to 2147483647 (or '-')",
         Kind.INT64: "a whole number (or '-')",
         Kind.ADDRESS: "an IPv4 or IPv6 address (or '-')",
-        Kind.STRING: "text",
+        Kind.STRING: "text without control characters",
     }[kind]
 
 
