@@ -18,6 +18,7 @@ also runs each target briefly on inputs hypothesis draws, in make test.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import sys
@@ -87,18 +88,18 @@ def logformat(data: bytes) -> None:
 
     text = data.decode("utf-8", "replace")
     header_fields(text)
-    try:
+    with contextlib.suppress(NatlensError):
         parse_log_format(text)
-    except NatlensError:
-        pass
 
 
 def context(data: bytes) -> None:
     from natlens.formats.describe_json import load_context
 
-    names = ("describe-route-tables.json", "describe-network-interfaces.json",
-             "describe-nat-gateways.json", "describe-security-groups.json",
-             "describe-network-acls.json", "describe-subnets.json", "describe-vpcs.json")  # fmt: skip
+    names = (
+        "describe-route-tables.json", "describe-network-interfaces.json",
+        "describe-nat-gateways.json", "describe-security-groups.json",
+        "describe-network-acls.json", "describe-subnets.json", "describe-vpcs.json",
+    )  # fmt: skip
     name = names[data[0] % len(names)] if data else names[0]
     with tempfile.TemporaryDirectory() as directory:
         (Path(directory) / name).write_bytes(data[1:])
@@ -126,11 +127,11 @@ def main() -> None:
         raise SystemExit(f"usage: fuzz.py {{{','.join(TARGETS)}}} [libFuzzer options]")
     target = TARGETS[sys.argv[1]]
     with atheris.instrument_imports(include=["natlens"]):
-        import natlens.formats.containers  # noqa: F401
-        import natlens.formats.describe_json  # noqa: F401
-        import natlens.formats.logformat  # noqa: F401
-        import natlens.formats.network_firewall  # noqa: F401
-        import natlens.formats.vpc_flow  # noqa: F401
+        import natlens.formats.containers
+        import natlens.formats.describe_json
+        import natlens.formats.logformat
+        import natlens.formats.network_firewall
+        import natlens.formats.vpc_flow
         import natlens.ingest  # noqa: F401
     atheris.Setup([sys.argv[0], *sys.argv[2:]], target)
     atheris.Fuzz()
