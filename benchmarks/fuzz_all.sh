@@ -2,7 +2,7 @@
 # Run every fuzz target for RUNS inputs (default 1,000,000) or SECONDS each, whichever ends
 # first, from seed corpora made of the project's own examples; logs and new corpus entries go to
 # OUT (default /tmp/natlens-fuzz). Results go in benchmarks/RESULTS.md by hand.
-set -eu
+set -u
 RUNS=${RUNS:-1000000}
 SECONDS_EACH=${SECONDS_EACH:-0}
 OUT=${OUT:-/tmp/natlens-fuzz}
@@ -19,8 +19,23 @@ seed container "$HERE"/examples/aws-docs/*.log "$HERE"/tests/fixtures/network-fi
 seed firewall "$HERE"/tests/fixtures/network-firewall/*.log
 seed logformat "$HERE"/examples/aws-docs/*.log
 seed context "$HERE"/tests/fixtures/context/*.json
+# A crash ends a libFuzzer run: it is kept (crash-*) and the run goes on from the corpus until
+# the runs or the time are spent.
 for target in ${TARGETS:-flowlog container firewall logformat context}; do
-    (cd "$OUT/$target" && "$PY" "$HERE/benchmarks/fuzz.py" "$target" -runs="$RUNS" \
-        -max_len=8192 -timeout=30 -rss_limit_mb=2048 -max_total_time="$SECONDS_EACH" corpus > log.txt 2>&1; echo "exit $?" >> log.txt)
-    tail -n 3 "$OUT/$target/log.txt"
+    cd "$OUT/$target"
+    start=$(date +%s)
+    done_runs=0
+    round=0
+    while :; do
+        round=$((round + 1))
+        left=$((SECONDS_EACH > 0 ? SECONDS_EACH - ($(date +%s) - start) : 0))
+        if [ "$SECONDS_EACH" -gt 0 ] && [ "$left" -le 0 ]; then break; fi
+        "$PY" "$HERE/benchmarks/fuzz.py" "$target" -runs=$((RUNS - done_runs)) -max_len=8192 \
+            -timeout=30 -rss_limit_mb=2048 -max_total_time="$left" corpus > "log-$round.txt" 2>&1 || true
+        runs=$(grep -Eo '^#[0-9]+' "log-$round.txt" | tail -n 1 | tr -d '#')
+        done_runs=$((done_runs + ${runs:-0}))
+        if grep -q "^Done" "log-$round.txt" || [ "$done_runs" -ge "$RUNS" ]; then break; fi
+    done
+    echo "$target: $done_runs runs in $(($(date +%s) - start)) s, $(ls crash-* 2>/dev/null | wc -l) crash(es)"
+    cd - > /dev/null
 done

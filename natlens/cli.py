@@ -883,13 +883,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         duckdb = sys.modules.get("duckdb")
         if duckdb is not None and isinstance(exc, duckdb.Error):
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-            sys.stderr.write(
-                f"natlens: error: the query engine stopped: {first}\n"
-                "  hint: natlens case check CASE tells whether the case is damaged\n"
-            )
+            # Raised while results stream out, after the query started.
+            from natlens.engine import engine_error
+
+            problem = engine_error(exc)
+            sys.stderr.write(f"natlens: error: {problem}\n")
             _debug_traceback()
-            return EXIT_INPUT
+            return problem.exit_code
         sys.stderr.write(
             f"natlens: internal error: {type(exc).__name__}: {str(exc)[:300]}\n"
             "  hint: this is a bug in natlens; NATLENS_DEBUG=1 prints the traceback to report\n"

@@ -24,7 +24,7 @@ import sqlglot
 from sqlglot import exp
 
 from natlens.case import TABLES, Case
-from natlens.errors import CaseError, EnvironmentProblem, UsageError
+from natlens.errors import CaseError, EnvironmentProblem, NatlensError, UsageError
 
 ENGINES = ("duckdb", "spark")
 DIALECTS = ("duckdb", "spark", "athena")
@@ -170,6 +170,10 @@ def check_size(value: str, option: str = "--memory-limit") -> str:
     return text
 
 
+# Plain links natlens made to the user's directories, to show the real paths in messages.
+_LINKS: dict[str, str] = {}
+
+
 class _Scratch:
     """A private temporary directory: an empty Parquet file per table with its whole canonical
     schema (read before the parts), and plain-named links to directories whose names an engine
@@ -202,6 +206,7 @@ class _Scratch:
             link = self._root() / f"dir-{len(self._links)}"
             os.symlink(folder, link)
             self._links[folder] = link
+            _LINKS[str(link)] = str(folder)
         return link / path.name
 
     def cleanup(self) -> None:
@@ -220,7 +225,33 @@ def _quoted(path: Path) -> str:
 
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:300]
+    text = lines[0] if lines else type(exc).__name__
+    for link, real in _LINKS.items():  # the user's own paths, not natlens's links to them
+        text = text.replace(link, real)
+    return text[:300]
+
+
+def engine_error(exc: Exception) -> NatlensError:
+    """A DuckDB error as a natlens error: what happened and what to do."""
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return EnvironmentProblem(
+            f"DuckDB ran out of memory ({_first_line(exc)})",
+            hint="give it more with --memory-limit (it spills to disk beyond the limit), or "
+            "run on Spark: --engine spark",
+        )
+    if isinstance(exc, duckdb.IOException | duckdb.InvalidInputException):
+        # A part that cannot be read: damaged, truncated, removed or unreadable.
+        return CaseError(
+            f"a file of the case cannot be read ({_first_line(exc)})",
+            hint="natlens case check CASE --repair removes what an interrupted run left; a "
+            "damaged part is best replaced by ingesting its sources into a new case",
+        )
+    if isinstance(exc, duckdb.PermissionException):
+        return CaseError(f"permission denied ({_first_line(exc)})")
+    return EnvironmentProblem(
+        f"the query engine stopped: {_first_line(exc)}",
+        hint="natlens case check CASE tells whether the case is damaged",
+    )
 
 
 class DuckDBEngine(Engine):
@@ -273,21 +304,8 @@ class DuckDBEngine(Engine):
     def _execute(self, sql: str) -> duckdb.DuckDBPyConnection:
         try:
             return self.con.execute(sql)
-        except duckdb.OutOfMemoryException as exc:
-            raise EnvironmentProblem(
-                f"DuckDB ran out of memory ({_first_line(exc)})",
-                hint="give it more with --memory-limit (it spills to disk beyond the limit), or "
-                "run on Spark: --engine spark",
-            ) from None
-        except (duckdb.IOException, duckdb.InvalidInputException) as exc:
-            # A part that cannot be read: damaged, truncated, removed or unreadable.
-            raise CaseError(
-                f"a file of the case cannot be read ({_first_line(exc)})",
-                hint="natlens case check CASE --repair removes what an interrupted run left; "
-                "a damaged part is best replaced by ingesting its sources into a new case",
-            ) from None
-        except duckdb.PermissionException as exc:
-            raise CaseError(f"permission denied ({_first_line(exc)})") from None
+        except duckdb.Error as exc:
+            raise engine_error(exc) from None
 
     def query(self, sql: str) -> pa.Table:
         return self._execute(sql).to_arrow_table()

@@ -232,3 +232,94 @@ def test_pandas_none_strings_are_missing_values(tmp_path, natlens) -> None:
     pq.write_table(table, path)
     data = ingest(natlens, tmp_path / "case", path)
     assert data["lines"]["records"] == 3, data["skipped"]
+
+
+def test_engine_and_os_errors_are_natlens_errors(tmp_path, natlens) -> None:
+    """Finding 14: a damaged part, explain on an empty case, a case that cannot be written, an
+    --output that cannot be written and a case path with glob characters."""
+    good = good_log(tmp_path / "good.log")
+    weird = tmp_path / "case [1]*"
+    assert natlens("ingest", good, "--case", weird).code == 0
+    assert len(natlens("records", weird, "--format", "jsonl").jsonl()) == 3
+    assert natlens("conversations", weird, "--format", "jsonl").code == 0
+    # a damaged part
+    part = next((weird / "flows").glob("*.parquet"))
+    part.write_bytes(part.read_bytes()[:40] + b"\0" * 64)
+    run = natlens("records", weird)
+    assert run.code == 2 and "Traceback" not in run.err and "cannot be read" in run.err, run.err
+    # explain on a case with no records
+    empty = tmp_path / "empty"
+    (tmp_path / "blank.log").write_text("\n")
+    natlens("ingest", tmp_path / "blank.log", "--case", empty)
+    run = natlens("explain", empty, "203.0.113.7")
+    assert run.code == 0 and "appears in no conversation" in run.out, run.err
+    # --output into a directory that does not exist
+    run = natlens("conversations", good, "--output", tmp_path / "no" / "such" / "dir" / "x.csv")
+    assert run.code == 2 and "No such file or directory" in run.err and "Traceback" not in run.err
+    # --case under a file
+    run = natlens("ingest", good, "--case", good / "case")
+    assert run.code == 2 and "Traceback" not in run.err
+
+
+def test_unknown_values_show_as_unknown(natlens) -> None:
+    """Finding 15: AWS's NAT gateway example has no ports, protocol, packets or times: they are
+    null (and '-' in a table), not 0 or -1."""
+    rows = natlens(
+        "conversations", ROOT / "examples" / "aws-docs" / "nat-gateway.log", "--format", "jsonl"
+    ).jsonl()
+    assert rows
+    for row in rows:
+        for key in ("client_port", "server_port", "protocol", "first_seen", "packets_to_server",
+                    "bytes_to_client"):  # fmt: skip
+            assert row[key] is None, (key, row)
+
+
+def test_since_until_apply_to_every_analysis_of_a_case(tmp_path, natlens) -> None:
+    """Finding 16: records, nat and attribute on a case honour --since/--until."""
+    early = GOOD
+    late = GOOD.replace("1700000000 1700000060", "1800000000 1800000060")
+    path = tmp_path / "two.log"
+    path.write_text(HEADER + "\n" + early + "\n" + late + "\n")
+    fw = tmp_path / "fw.log"
+    late_event = json.loads(json.dumps(EVENT))
+    late_event["event"]["timestamp"] = "2027-01-15T08:00:00.000000+0000"
+    late_event["event"]["netflow"]["start"] = late_event["event"]["netflow"]["end"] = late_event["event"]["timestamp"]
+    fw.write_text(json.dumps(EVENT) + "\n" + json.dumps(late_event) + "\n")
+    case = tmp_path / "case"
+    ingest(natlens, case, path, fw)
+    window = ("--since", "2023-11-14T00:00:00Z", "--until", "2023-11-15T00:00:00Z")
+    assert len(natlens("records", case, "--format", "jsonl").jsonl()) == 2
+    assert len(natlens("records", case, "--format", "jsonl", *window).jsonl()) == 1
+    alerts = natlens("attribute", case, "--format", "jsonl").jsonl()
+    windowed = natlens("attribute", case, "--format", "jsonl", *window).jsonl()
+    assert len(alerts) == 2 and len(windowed) == 1
+
+
+def test_formats_from_a_header_and_the_default_are_listed_apart(tmp_path, natlens) -> None:
+    """Finding 16: the same fields from a header and from the default format: two origins."""
+    with_header = good_log(tmp_path / "a.log")
+    without = tmp_path / "b.log"
+    without.write_text(GOOD + "\n")
+    data = ingest(natlens, tmp_path / "case", with_header, without)
+    origins = sorted((f["origin"], f["records"]) for f in data["formats"])
+    assert origins == [("default", 1), ("header", 3)]
+
+
+def test_unlistable_subdirectory_is_reported(tmp_path, natlens, monkeypatch) -> None:
+    """Finding 13: a subdirectory that cannot be listed is reported as unreadable (root can
+    list anything, so the failure is made by os.scandir here)."""
+    good_log(tmp_path / "logs" / "ok.log") if (tmp_path / "logs").mkdir() is None else None
+    (tmp_path / "logs" / "locked").mkdir()
+    good_log(tmp_path / "logs" / "locked" / "hidden.log")
+    real = os.scandir
+
+    def scandir(path=".", *rest):  # type: ignore[no-untyped-def]
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *rest)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    data = ingest(natlens, tmp_path / "case", tmp_path / "logs")
+    assert data["lines"]["records"] == 3
+    assert data["sources"]["failed"] == [str(tmp_path / "logs" / "locked")]
+    assert "Permission denied" in data["skipped"]["unreadable"]["examples"][0]

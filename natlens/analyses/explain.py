@@ -119,6 +119,8 @@ def _key_records(engine: Engine, convs: pa.Table, present: set[str]) -> pa.Table
     """Every record of the first three conversations shown: one connection as each interface
     saw it."""
     columns = [c for c in RECORD_COLUMNS if c in present]
+    if not columns or convs.num_rows == 0:  # an empty case, or an address in no conversation
+        return pa.table({c: pa.array([], pa.string()) for c in columns or ["srcaddr"]})
     conditions = []
     for row in convs.slice(0, 3).to_pylist():
         ends = []

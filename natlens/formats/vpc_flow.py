@@ -515,6 +515,9 @@ class FlowParser:
 
         if switch_at is not None:
             rest = block[int(offsets[switch_at + 1]) :]
+            # Lines after the switch that were not text are reported already; the rest of the
+            # block holds them empty, so their second reading must not count them as blank.
+            self.acct.counts.blank -= sum(1 for row in not_text if row > switch_at)
             if rest:
                 yield from self._parse(rest, first_line + switch_at + 1)
 
