@@ -156,3 +156,22 @@ def test_missing_log_group_is_reported(tmp_path, natlens, logs) -> None:
     report = run.json()
     assert run.code == 2
     assert "ResourceNotFoundException" in report["skipped"]["unreadable"]["examples"][0]
+
+
+def test_a_log_group_with_no_format_is_read_again_with_log_format(tmp_path, natlens, logs) -> None:
+    """Issue finding 4: a custom-format group whose format natlens cannot know (no
+    describe-flow-logs) is not recorded as read; the suggested re-run with --log-format reads it."""
+    fields, records = c.split_fixture(AWS_EXAMPLES / "tcp-flags.log")
+    start = int(time.time()) - 600
+    put(logs, "eni-1235b8ca123456789-all", [(start, line) for line in records])
+    case = tmp_path / "case"
+    first = natlens("ingest", f"cwl://{GROUP}", "--case", case, "--json")
+    assert first.code == 2 and first.json()["lines"]["records"] == 0
+    assert "no-format" in first.json()["skipped"]
+    second = natlens(
+        "ingest", f"cwl://{GROUP}", "--case", case, "--json",
+        "--log-format", c.format_string(fields),
+    )  # fmt: skip
+    assert second.code == 0, second.err
+    assert second.json()["lines"]["records"] == 8
+    assert len(natlens("records", case, "--format", "jsonl").jsonl()) == 8

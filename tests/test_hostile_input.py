@@ -62,6 +62,11 @@ def test_malformed_parquet_and_json_never_stop_good_files(tmp_path, natlens) -> 
     pq.write_table(binary, tmp_path / "binary.parquet")
     huge = pa.table({**base, "bytes": pa.array([2**63 + 5], pa.uint64())})
     pq.write_table(huge, tmp_path / "huge.parquet")
+    twice = pa.table({**base, "SRCADDR": ["10.9.9.9"]})
+    pq.write_table(twice, tmp_path / "twice.parquet")
+    alone = ingest(natlens, tmp_path / "case-twice", tmp_path / "twice.parquet")
+    assert alone["lines"]["records"] == 1
+    assert "'SRCADDR' repeats field 'srcaddr'" in alone["skipped"]["bad-value"]["examples"][0]
     deep = "[" * 100_000 + "]" * 100_000
     (tmp_path / "deep-firewall.log").write_text(
         json.dumps(EVENT) + "\n" + '{"firewall_name": "x", "event": ' + deep + "}\n"
@@ -69,10 +74,11 @@ def test_malformed_parquet_and_json_never_stop_good_files(tmp_path, natlens) -> 
     (tmp_path / "deep-cwl.json").write_text('{"events": ' + deep + "}")
     data = ingest(natlens, tmp_path / "case", good, *sorted(tmp_path.glob("*.parquet")),
                   tmp_path / "deep-firewall.log", tmp_path / "deep-cwl.json")  # fmt: skip
-    assert data["tables_written"] == {"flows": 4, "firewall_events": 1}
+    assert data["tables_written"] == {"flows": 5, "firewall_events": 1}
     skipped = data["skipped"]
     assert skipped["bad-value"]["lines"] == 2  # the binary address, the uint64 bytes
-    assert any("'tags' holds list" in e for e in skipped["bad-value"]["examples"]), skipped
+    examples = skipped["bad-value"]["examples"]
+    assert any("'tags' holds list" in e for e in examples), skipped
     assert skipped["bad-json"]["lines"] == 1  # the deep firewall line; the deep document:
     assert any("nested too deeply" in e for e in skipped["bad-json"]["examples"])
 
@@ -283,7 +289,9 @@ def test_since_until_apply_to_every_analysis_of_a_case(tmp_path, natlens) -> Non
     fw = tmp_path / "fw.log"
     late_event = json.loads(json.dumps(EVENT))
     late_event["event"]["timestamp"] = "2027-01-15T08:00:00.000000+0000"
-    late_event["event"]["netflow"]["start"] = late_event["event"]["netflow"]["end"] = late_event["event"]["timestamp"]
+    late_event["event"]["netflow"]["start"] = late_event["event"]["netflow"]["end"] = late_event[
+        "event"
+    ]["timestamp"]
     fw.write_text(json.dumps(EVENT) + "\n" + json.dumps(late_event) + "\n")
     case = tmp_path / "case"
     ingest(natlens, case, path, fw)

@@ -198,13 +198,9 @@ class FlowParser:
         keep_columns = []
         for name, raw_name in zip(names, table.column_names, strict=True):
             if name in seen:
-                self.acct.problem(
-                    Problem(
-                        "bad-value", self.source, first_row,
-                        f"column {raw_name!r} repeats field {name!r} (column {seen[name]!r}): "
-                        "it was not read", field=name, count=0,
-                    )
-                )  # fmt: skip
+                self._column_not_read(
+                    raw_name, name, first_row, f"repeats field {name!r} (column {seen[name]!r})"
+                )
                 continue
             seen[name] = raw_name
             keep_columns.append((name, raw_name))
@@ -218,13 +214,9 @@ class FlowParser:
             kind = _field(name).kind
             if not _flat(col.type) and name not in FIELDS_BY_NAME:
                 # A list, struct or map column of no flow log field: named, not read.
-                self.acct.problem(
-                    Problem(
-                        "bad-value", self.source, first_row,
-                        f"column {raw_name!r} holds {col.type} values, which no flow log "
-                        "field has: it was not read", field=name, count=0,
-                    )
-                )  # fmt: skip
+                self._column_not_read(
+                    raw_name, name, first_row, f"holds {col.type} values, which no field has"
+                )
                 continue
             if not _flat(col.type):
                 # A flow log field as a list, struct or map: every row with a value in it is
@@ -269,6 +261,13 @@ class FlowParser:
         good = _Rows(columns, first_row + np.flatnonzero(keep).astype(np.int64), ipv4)
         self.acct.counts.records += len(good.lines)
         yield from self._emit(good, LineFormat(names, "parquet"))
+
+    def _column_not_read(self, raw_name: str, name: str, first_row: int, why: str) -> None:
+        """A Parquet column natlens leaves out, named (it stands for no lines: count 0)."""
+        message = f"column {raw_name!r} {why}: it was not read"
+        self.acct.problem(
+            Problem("bad-value", self.source, first_row, message, field=name, count=0)
+        )
 
     # -- format --------------------------------------------------------------------------------
 
