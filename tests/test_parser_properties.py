@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from natlens.accounting import Accounting
-from natlens.formats.vpc_flow import FlowParser
+from natlens.formats.vpc_flow import RANGES, VOCABULARY, FlowParser
 from natlens.schema import FLOW_FIELDS, FlowField, Kind, column_name
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -24,7 +24,13 @@ IPV6 = st.integers(0, 2**128 - 1).map(lambda n: str(ipaddress.IPv6Address(n)))
 
 
 def value_for(field: FlowField) -> st.SearchStrategy[str]:
-    if field.name in ("start", "end") or field.kind is Kind.INT32:
+    """Any value a flow log may hold in the field (its range, AWS's vocabulary)."""
+    if field.name in RANGES:
+        low, high = RANGES[field.name]
+        plain = st.integers(low, high).map(str)
+    elif field.name in VOCABULARY:
+        plain = st.sampled_from(VOCABULARY[field.name])
+    elif field.name in ("start", "end") or field.kind is Kind.INT32:
         plain = st.integers(0, 2**31 - 1).map(str)
     elif field.kind is Kind.INT64:
         plain = st.integers(0, 2**62).map(str)
@@ -43,6 +49,12 @@ def formats_and_records(draw: st.DrawFn) -> tuple[list[FlowField], list[list[str
     rows = draw(
         st.lists(st.tuples(*(value_for(f) for f in fields)).map(list), min_size=1, max_size=30)
     )
+    names = [f.name for f in fields]
+    if "start" in names and "end" in names:  # a capture window ends after it starts
+        s, e = names.index("start"), names.index("end")
+        for row in rows:
+            if row[s] != "-" and row[e] != "-" and int(row[s]) > int(row[e]):
+                row[s], row[e] = row[e], row[s]
     return fields, rows
 
 
