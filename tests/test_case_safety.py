@@ -166,13 +166,29 @@ def test_kill_at_random_times_leaves_a_readable_case(tmp_path) -> None:
             [sys.executable, "-m", "natlens", "ingest", logs, "--case", case],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        # Most of the early part of a run is Python starting: aim at the work after it.
-        time.sleep(rng.uniform(0.4 * duration, duration))
+        # Most of the early part of a run is Python starting: aim at the work after it. Half the
+        # trials wait until the first part is being written, then kill at a random moment of
+        # the writing and the commit.
+        began = time.monotonic()
+        if trial % 4 < 2:
+            deadline = began + 2 * duration
+            while time.monotonic() < deadline and not list(case.rglob(".part-*.tmp")):
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0, 0.3 * duration))
+        else:
+            time.sleep(rng.uniform(0.4 * duration, duration))
+        killed_at = time.monotonic() - began
         process.send_signal(signal.SIGKILL)
         process.wait()
+        leftovers = sorted(p.name for p in case.rglob(".part-*")) if case.exists() else []
         if (case / "manifest.json").exists():
             assert glob_rows(case) == manifest_rows(case), trial
             assert natlens_rows(case) == manifest_rows(case), trial
+        print(
+            f"trial {trial}: killed after {killed_at:.2f} s;",
+            f"case rows {manifest_rows(case)}" if (case / "manifest.json").exists() else "no case",
+            f"leftover temporary parts {len(leftovers)}",
+        )
         assert run_cli("ingest", logs, "--case", case).code == 0
         assert glob_rows(case) == manifest_rows(case) == expected, trial
 
