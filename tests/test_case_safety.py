@@ -23,7 +23,7 @@ from tests.conftest import AWS_EXAMPLES, ROOT, run_cli
 # in benchmarks/RESULTS.md: NATLENS_FAULT_TRIALS=full pytest tests/test_case_safety.py. make test
 # runs fewer, to stay in its time budget.
 FULL = os.environ.get("NATLENS_FAULT_TRIALS") == "full"
-KILL_TRIALS = 20 if FULL else 6
+KILL_TRIALS = 20 if FULL else 4
 CONCURRENT_TRIALS = 8 if FULL else 3
 
 HEADER = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"
