@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -420,7 +421,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         json.dump(data, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        write_text(data, sys.stdout)
+        write_text(data, _safe(sys.stdout))
     return _ingest_exit(data)
 
 
@@ -443,18 +444,26 @@ def cmd_case_check(args: argparse.Namespace) -> int:
                   sys.stdout, indent=2)  # fmt: skip
         sys.stdout.write("\n")
     else:
+        out = _safe(sys.stdout)
         lines = found.lines()
         if not lines:
-            sys.stdout.write(f"{args.case}: consistent\n")
+            out.write(f"{args.case}: consistent\n")
         for line in lines:
             if not args.repair:
                 line = line.replace(" removed", " to remove").replace(" restored", " to restore")
-            sys.stdout.write(f"{line}\n")
+            out.write(f"{line}\n")
         for source in found.forgotten_sources:
-            sys.stdout.write(f"  {source}\n")
+            out.write(f"  {source}\n")
         if lines and not args.repair:
-            sys.stdout.write(f"run: natlens case check {args.case} --repair\n")
+            out.write(f"run: natlens case check {shlex.quote(args.case)} --repair\n")
     return EXIT_OK if args.repair or not found.problems() else EXIT_INPUT
+
+
+def _safe(out: Any) -> Any:
+    """Human text: control characters from the data shown, never sent to the terminal."""
+    from natlens.render.terminal import SafeWriter
+
+    return SafeWriter(out)
 
 
 def cmd_records(args: argparse.Namespace) -> int:
@@ -480,7 +489,7 @@ def _load_context(directory: str) -> Any:
 
     context = load_context(directory)
     for problem in context.problems:
-        sys.stderr.write(f"natlens: context: {problem}\n")
+        _safe(sys.stderr).write(f"natlens: context: {problem}\n")
     if not context.files:
         raise InputError(
             f"{directory}: no describe-* JSON found",
@@ -551,7 +560,7 @@ def _collect(args: argparse.Namespace, out: str) -> Any:
     firewall = make_client("network-firewall", args.profile, args.region, args.endpoint_url)
     done = collect(out, ec2, firewall, args.vpc_id)
     for call, why in done.failures.items():
-        sys.stderr.write(f"natlens: context: {call}: {why}\n")
+        _safe(sys.stderr).write(f"natlens: context: {call}: {why}\n")
     if not done.files:
         raise InputError(
             "no describe-* call succeeded",
@@ -698,7 +707,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             json.dump(report.to_json(), out, indent=2, default=str)
             out.write("\n")
         else:
-            write_text(report, out)
+            write_text(report, _safe(out))
     return EXIT_OK
 
 
@@ -851,7 +860,7 @@ def _case_from_inputs(args: argparse.Namespace) -> Iterator[Any]:
             )
             for reason, entry in data["skipped"].items():
                 for example in entry["examples"][:2]:
-                    sys.stderr.write(f"  {reason}: {example}\n")
+                    _safe(sys.stderr).write(f"  {reason}: {example}\n")
         with Case.open(report.case) as case:
             yield case
 
@@ -865,7 +874,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except NatlensError as exc:
-        sys.stderr.write(f"natlens: error: {exc}\n")
+        _safe(sys.stderr).write(f"natlens: error: {exc}\n")
         return exc.exit_code
     except BrokenPipeError:
         # The reader of our output went away (natlens records ... | head): not an error.
@@ -877,7 +886,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         # A file natlens was asked to read or write: missing, not permitted, disk full.
         where = f"{exc.filename}: " if exc.filename else ""
-        sys.stderr.write(f"natlens: error: {where}{exc.strerror or exc}\n")
+        _safe(sys.stderr).write(f"natlens: error: {where}{exc.strerror or exc}\n")
         _debug_traceback()
         return EXIT_INPUT
     except Exception as exc:
@@ -887,10 +896,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from natlens.engine import engine_error
 
             problem = engine_error(exc)
-            sys.stderr.write(f"natlens: error: {problem}\n")
+            _safe(sys.stderr).write(f"natlens: error: {problem}\n")
             _debug_traceback()
             return problem.exit_code
-        sys.stderr.write(
+        _safe(sys.stderr).write(
             f"natlens: internal error: {type(exc).__name__}: {str(exc)[:300]}\n"
             "  hint: this is a bug in natlens; NATLENS_DEBUG=1 prints the traceback to report\n"
         )

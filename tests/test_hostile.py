@@ -148,3 +148,22 @@ def test_firewall_fields_never_drive_the_terminal(tmp_path, natlens) -> None:
     log.write_text(json.dumps(event) + "\n")
     out = natlens("attribute", log).out + natlens("attribute", log, "--format", "csv").out
     assert "\x1b" not in out and "\x07" not in out
+
+
+def test_reports_show_control_characters_in_names_and_values(tmp_path, natlens) -> None:
+    """Finding 10: file names (S3 keys and log stream names are the same) and values quoted in
+    problems never reach the terminal raw: the ingest report, errors, explain."""
+    name = tmp_path / "evil\x1b]0;owned\x07.log"
+    name.write_text(
+        "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes "
+        "start end action log-status\n"
+        "2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 1 100 160 ACCEPT\x1b[2J OK\n"
+        "2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 1 100 160 ACCEPT OK\n"
+    )
+    run = natlens("ingest", name, "--case", tmp_path / "case")
+    assert run.code == 0, run.err
+    assert "\x1b" not in run.out + run.err and "\\x1b" in run.out
+    missing = natlens("records", tmp_path / "nope\x1b[2J.log")
+    assert missing.code == 2 and "\x1b" not in missing.err and "\\x1b" in missing.err
+    explained = natlens("explain", tmp_path / "case", "10.0.0.1")
+    assert explained.code == 0 and "\x1b" not in explained.out

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import unicodedata
+from typing import TextIO
 
 
 def visible(text: str) -> str:
@@ -16,3 +17,23 @@ def visible(text: str) -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+def line_safe(text: str) -> str:
+    """Like ``visible`` but keeps newlines: for text natlens lays out in lines itself."""
+    return "\n".join(visible(part) for part in text.split("\n"))
+
+
+class SafeWriter:
+    """A text stream that shows control characters instead of passing them to the terminal.
+    Human-readable reports write through it: their values (paths, S3 keys, log stream names,
+    ids, messages quoting log text) are hostile."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def write(self, text: str) -> int:
+        return self.out.write(line_safe(text))
+
+    def flush(self) -> None:
+        self.out.flush()
