@@ -31,7 +31,6 @@ _IPV6 = r"^[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*$"
 _CONTROL = "[\x00-\x1f\x7f]"
 _SPACE_BYTES = b" \t\r\n\x0b\x0c"
 _NOT_SPACE = re.compile(rb"[^ \t\r\n\x0b\x0c]")
-_CONTROL_BYTES = re.compile(rb"[\x00-\x09\x0b-\x1f\x7f]")
 # The values AWS documents for fields with a fixed vocabulary (aws-facts §3).
 VOCABULARY: dict[str, tuple[str, ...]] = {
     "action": ("ACCEPT", "REJECT"),
@@ -159,7 +158,7 @@ class FlowParser:
             return
         if not block.endswith(b"\n"):
             block += b"\n"
-        if not block.translate(None, _SPACE_BYTES):
+        if _NOT_SPACE.search(block, 0, 4096) is None and not block.translate(None, _SPACE_BYTES):
             # Whitespace only (a file padded with a gigabyte of newlines): counted at C speed.
             lines = block.count(b"\n")
             self.acct.counts.lines += lines
@@ -359,7 +358,6 @@ class FlowParser:
             has_number  # a header line inside a text-only format would read as a record
             and not block.startswith((b" ", b"\n"))
             and not any(marker in block for marker in _IRREGULAR)
-            and _CONTROL_BYTES.search(block) is None
         )
 
     def _fast(self, block: bytes, first_line: int) -> _Rows | None:
@@ -405,12 +403,18 @@ class FlowParser:
             elif (
                 name in VOCABULARY
                 and not pc.all(
-                    pc.fill_null(pc.is_in(col, value_set=pa.array(VOCABULARY[name])), True)
+                    # is_in is false, not null, for a null value: '-' is allowed
+                    pc.or_(pc.is_null(col), pc.is_in(col, value_set=pa.array(VOCABULARY[name])))
                 ).as_py()
             ):
                 return None
             elif kind is Kind.ADDRESS:
                 addresses.append(name)
+            elif (
+                kind is Kind.STRING
+                and pc.any(pc.match_substring_regex(pc.unique(col), _CONTROL)).as_py()
+            ):
+                return None  # a control character in text: the general path names the line
             columns[name] = col
         ipv4: dict[str, pa.Array] = {}
         for name, (value, ok) in zip(
