@@ -899,12 +899,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             _safe(sys.stderr).write(f"natlens: error: {problem}\n")
             _debug_traceback()
             return problem.exit_code
+        if _from_spark(exc):
+            _safe(sys.stderr).write(
+                f"natlens: error: Spark stopped: {type(exc).__name__}: "
+                f"{(str(exc).strip().splitlines() or [''])[0][:300]}\n"
+                "  hint: natlens case check CASE tells whether the case is damaged; "
+                "--engine duckdb runs the same analysis on this machine\n"
+            )
+            _debug_traceback()
+            return EXIT_INPUT
         _safe(sys.stderr).write(
             f"natlens: internal error: {type(exc).__name__}: {str(exc)[:300]}\n"
             "  hint: this is a bug in natlens; NATLENS_DEBUG=1 prints the traceback to report\n"
         )
         _debug_traceback()
         return EXIT_INTERNAL
+
+
+def _from_spark(exc: BaseException) -> bool:
+    """An error raised by Spark (its SQL, its executors, its reading of files)."""
+    return "pyspark" in sys.modules and type(exc).__module__.startswith(("pyspark", "py4j"))
 
 
 def _debug_traceback() -> None:

@@ -334,3 +334,25 @@ def test_unlistable_subdirectory_is_reported(tmp_path, natlens, monkeypatch) -> 
     assert data["lines"]["records"] == 3
     assert data["sources"]["failed"] == [str(tmp_path / "logs" / "locked")]
     assert "Permission denied" in data["skipped"]["unreadable"]["examples"][0]
+
+
+def test_an_unforeseen_failure_exits_70_not_1(tmp_path, natlens, monkeypatch) -> None:
+    """Finding 14: exit 1 belongs to --fail-on findings; a bug exits 70 with one line."""
+    import natlens.analyses.records as records_module
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("something natlens did not foresee")
+
+    monkeypatch.setattr(records_module, "records", broken)
+    run = natlens("records", good_log(tmp_path / "good.log"))
+    assert run.code == 70 and "internal error" in run.err and "Traceback" not in run.err
+
+
+def test_firewall_counters_past_2_44_are_bad_values(tmp_path, natlens) -> None:
+    event = json.loads(json.dumps(EVENT))
+    event["event"]["netflow"]["bytes"] = 2**62
+    path = tmp_path / "fw.log"
+    path.write_text(json.dumps(EVENT) + "\n" + json.dumps(event) + "\n")
+    data = ingest(natlens, tmp_path / "case", path)
+    assert data["tables_written"]["firewall_events"] == 1
+    assert "field netflow.bytes" in data["skipped"]["bad-value"]["examples"][0]

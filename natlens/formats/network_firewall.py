@@ -155,8 +155,8 @@ def parse_event(text: str) -> dict[str, Any]:
         "category": _text(alert.get("category")),
         "severity": _integer("alert.severity", alert.get("severity")),
         "verdict_action": _text(_object(event, "verdict").get("action")),
-        "netflow_pkts": _integer("netflow.pkts", netflow.get("pkts")),
-        "netflow_bytes": _integer("netflow.bytes", netflow.get("bytes")),
+        "netflow_pkts": _counter("netflow.pkts", netflow.get("pkts")),
+        "netflow_bytes": _counter("netflow.bytes", netflow.get("bytes")),
         "netflow_start": _text(netflow.get("start")),
         "netflow_end": _text(netflow.get("end")),
         "netflow_age": _integer("netflow.age", netflow.get("age")),
@@ -224,6 +224,14 @@ def _integer(name: str, value: object) -> int | None:
         number = int(value.strip())
     if number is None or not _INT64[0] <= number <= _INT64[1]:
         raise _BadValue(name, value, "a whole number (a 64-bit integer)")
+    return number
+
+
+def _counter(name: str, value: object) -> int | None:
+    """Packets or bytes: 0 to 2^44, as for flow log records (sums stay far from int64's end)."""
+    number = _integer(name, value)
+    if number is not None and not 0 <= number <= 2**44:
+        raise _BadValue(name, value, "a count from 0 to 2^44")
     return number
 
 
