@@ -92,14 +92,17 @@ def logformat(data: bytes) -> None:
         parse_log_format(text)
 
 
+CONTEXT_FILES = (
+    "describe-route-tables.json", "describe-network-interfaces.json",
+    "describe-nat-gateways.json", "describe-security-groups.json",
+    "describe-network-acls.json", "describe-subnets.json", "describe-vpcs.json",
+)  # fmt: skip
+
+
 def context(data: bytes) -> None:
     from natlens.formats.describe_json import load_context
 
-    names = (
-        "describe-route-tables.json", "describe-network-interfaces.json",
-        "describe-nat-gateways.json", "describe-security-groups.json",
-        "describe-network-acls.json", "describe-subnets.json", "describe-vpcs.json",
-    )  # fmt: skip
+    names = CONTEXT_FILES
     name = names[data[0] % len(names)] if data else names[0]
     with tempfile.TemporaryDirectory() as directory:
         (Path(directory) / name).write_bytes(data[1:])

@@ -19,6 +19,18 @@ seed container "$HERE"/examples/aws-docs/*.log "$HERE"/tests/fixtures/network-fi
 seed firewall "$HERE"/tests/fixtures/network-firewall/*.log
 seed logformat "$HERE"/examples/aws-docs/*.log
 seed context "$HERE"/tests/fixtures/context/*.json
+# The context target's first byte picks the file name (benchmarks/fuzz.py): seed each
+# describe-* file of the test fixtures with its own.
+"$PY" - "$HERE" "$OUT/context/corpus" <<'PYEOF'
+import pathlib, sys
+sys.path.insert(0, sys.argv[1])
+from benchmarks.fuzz import CONTEXT_FILES
+out = pathlib.Path(sys.argv[2])
+for path in pathlib.Path(sys.argv[1], "tests", "fixtures").rglob("describe-*.json"):
+    for index, name in enumerate(CONTEXT_FILES):
+        if path.name.startswith(name[: -len(".json")]) and path.stat().st_size < 8192:
+            (out / f"seed-{path.parent.name}-{path.name}").write_bytes(bytes([index]) + path.read_bytes())
+PYEOF
 # A crash ends a libFuzzer run: it is kept (crash-*) and the run goes on from the corpus until
 # the runs or the time are spent.
 for target in ${TARGETS:-flowlog container firewall logformat context}; do
