@@ -251,7 +251,8 @@ class Case:
                 setattr(self, name, None)
 
     def __del__(self) -> None:
-        self.close()
+        with contextlib.suppress(Exception):  # at interpreter exit, module globals may be gone
+            self.close()
 
     def __enter__(self) -> Case:
         return self
