@@ -412,6 +412,14 @@ def load_context(directory: str | Path) -> Context:
             message = "expected a JSON object as the AWS CLI prints"
             context.problems.append(Problem("bad-json", str(path), None, message, count=0))
             continue
+        odd: list[str] = []
+        document = _shaped(document, odd)
+        if odd:
+            message = (
+                f"{len(odd)} value(s) not of the shape the AWS CLI prints were left out "
+                f"(first: {odd[0]})"
+            )
+            context.problems.append(Problem("bad-json", str(path), None, message, count=0))
         used = False
         for key, attribute in KINDS.items():
             items = document.get(key)
@@ -427,6 +435,68 @@ def load_context(directory: str | Path) -> Context:
             context.files.append(str(path))
     _dedupe(context)
     return context
+
+
+# The shapes of the AWS CLI's output that natlens reads. A file is hostile like the logs: a
+# value of another shape is left out (and reported) rather than met later as a crash.
+_LISTS_OF_OBJECTS = frozenset({
+    "CidrBlockAssociationSet", "Ipv6CidrBlockAssociationSet", "NatGatewayAddresses",
+    "Associations", "Routes", "Groups", "IpPermissions", "IpPermissionsEgress", "IpRanges",
+    "Ipv6Ranges", "PrefixListIds", "Ipv6Addresses", "Entries", "PrivateIpAddresses",
+    "Attachments", "Tags", "Instances", "SubnetMappings", "Reservations",
+})  # fmt: skip
+_OBJECTS = frozenset({
+    "Attachment", "Association", "AssociationState", "Ipv6CidrBlockState", "CidrBlockState",
+    "PortRange", "IcmpTypeCode", "SyncStates", "FirewallStatus", "Firewall",
+})  # fmt: skip
+_LISTS_OF_TEXT = frozenset({"SubnetIds", "RouteTableIds", "NetworkInterfaceIds"})
+_INTEGERS = frozenset({"FromPort", "ToPort", "RuleNumber", "From", "To", "Code", "Type"})
+_BOOLEANS = frozenset({"Main", "IsDefault", "Egress", "Primary", "IsPrimary"})
+_TEXT_ENDINGS = ("Id", "Ip", "Cidr", "CidrIp", "CidrIpv6", "CidrBlock", "Address", "Zone",
+                 "Arn", "InterfaceType", "VpcEndpointType", "FirewallName")  # fmt: skip
+
+
+def _shaped(value: Any, odd: list[str], key: str = "") -> Any:
+    """``value`` with every member of an unexpected shape left out; their keys go to ``odd``."""
+    if isinstance(value, list):
+        return [_shaped(item, odd, key) for item in value]
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for name, item in value.items():
+        if name in _LISTS_OF_OBJECTS:
+            if not isinstance(item, list):
+                odd.append(name)
+                continue
+            kept = [i for i in item if isinstance(i, dict)]
+            if len(kept) < len(item):
+                odd.append(name)
+            out[name] = [_shaped(i, odd, name) for i in kept]
+        elif name in _OBJECTS:
+            if isinstance(item, dict):
+                out[name] = _shaped(item, odd, name)
+            else:
+                odd.append(name)
+        elif name in _LISTS_OF_TEXT:
+            if isinstance(item, list) and all(isinstance(i, str) for i in item):
+                out[name] = item
+            else:
+                odd.append(name)
+        elif name in _INTEGERS and key in ("PortRange", "IcmpTypeCode", "IpPermissions", "Entries"):
+            if isinstance(item, int) and not isinstance(item, bool):
+                out[name] = item
+            else:
+                odd.append(name)
+        elif name in _BOOLEANS:
+            if isinstance(item, bool):
+                out[name] = item
+            else:
+                odd.append(name)
+        elif name.endswith(_TEXT_ENDINGS) and not isinstance(item, str):
+            odd.append(name)
+        else:
+            out[name] = _shaped(item, odd, name)
+    return out
 
 
 def _prefix_list_entries(context: Context, path: Path, document: dict[str, Any]) -> bool:
