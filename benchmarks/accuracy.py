@@ -142,8 +142,14 @@ def evaluate(world: Path, scenario: str, log_format: str, with_context: bool) ->
                any_value(protocol) AS protocol,
                bool_and(initiator = truth OR truth = 'both') AS right,
                count(*) FILTER (WHERE truth IS NULL) AS unmatched,
-               mode(family) AS family
-        FROM joined GROUP BY conversation
+               -- the family most of its records have; a tie goes to the first by name (mode()
+               -- would pick by row order, which the engine does not promise)
+               arg_max(family, family_records * 1000000 - family_rank) AS family
+        FROM (
+            SELECT *, count(*) OVER (PARTITION BY conversation, family) AS family_records,
+                   dense_rank() OVER (PARTITION BY conversation ORDER BY family) AS family_rank
+            FROM joined
+        ) GROUP BY conversation
         """
     ).fetchall()
     for _conv, confidence, klass, protocol, right, unmatched, family in rows:

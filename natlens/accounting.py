@@ -96,7 +96,6 @@ class Accounting:
     sources_replaced: int = 0
     empty_sources: list[str] = field(default_factory=list)
     failed_sources: list[str] = field(default_factory=list)  # nothing could be read: retried
-    unit_retry: int = 0  # problems of the source being read that a re-run may cure
     # per (field order, where it came from): a header and the default format with the same
     # fields are two entries
     formats: dict[tuple[tuple[str, ...], str], dict[str, Any]] = field(default_factory=dict)
@@ -108,14 +107,16 @@ class Accounting:
                 hint="run without --strict to read everything readable and see all problems",
             )
         self.counts.skipped += problem.count
-        if problem.reason in RETRY_REASONS:
-            self.unit_retry += 1
         entry = self.by_reason.setdefault(problem.reason, {"lines": 0, "occurrences": 0})
         entry["lines"] += problem.count
         entry["occurrences"] += max(problem.count, 1)
         examples = self.examples.setdefault(problem.reason, [])
         if len(examples) < EXAMPLES_PER_REASON:
             examples.append(problem)
+
+    def curable(self) -> int:
+        """Problems so far that a later run may cure (RETRY_REASONS)."""
+        return sum(self.by_reason.get(r, {}).get("occurrences", 0) for r in RETRY_REASONS)
 
     def format_seen(self, fields: tuple[str, ...], origin: str, source: str, records: int) -> None:
         entry = self.formats.setdefault(

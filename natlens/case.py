@@ -39,7 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from natlens import __version__
 from natlens.errors import CaseError
@@ -124,17 +126,22 @@ class Recovery:
     def to_json(self) -> dict[str, Any]:
         return {name: list(value) for name, value in self.__dict__.items()}
 
-    def lines(self) -> list[str]:
+    def lines(self, done: bool = True) -> list[str]:
+        """One line per kind of finding: what was done, or (``done=False``) what to do."""
+        removed, restored, forgotten = (
+            ("removed", "restored", "are forgotten") if done
+            else ("to remove", "to restore", "to forget")
+        )  # fmt: skip
         words = {
-            "temporary": "temporary part(s) of an interrupted ingest removed",
-            "unreferenced": "part(s) no manifest names removed (an ingest stopped before its "
+            "temporary": f"temporary part(s) of an interrupted ingest {removed}",
+            "unreferenced": f"part(s) no manifest names {removed} (an ingest stopped before its "
             "commit)",
-            "restored": "part(s) of an interrupted commit restored",
-            "superseded": "replaced part(s) removed",
-            "missing": "part(s) named by the manifest were missing and are forgotten",
+            "restored": f"part(s) of an interrupted commit {restored}",
+            "superseded": f"replaced part(s) {removed}",
+            "missing": f"part(s) named by the manifest were missing and {forgotten}",
             "forgotten_sources": "source(s) whose rows were lost: the next ingest reads them "
             "again",
-            "derived": "half-written derived table(s) removed",
+            "derived": f"half-written derived table(s) {removed}",
         }  # fmt: skip
         return [f"{len(v)} {words[k]}" for k, v in self.to_json().items() if v]
 
@@ -148,6 +155,8 @@ class Case:
         self._saved = (path / MANIFEST).is_file()
         # Parts written by this run, by their committed name: the temporary file that holds them.
         self._pending: dict[Path, Path] = {}
+        # Parts a cut-short commit moved aside (read from there until an ingest restores them).
+        self._aside: dict[Path, Path] = {}
         self._superseded: list[Path] = []
         self._created = False  # this run made the directory: a failed run removes it again
         self.recovery = Recovery()
@@ -155,12 +164,12 @@ class Case:
     # -- opening -------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], lock: bool = True) -> Case:
+    def open(cls, path: str | os.PathLike[str]) -> Case:
         """A committed case for reading. Held open, it keeps other runs from removing its parts
         (the read lock is shared; a commit takes it exclusively for a moment)."""
         root = Path(path)
         fd = None
-        if lock and root.is_dir():
+        if root.is_dir():
             fd = _lock_file(
                 root / READ_LOCK,
                 shared=True,
@@ -181,7 +190,7 @@ class Case:
                     # A commit was cut short after it moved this part aside: the manifest is
                     # the old one, so read the old part where it is (the next ingest puts it
                     # back).
-                    case._pending[part] = old
+                    case._aside[part] = old
         missing = [p for name in TABLES for p in case.parts(name) if not p.is_file()]
         if missing:
             case.close()
@@ -236,6 +245,16 @@ class Case:
             raise
         return case
 
+    @classmethod
+    def check(cls, path: str | os.PathLike[str], repair: bool) -> Recovery:
+        """What an interrupted run left in the case at ``path``; with ``repair``, put right
+        (taking the case as an ingest does, so no ingest runs meanwhile)."""
+        if repair:
+            with cls.for_ingest(path) as case:
+                return case.recovery
+        root = Path(path)
+        return cls(root, read_manifest(root)).recover(repair=False)
+
     def _count_reader(self, step: int) -> None:
         if getattr(self, "_read_fd", None) is not None:
             key = _reader_key(self.path)
@@ -273,7 +292,7 @@ class Case:
         """The files that hold the table's rows now (a part written by this run and not yet
         committed is read from its temporary file)."""
         paths = [self.path / part for part in self._table(table)["parts"]]
-        return [self._pending.get(p, p) for p in paths]
+        return [self._pending.get(p) or self._aside.get(p, p) for p in paths]
 
     def new_part_path(self, table: str = "flows") -> Path:
         """Where to write a new part: a hidden temporary file, renamed into place at commit."""
@@ -312,44 +331,34 @@ class Case:
     def remove_sources(self, source_ids: set[str], table: str = "flows") -> int:
         """Rewrite the parts that hold rows of these sources without them; returns rows removed.
 
-        DuckDB streams each part through, so memory does not grow with the part's size. The old
-        parts stay on disk until the commit has made the new manifest durable.
+        Each part is streamed through a row group at a time, so memory does not grow with its
+        size. The old parts stay on disk until the commit has made the new manifest durable.
         """
         removed = 0
         entry = self._table(table)
         kept_parts = []
-        con = duckdb.connect()
-        con.execute("SET memory_limit = '1GB'")
-        con.execute("SET enable_progress_bar = false")
-        con.execute("CREATE TEMP TABLE gone (source VARCHAR)")
-        con.executemany("INSERT INTO gone VALUES (?)", [[s] for s in sorted(source_ids)])
+        gone = pa.array(sorted(source_ids), pa.string())
         for rel in entry["parts"]:
             part = self._pending.get(self.path / rel, self.path / rel)
-            con.execute("SET VARIABLE part = ?", [str(part)])
-            rows = "read_parquet(getvariable('part'))"
-            gone = "source IN (SELECT source FROM gone)"
-            count = int(con.execute(f"SELECT count(*) FROM {rows} WHERE {gone}").fetchone()[0])  # type: ignore[index]
+            counts = _rows_by_source(part)
+            count = sum(n for source, n in counts.items() if source in source_ids)
             if count == 0:
                 kept_parts.append(rel)
                 continue
-            total = int(con.execute(f"SELECT count(*) FROM {rows}").fetchone()[0])  # type: ignore[index]
             removed += count
-            if count < total:
+            if count < sum(counts.values()):
                 new = self.new_part_path(table)
-                con.execute("SET VARIABLE target = ?", [str(new)])
-                # COPY takes no parameter for its target; the path is natlens's own, quoted.
-                target = str(new).replace("'", "''")
-                con.execute(
-                    f"COPY (SELECT * FROM {rows} WHERE NOT {gone}) "
-                    f"TO '{target}' (FORMAT parquet, COMPRESSION zstd)"
-                )
+                source = pq.ParquetFile(part)
+                with pq.ParquetWriter(new, source.schema_arrow, compression="zstd") as writer:
+                    for batch in source.iter_batches():
+                        keep = pc.invert(pc.is_in(batch.column("source").cast(pa.string()), gone))
+                        writer.write_batch(batch.filter(keep))
                 kept_parts.append(self.committed_name(new))
             if part in self._pending.values():
                 part.unlink()
                 self._pending = {f: t for f, t in self._pending.items() if t != part}
             else:
                 self._superseded.append(part)
-        con.close()
         entry["parts"] = kept_parts
         entry["records"] -= removed
         return removed
@@ -468,32 +477,24 @@ class Case:
             found.missing.extend(gone)
         if found.missing:
             found.forgotten_sources = self._forget_missing(repair)
-        if repair and (found.missing or found.restored):
+        if repair and found.missing:  # restoring a part leaves the manifest as it was
             self.save()
         return found
 
     def _forget_missing(self, repair: bool) -> list[str]:
         """Drop parts that are gone; the sources with rows that no remaining part holds are
         forgotten, so that the next ingest reads them again."""
-        present: set[str] = set()
         counts: dict[str, int] = {}
-        con = duckdb.connect()
         for table in TABLES:
             entry = self._table(table)
             kept = [p for p in entry["parts"] if (self.path / p).is_file()]
             records = 0
             for rel in kept:
-                con.execute("SET VARIABLE part = ?", [str(self.path / rel)])
-                rows = con.execute(
-                    "SELECT source, count(*) FROM read_parquet(getvariable('part')) GROUP BY 1"
-                ).fetchall()
-                for source, n in rows:
-                    present.add(source)
+                for source, n in _rows_by_source(self.path / rel).items():
                     counts[source] = counts.get(source, 0) + n
                     records += n
             if repair:
                 entry["parts"], entry["records"] = kept, records
-        con.close()
         lost = sorted(
             source
             for source, seen in self.manifest["sources"].items()
@@ -509,6 +510,12 @@ class Case:
             for key in self.manifest["cloudwatch_coverage"]
         ]
         return lost
+
+
+def _rows_by_source(part: Path) -> dict[str, int]:
+    """Rows per source in one part (its ``source`` column only is read)."""
+    column = pq.read_table(part, columns=["source"]).column("source").cast(pa.string())
+    return {row["values"]: row["counts"] for row in pc.value_counts(column).to_pylist()}
 
 
 def _natlens_leftover(path: Path) -> bool:

@@ -10,16 +10,15 @@ import shlex
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from natlens import __version__
 from natlens.errors import (
     EXIT_INPUT,
-    EXIT_INTERNAL,
     EXIT_OK,
     EXIT_USAGE,
     InputError,
+    InternalError,
     NatlensError,
     UsageError,
 )
@@ -30,9 +29,9 @@ EXIT_CODES_HELP = """exit codes:
   2   input problem: --strict stopped at a problem, a source or case cannot be read (the
       readable ones are still read; the others are tried again by the next ingest), or
       nothing at all could be read
-  70  natlens failed in a way it did not foresee (a bug: please report it)
   3   environment problem: something natlens needs is not installed or did not start
   64  usage error: a bad option or argument
+  70  natlens failed in a way it did not foresee (a bug: please report it)
 """
 
 
@@ -427,30 +426,21 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_case_check(args: argparse.Namespace) -> int:
     from natlens.case import Case, is_case
-    from natlens.case import read_manifest as _read_manifest
     from natlens.errors import CaseError
 
     if not is_case(args.case):
         raise CaseError(f"{args.case}: not a natlens case (no readable manifest.json)")
-    if args.repair:
-        case = Case.for_ingest(args.case)
-        found = case.recovery
-    else:
-        case = Case(Path(args.case), _read_manifest(Path(args.case)))
-        found = case.recover(repair=False)
-    case.close()
+    found = Case.check(args.case, repair=args.repair)
     if args.json:
         json.dump({"case": str(args.case), "repaired": args.repair, **found.to_json()},
                   sys.stdout, indent=2)  # fmt: skip
         sys.stdout.write("\n")
     else:
         out = _safe(sys.stdout)
-        lines = found.lines()
+        lines = found.lines(done=args.repair)
         if not lines:
             out.write(f"{args.case}: consistent\n")
         for line in lines:
-            if not args.repair:
-                line = line.replace(" removed", " to remove").replace(" restored", " to restore")
             out.write(f"{line}\n")
         for source in found.forgotten_sources:
             out.write(f"  {source}\n")
@@ -528,7 +518,6 @@ def _case_and_engine(args: argparse.Namespace, options: Any = None) -> Iterator[
     checked against the logs first (another VPC's, or contradicting them, is not used)."""
     from natlens.analyses.context_check import prepare
     from natlens.engine import open_engine
-    from natlens.render.terminal import visible
 
     with (
         _case_from_inputs(args) as case,
@@ -537,19 +526,24 @@ def _case_and_engine(args: argparse.Namespace, options: Any = None) -> Iterator[
         engine.window = _window(args)
         if options is not None and options.context is not None:
             for warning in prepare(engine, case, options).context_warnings or []:
-                sys.stderr.write(f"natlens: context: {visible(warning)}\n")
+                _safe(sys.stderr).write(f"natlens: context: {warning}\n")
         yield case, engine
 
 
 def _window(args: argparse.Namespace) -> tuple[int | None, int | None]:
     """--since/--until as epoch seconds: every analysis of a case sees only that window."""
-    from natlens.sources.timerange import parse_time
+    window = _time_range(args)
+    return window.since, window.until
+
+
+def _time_range(args: argparse.Namespace) -> Any:
+    from natlens.sources.timerange import TimeRange, parse_time
 
     since = parse_time(args.since) if getattr(args, "since", None) else None
     until = parse_time(args.until) if getattr(args, "until", None) else None
     if since is not None and until is not None and since > until:
         raise UsageError("--since is later than --until")
-    return since, until
+    return TimeRange(since, until)
 
 
 def _collect(args: argparse.Namespace, out: str) -> Any:
@@ -801,17 +795,12 @@ def _ingest_options(args: argparse.Namespace) -> Any:
     from natlens.formats.logformat import parse_log_format
     from natlens.ingest import IngestOptions
     from natlens.sources import SourceOptions
-    from natlens.sources.timerange import TimeRange, parse_time
 
-    since = parse_time(args.since) if args.since else None
-    until = parse_time(args.until) if args.until else None
-    if since is not None and until is not None and since > until:
-        raise UsageError("--since is later than --until")
     return IngestOptions(
         log_format=parse_log_format(args.log_format) if args.log_format else None,
         strict=args.strict,
         sources=SourceOptions(
-            time_range=TimeRange(since, until),
+            time_range=_time_range(args),
             endpoint_url=args.endpoint_url,
             profile=args.profile,
             region=args.region,
@@ -883,49 +872,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except KeyboardInterrupt:
         return 130
-    except OSError as exc:
+    except Exception as exc:
+        problem = _as_natlens_error(exc)
+        _safe(sys.stderr).write(f"natlens: {problem.label}: {problem}\n")
+        if os.environ.get("NATLENS_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        return problem.exit_code
+
+
+def _as_natlens_error(exc: Exception) -> NatlensError:
+    """What went wrong outside natlens's own checks, said as a natlens error."""
+    if isinstance(exc, OSError):
         # A file natlens was asked to read or write: missing, not permitted, disk full.
         where = f"{exc.filename}: " if exc.filename else ""
-        _safe(sys.stderr).write(f"natlens: error: {where}{exc.strerror or exc}\n")
-        _debug_traceback()
-        return EXIT_INPUT
-    except Exception as exc:
-        duckdb = sys.modules.get("duckdb")
-        if duckdb is not None and isinstance(exc, duckdb.Error):
-            # Raised while results stream out, after the query started.
-            from natlens.engine import engine_error
+        return InputError(f"{where}{exc.strerror or exc}")
+    duckdb = sys.modules.get("duckdb")
+    if duckdb is not None and isinstance(exc, duckdb.Error):
+        # Raised while results stream out, after the query started.
+        from natlens.engine import engine_error
 
-            problem = engine_error(exc)
-            _safe(sys.stderr).write(f"natlens: error: {problem}\n")
-            _debug_traceback()
-            return problem.exit_code
-        if _from_spark(exc):
-            _safe(sys.stderr).write(
-                f"natlens: error: Spark stopped: {type(exc).__name__}: "
-                f"{(str(exc).strip().splitlines() or [''])[0][:300]}\n"
-                "  hint: natlens case check CASE tells whether the case is damaged; "
-                "--engine duckdb runs the same analysis on this machine\n"
-            )
-            _debug_traceback()
-            return EXIT_INPUT
-        _safe(sys.stderr).write(
-            f"natlens: internal error: {type(exc).__name__}: {str(exc)[:300]}\n"
-            "  hint: this is a bug in natlens; NATLENS_DEBUG=1 prints the traceback to report\n"
+        return engine_error(exc)
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    if "pyspark" in sys.modules and type(exc).__module__.startswith(("pyspark", "py4j")):
+        return InputError(
+            f"Spark stopped: {type(exc).__name__}: {first}",
+            hint="natlens case check CASE tells whether the case is damaged; --engine duckdb "
+            "runs the same analysis on this machine",
         )
-        _debug_traceback()
-        return EXIT_INTERNAL
-
-
-def _from_spark(exc: BaseException) -> bool:
-    """An error raised by Spark (its SQL, its executors, its reading of files)."""
-    return "pyspark" in sys.modules and type(exc).__module__.startswith(("pyspark", "py4j"))
-
-
-def _debug_traceback() -> None:
-    if os.environ.get("NATLENS_DEBUG"):
-        import traceback
-
-        traceback.print_exc()
+    return InternalError(
+        f"{type(exc).__name__}: {first}",
+        hint="this is a bug in natlens; NATLENS_DEBUG=1 prints the traceback to report",
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

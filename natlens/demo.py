@@ -10,9 +10,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from natlens.analyses.conversations import sql_string
 from natlens.case import Case
-from natlens.engine import DuckDBEngine
+from natlens.engine import DuckDBEngine, sql_string
 from natlens.formats.describe_json import load_context
 from natlens.ingest import IngestOptions, IngestReport, ingest
 from natlens.simulate import SimulateOptions, simulate

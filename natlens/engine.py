@@ -216,11 +216,17 @@ class _Scratch:
             self._links.clear()
 
 
+def sql_string(value: str) -> str:
+    """A value as an SQL string literal, quoted by sqlglot (it reaches every engine through
+    sqlglot's parser, so it stays one literal in each dialect)."""
+    return exp.Literal.string(value).sql(dialect="duckdb")
+
+
 def _quoted(path: Path) -> str:
     """A path natlens built (plain characters only) as an SQL string literal."""
     text = str(path)
     assert _SAFE_PATH.fullmatch(text), text
-    return exp.Literal.string(text).sql("duckdb")
+    return sql_string(text)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -268,7 +274,7 @@ class DuckDBEngine(Engine):
         self.con.execute("SET enable_progress_bar = false")
         self._spill: tempfile.TemporaryDirectory[str] | None = None
         if memory_limit:
-            size = exp.Literal.string(check_size(memory_limit)).sql("duckdb")
+            size = sql_string(check_size(memory_limit))
             try:
                 self.con.execute(f"SET memory_limit = {size}")
             except duckdb.Error:
@@ -283,8 +289,7 @@ class DuckDBEngine(Engine):
             self.con.execute("SET preserve_insertion_order = false")
         self._empty = _Scratch()
         if temp_directory:
-            spill = exp.Literal.string(str(temp_directory)).sql("duckdb")
-            self.con.execute(f"SET temp_directory = {spill}")
+            self.con.execute(f"SET temp_directory = {sql_string(str(temp_directory))}")
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
 

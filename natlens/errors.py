@@ -7,10 +7,12 @@ NatlensError
 │   └── StrictError       --strict stopped at the first problem
 ├── SourceError           a source cannot be reached: S3, CloudWatch Logs, a missing path (exit 2)
 ├── CaseError             a case directory is missing or damaged (exit 2)
-└── EnvironmentProblem    something natlens needs is not installed or not running (exit 3)
+├── EnvironmentProblem    something natlens needs is not installed or not running (exit 3)
+└── InternalError         natlens failed in a way it did not foresee: a bug (exit 70)
 
-An OS error (a file that cannot be read or written) exits 2 with its message; anything else is
-a bug and exits 70.
+The command line says other failures as these: an OS error (a file that cannot be read or
+written) and a Spark failure as an InputError, a DuckDB error as engine.engine_error decides,
+anything else as an InternalError.
 
 Every message names what went wrong, where (file, line, field where known) and what to do.
 """
@@ -27,6 +29,7 @@ EXIT_INTERNAL = 70  # a bug: natlens failed in a way it did not foresee
 
 class NatlensError(Exception):
     exit_code = EXIT_INPUT
+    label = "error"  # how the command line introduces the message
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -63,3 +66,8 @@ class CaseError(NatlensError):
 
 class EnvironmentProblem(NatlensError):
     exit_code = EXIT_ENVIRONMENT
+
+
+class InternalError(NatlensError):
+    exit_code = EXIT_INTERNAL
+    label = "internal error"

@@ -8,7 +8,6 @@ Parquet writer in the calling thread. All accounting happens in the parser threa
 from __future__ import annotations
 
 import queue
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from natlens.accounting import RETRY_REASONS, Accounting, Problem
+from natlens.accounting import Accounting, Problem
 from natlens.case import ROW_GROUP_ROWS, TABLES, Case, Recovery
 from natlens.engine import DuckDBEngine
 from natlens.errors import StrictError
@@ -32,7 +31,7 @@ from natlens.formats.containers import (
     TextPiece,
 )
 from natlens.formats.network_firewall import looks_like_event, parse_lines
-from natlens.formats.vpc_flow import FlowParser
+from natlens.formats.vpc_flow import NOT_SPACE, FlowParser, blank_block
 from natlens.schema import FLOWS_SCHEMA
 from natlens.sources import SourceOptions, Unit, expand
 from natlens.sources.timerange import TimeRange, merge
@@ -107,6 +106,7 @@ class _UnitDone:
     records: int
     failed: bool  # could not be opened or read
     incomplete: bool  # lines or the whole source skipped for a reason a re-run may cure
+    # (failed is one of them: RETRY_REASONS holds "unreadable")
 
 
 def ingest(sources: list[str], case_dir: str | Path, options: IngestOptions) -> IngestReport:
@@ -266,22 +266,20 @@ def _parse_stage(
     parsers: dict[str, FlowParser] = {}
     firewall: dict[str, int] = {}  # Network Firewall sources of this unit: records read
     unit: Unit | None = None
-    lines_at_start = 0
-    failed = incomplete = False
+    lines_at_start = curable_at_start = 0
+    failed = False
     broken: set[str] = set()
     for item in items:
         if isinstance(item, _UnitUnchanged):
             acct.sources_skipped_unchanged += 1
         elif isinstance(item, _UnitStart):
-            unit, parsers, firewall, failed, incomplete = item.unit, {}, {}, False, False
-            lines_at_start = acct.counts.lines
-            acct.unit_retry = 0
+            unit, parsers, firewall, failed = item.unit, {}, {}, False
+            lines_at_start, curable_at_start = acct.counts.lines, acct.curable()
         elif isinstance(item, _UnitEnd):
             assert unit is not None
             acct.sources_read += 1
             records = sum(p.records for p in parsers.values()) + sum(firewall.values())
-            incomplete = incomplete or acct.unit_retry > 0
-            acct.unit_retry = 0
+            incomplete = acct.curable() > curable_at_start
             if acct.counts.lines == lines_at_start and not failed and not incomplete:
                 acct.empty_sources.append(unit.id)
             done.append(_UnitDone(unit, records, failed, incomplete))
@@ -289,7 +287,6 @@ def _parse_stage(
         elif isinstance(item, SourceProblem):
             acct.counts.lines += item.problem.count
             failed = failed or item.problem.reason == "unreadable"
-            incomplete = incomplete or item.problem.reason in RETRY_REASONS
             acct.problem(item.problem)
         elif isinstance(item, LinesDropped):
             acct.counts.lines -= item.count
@@ -307,8 +304,7 @@ def _parse_stage(
                 raise
             except Exception as exc:  # one source's failure never stops the others
                 broken.add(unit.id)
-                incomplete = True
-                acct.problem(_broken(unit.id, exc))
+                acct.problem(_broken(unit.id, exc))  # bad-container: read again next time
                 continue
             yield from tables
         else:  # pragma: no cover - every item type is handled above
@@ -364,10 +360,6 @@ def _first_line(block: bytes) -> str:
     return ""
 
 
-_SPACE_BYTES = b" \t\r\n\x0b\x0c"
-_NOT_SPACE = re.compile(rb"[^ \t\r\n\x0b\x0c]")
-
-
 def _firewall_piece(piece: TextPiece, acct: Accounting, window: TimeRange) -> pa.Table:
     """Network Firewall events: every line a row, a blank, filtered out or a problem. Blank
     lines are counted, never materialised (a file of a billion newlines stays cheap)."""
@@ -377,10 +369,10 @@ def _firewall_piece(piece: TextPiece, acct: Accounting, window: TimeRange) -> pa
     numbered: list[tuple[int, str]] = []
     not_text = 0
     line, at, pos = piece.first_line, 0, 0
-    # A block of whitespace only (a file padded with a gigabyte of newlines) is counted at C
+    # A block of white space only (a file padded with a gigabyte of newlines) is counted at C
     # speed; the search below would walk it byte by byte.
-    all_blank = not block.translate(None, _SPACE_BYTES)
-    while not all_blank and (match := _NOT_SPACE.search(block, pos)) is not None:
+    all_blank = blank_block(block)
+    while not all_blank and (match := NOT_SPACE.search(block, pos)) is not None:
         start = block.rfind(b"\n", 0, match.start()) + 1
         end = block.find(b"\n", match.start())
         end = len(block) if end < 0 else end
@@ -446,7 +438,7 @@ def _record(
                 coverage[key] = merge(coverage.get(key, []), (lo, hi))
             continue
         seen = {"fingerprint": unit.fingerprint, "records": entry.records, "ingested": now}
-        if entry.failed or entry.incomplete:
+        if entry.incomplete:
             # Read again next time, its rows (if any) replaced: see RETRY_REASONS.
             seen["incomplete"] = True
         case.manifest["sources"][unit.id] = seen

@@ -14,6 +14,10 @@ from enum import Enum
 
 import pyarrow as pa
 
+# The most packets or bytes one record or event may count: 100 Gbit/s for ten minutes is
+# 2^42.8 bytes, and sums over millions of records stay far from int64's end (no overflow).
+MAX_COUNT = 2**44
+
 
 class Kind(Enum):
     """How a field's text is checked and typed."""
@@ -139,6 +143,8 @@ FLOWS_SCHEMA = pa.schema(
 ACTIONS = ("ACCEPT", "REJECT")
 LOG_STATUSES = ("OK", "NODATA", "SKIPDATA")
 GAP_STATUSES = ("NODATA", "SKIPDATA")
+FLOW_DIRECTIONS = ("ingress", "egress")
+TRAFFIC_TYPES = ("IPv4", "IPv6", "EFA")  # the ``type`` field
 
 # -- analysis vocabularies (DESIGN.md) ---------------------------------------------------------
 

@@ -15,7 +15,7 @@ import pytest
 from natlens.simulate.world import build_world, describe
 from tests.conftest import AWS_EXAMPLES
 
-HOSTILE_ID = 'rtb-0a1$(touch PWNED)`touch PWNED2`\n# <script>alert(1)</script> [x](javascript:alert(1)) "] click A "javascript:alert(1)"'
+HOSTILE_ID = 'rtb-0a1$(touch PWNED)`touch PWNED2`\n\x1b[2J# <script>alert(1)</script> [x](javascript:alert(1)) "] click A "javascript:alert(1)"'
 
 
 @pytest.mark.parametrize(

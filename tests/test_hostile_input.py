@@ -142,6 +142,23 @@ def test_decompression_bombs_stay_in_bounded_memory(tmp_path, name, head, filler
         assert data["lines"]["records"] == 0 and data["skipped"]
 
 
+def test_subscription_payload_bombs_count_toward_the_document_limit(tmp_path, natlens) -> None:
+    """Finding 12: a CloudWatch Logs subscription payload (base64 of gzip) that inflates past
+    256 MiB is reported, not inflated whole; a good payload beside it is read."""
+    import base64
+    import gzip as gz
+
+    packer = isal_zlib.compressobj(1, isal_zlib.DEFLATED, 31)
+    bomb = packer.compress(b'{"logEvents": [{"message": "x"}]' + b" " * (300 << 20) + b"}")
+    bomb += packer.flush()
+    good = gz.compress(json.dumps({"logEvents": [{"message": GOOD}]}).encode())
+    (tmp_path / "bomb.txt").write_bytes(base64.b64encode(bomb) + b"\n")
+    (tmp_path / "good.txt").write_bytes(base64.b64encode(good) + b"\n")
+    data = ingest(natlens, tmp_path / "case", tmp_path / "bomb.txt", tmp_path / "good.txt")
+    assert data["lines"]["records"] == 1
+    assert any("over 256 MiB" in e for e in data["skipped"]["bad-container"]["examples"])
+
+
 def test_long_lines_never_reach_the_parser(tmp_path, natlens) -> None:
     """Finding 12: a 2 MiB line and a 20 MiB line are skipped as not-text, counted once each,
     with the right line numbers and no phantom line."""
@@ -251,6 +268,11 @@ def test_engine_and_os_errors_are_natlens_errors(tmp_path, natlens) -> None:
     assert natlens("ingest", good, "--case", weird).code == 0
     assert len(natlens("records", weird, "--format", "jsonl").jsonl()) == 3
     assert natlens("conversations", weird, "--format", "jsonl").code == 0
+    # a changed source replaces its rows in a case whose path an engine would read as a glob
+    good.write_text(HEADER + "\n" + GOOD + "\n")
+    os.utime(good, ns=(10**9, 10**9))
+    assert natlens("ingest", good, "--case", weird, "--json").json()["sources"]["replaced"] == 1
+    assert len(natlens("records", weird, "--format", "jsonl").jsonl()) == 1
     # a damaged part
     part = next((weird / "flows").glob("*.parquet"))
     part.write_bytes(part.read_bytes()[:40] + b"\0" * 64)

@@ -13,11 +13,10 @@ from importlib import resources
 from pathlib import Path
 
 import pyarrow as pa
-from sqlglot import exp
 
 from natlens.analyses import load_sql
 from natlens.case import Case
-from natlens.engine import Engine
+from natlens.engine import Engine, sql_string
 from natlens.errors import UsageError
 from natlens.formats.describe_json import SG_PROTOCOLS, Context
 
@@ -530,12 +529,6 @@ def check_ip(value: str) -> str:
         raise UsageError(
             f"not an IP address: {value!r}", hint="e.g. 203.0.113.7 or 2001:db8::7"
         ) from None
-
-
-def sql_string(value: str) -> str:
-    """A value as an SQL string literal, quoted by sqlglot (it reaches every engine through
-    sqlglot's parser, so it stays one literal in each dialect)."""
-    return exp.Literal.string(value).sql(dialect="duckdb")
 
 
 def conversations(

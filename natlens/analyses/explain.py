@@ -18,12 +18,11 @@ from natlens.analyses.conversations import (
     conversations_sql,
     explained_from,
     missing_fields,
-    sql_string,
 )
 from natlens.analyses.inbound import verdicts_from
 from natlens.analyses.records import default_columns
 from natlens.case import Case
-from natlens.engine import Engine
+from natlens.engine import Engine, sql_string
 
 CONVERSATION_COLUMNS = (
     "client_addr", "client_port", "server_addr", "server_port", "protocol", "first_seen",
@@ -227,8 +226,8 @@ def _private_blocks(convs: pa.Table, address: str) -> list[str]:
 def insights_queries(address: str, cidrs: list[str], flags: bool) -> list[tuple[str, str]]:
     """Logs Insights queries over the log group that holds the NAT gateway's and the instances'
     flow logs. ``isIpv4InSubnet`` on the VPC's CIDRs, never ``like '10.0'``: a substring also
-    matches 110.0.x.x (aws-facts section 5.1)."""
-    quoted = address.replace("'", "")
+    matches 110.0.x.x (aws-facts section 5.1). ``address`` went through check_ip and the CIDRs
+    through ipaddress (describe_json), so neither can hold a quote."""
 
     def inside(field_name: str) -> str:
         tests = " or ".join(f"isIpv4InSubnet({field_name}, '{c}')" for c in cidrs if ":" not in c)
@@ -238,7 +237,7 @@ def insights_queries(address: str, cidrs: list[str], flags: bool) -> list[tuple[
         (
             f"Where {address}'s packets went inside the VPC. Only NAT gateway private IPs means "
             "they were unsolicited; instance IPs mean replies reached them (or an exposure).",
-            f"filter srcAddr = '{quoted}' and {inside('dstAddr')}\n"
+            f"filter srcAddr = '{address}' and {inside('dstAddr')}\n"
             "| stats count(*) as records, sum(packets) as packetsIn, sum(bytes) as bytesIn"
             " by dstAddr, dstPort, action\n"
             "| sort records desc\n"
@@ -247,7 +246,7 @@ def insights_queries(address: str, cidrs: list[str], flags: bool) -> list[tuple[
         (
             f"What inside the VPC sent to {address}. No rows: nothing went out to it, so what "
             "came in was unsolicited.",
-            f"filter dstAddr = '{quoted}' and {inside('srcAddr')}\n"
+            f"filter dstAddr = '{address}' and {inside('srcAddr')}\n"
             "| stats count(*) as records, sum(bytes) as bytesOut, earliest(@timestamp) as first"
             " by srcAddr, srcPort, dstPort\n"
             "| sort records desc\n"
@@ -260,7 +259,7 @@ def insights_queries(address: str, cidrs: list[str], flags: bool) -> list[tuple[
                 "Who opened the TCP connections: tcp-flags 2 or 3 (SYN) on the opener's records, "
                 "18 or 19 (SYN-ACK) on the answerer's. Custom-format fields are discovered in "
                 "camelCase (tcpFlags).",
-                f"filter srcAddr = '{quoted}' or dstAddr = '{quoted}'\n"
+                f"filter srcAddr = '{address}' or dstAddr = '{address}'\n"
                 "| filter protocol = 6 and tcpFlags in [2, 3, 18, 19]\n"
                 "| stats count(*) as records by srcAddr, srcPort, dstAddr, dstPort, tcpFlags\n"
                 "| sort records desc\n"

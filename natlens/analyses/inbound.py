@@ -19,10 +19,9 @@ from natlens.analyses.conversations import (
     codes,
     conversation_ctes,
     explained_from,
-    sql_string,
 )
 from natlens.case import Case
-from natlens.engine import Engine
+from natlens.engine import Engine, sql_string
 from natlens.formats.describe_json import Context
 from natlens.schema import EVIDENCE
 

@@ -31,10 +31,9 @@ from natlens.analyses.conversations import (
     ConversationOptions,
     conversations_sql,
     explained_from,
-    sql_string,
 )
 from natlens.case import Case
-from natlens.engine import Engine
+from natlens.engine import Engine, sql_string
 from natlens.errors import UsageError
 from natlens.formats.describe_json import Context, ecs_task, is_nat_interface, service_role
 from natlens.topology.checks import acl_of

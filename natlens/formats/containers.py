@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import gzip
 import io
 import itertools
 import json
@@ -394,7 +393,7 @@ def _may_have_long_line(block: bytes) -> bool:
     """Whether a line may be longer than MAX_LINE_BYTES: such a line covers a whole window of
     half that size, which then holds no newline. A few memchr calls rule it out."""
     window = MAX_LINE_BYTES // 2
-    return any(b"\n" not in block[i : i + window] for i in range(0, len(block), window))
+    return any(block.find(b"\n", i, i + window) < 0 for i in range(0, len(block), window))
 
 
 def _line_piece(source: str, block: bytes, line: int, cli_text: bool | None) -> Iterator[Piece]:
@@ -463,6 +462,7 @@ class _EventReader:
     def __init__(self, source: str) -> None:
         self.source = source
         self.messages: list[str] = []
+        self.inflated = 0  # bytes the subscription payloads inflated to, together
         self.problems: list[SourceProblem] = []
         self.control = 0
 
@@ -501,8 +501,8 @@ class _EventReader:
     def payload(self, encoded: bytes) -> None:
         """A subscription payload: base64 of gzip of JSON."""
         try:
-            self.document(gzip.decompress(base64.b64decode(encoded, validate=True)))
-        except (binascii.Error, OSError, EOFError, zlib.error) as exc:
+            self.document(self._inflate(base64.b64decode(encoded, validate=True)))
+        except (binascii.Error, OSError, EOFError, zlib.error, _ISAL_ERROR) as exc:
             self.problems.append(
                 SourceProblem(
                     Problem(
@@ -514,6 +514,18 @@ class _EventReader:
                     )
                 )
             )
+
+    def _inflate(self, data: bytes) -> bytes:
+        """A payload's gzip, inflated no further than what is left of the document limit: all
+        the payloads of one file together count as one document (MAX_DOCUMENT_BYTES)."""
+        inflate = isal_zlib.decompressobj(wbits=31)
+        out = inflate.decompress(data, MAX_DOCUMENT_BYTES - self.inflated + 1)
+        self.inflated += len(out)
+        if self.inflated > MAX_DOCUMENT_BYTES:
+            raise TooLarge(self.source)
+        if not inflate.eof:
+            raise EOFError("the gzip stream ends early")
+        return out
 
     def value(self, value: object, depth: int = 0) -> None:
         if depth > 8:  # events sit at most a few levels down (a Lambda event, a list of pages)

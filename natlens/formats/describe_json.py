@@ -12,6 +12,7 @@ damaged one is reported and the rest is still read.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
@@ -71,7 +72,7 @@ class Context:
                 for a in vpc.get("CidrBlockAssociationSet", [])
                 if a.get("CidrBlockState", {}).get("State", "associated") == "associated"
             ]
-            for cidr in [vpc.get("CidrBlock"), *blocks]:
+            for cidr in map(_network, [vpc.get("CidrBlock"), *blocks]):
                 if cidr and cidr not in cidrs:
                     cidrs.append(cidr)
         return cidrs
@@ -85,7 +86,7 @@ class Context:
                 continue
             for block in vpc.get("Ipv6CidrBlockAssociationSet") or []:
                 state = (block.get("Ipv6CidrBlockState") or {}).get("State", "associated")
-                cidr = block.get("Ipv6CidrBlock")
+                cidr = _network(block.get("Ipv6CidrBlock"))
                 if cidr and state == "associated" and cidr not in cidrs:
                     cidrs.append(cidr)
         return cidrs
@@ -435,6 +436,17 @@ def load_context(directory: str | Path) -> Context:
             context.files.append(str(path))
     _dedupe(context)
     return context
+
+
+def _network(value: object) -> str | None:
+    """A CIDR from the context in its standard text, or None when it is not one: the VPC's
+    CIDRs go into queries natlens runs and prints (Logs Insights), so they are checked here."""
+    if not isinstance(value, str) or "%" in value:
+        return None
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError:
+        return None
 
 
 # The shapes of the AWS CLI's output that natlens reads. A file is hostile like the logs: a

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,7 +28,7 @@ from typing import Any
 import pyarrow as pa
 
 from natlens.accounting import Problem
-from natlens.schema import FIREWALL_EVENTS_SCHEMA
+from natlens.schema import FIREWALL_EVENTS_SCHEMA, MAX_COUNT
 
 SCHEMA = FIREWALL_EVENTS_SCHEMA
 
@@ -51,6 +52,7 @@ _MAPPED_SUBKEYS = {
     "tls_error": {"error_message"},
 }
 _INT64 = (-(2**63), 2**63 - 1)
+_WHOLE = re.compile(r"-?[0-9]+")  # ASCII digits only: str.isdigit also takes '²' and '٣'
 
 
 class _BadValue(ValueError):
@@ -216,11 +218,7 @@ def _integer(name: str, value: object) -> int | None:
         number = value
     elif isinstance(value, float) and value.is_integer():
         number = int(value)
-    elif (
-        isinstance(value, str)
-        and value.strip().lstrip("-").isascii()
-        and (value.strip().lstrip("-").isdigit())
-    ):
+    elif isinstance(value, str) and _WHOLE.fullmatch(value.strip()):
         number = int(value.strip())
     if number is None or not _INT64[0] <= number <= _INT64[1]:
         raise _BadValue(name, value, "a whole number (a 64-bit integer)")
@@ -228,9 +226,9 @@ def _integer(name: str, value: object) -> int | None:
 
 
 def _counter(name: str, value: object) -> int | None:
-    """Packets or bytes: 0 to 2^44, as for flow log records (sums stay far from int64's end)."""
+    """Packets or bytes: 0 to schema.MAX_COUNT, as for flow log records."""
     number = _integer(name, value)
-    if number is not None and not 0 <= number <= 2**44:
+    if number is not None and not 0 <= number <= MAX_COUNT:
         raise _BadValue(name, value, "a count from 0 to 2^44")
     return number
 

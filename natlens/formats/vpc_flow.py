@@ -21,7 +21,17 @@ import pyarrow.csv as pacsv
 
 from natlens.accounting import Accounting, Problem
 from natlens.formats.logformat import LineFormat, format_string, header_fields, resolve_format
-from natlens.schema import ADDRESS_INT_SUFFIX, FIELDS_BY_NAME, FlowField, Kind
+from natlens.schema import (
+    ACTIONS,
+    ADDRESS_INT_SUFFIX,
+    FIELDS_BY_NAME,
+    FLOW_DIRECTIONS,
+    LOG_STATUSES,
+    MAX_COUNT,
+    TRAFFIC_TYPES,
+    FlowField,
+    Kind,
+)
 
 # No leading zeros: 010.0.0.1 is octal to some readers and decimal to others.
 _OCTET = r"(?:0|[1-9]\d{0,2})"
@@ -29,31 +39,38 @@ _IPV4_NAMED = rf"^(?P<a>{_OCTET})\.(?P<b>{_OCTET})\.(?P<c>{_OCTET})\.(?P<d>{_OCT
 _IPV6 = r"^[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*$"
 # Characters no flow log field holds; a line with one is damaged (NUL, ESC, DEL ...).
 _CONTROL = "[\x00-\x1f\x7f]"
-_SPACE_BYTES = b" \t\r\n\x0b\x0c"
-_NOT_SPACE = re.compile(rb"[^ \t\r\n\x0b\x0c]")
+_SPACE_BYTES = b" \t\r\n\x0b\x0c"  # ASCII white space, as Arrow's splitter has it
+NOT_SPACE = re.compile(rb"[^ \t\r\n\x0b\x0c]")
+
+
+def blank_block(block: bytes) -> bool:
+    """Whether a block of lines holds only white space. A record or an event in its first 4 KiB
+    answers at once; only a block that starts blank is checked whole (at C speed)."""
+    return NOT_SPACE.search(block, 0, 4096) is None and not block.translate(None, _SPACE_BYTES)
+
+
 # The values AWS documents for fields with a fixed vocabulary (aws-facts §3).
 VOCABULARY: dict[str, tuple[str, ...]] = {
-    "action": ("ACCEPT", "REJECT"),
-    "log-status": ("OK", "NODATA", "SKIPDATA"),
-    "flow-direction": ("ingress", "egress"),
-    "type": ("IPv4", "IPv6", "EFA"),
+    "action": ACTIONS,
+    "log-status": LOG_STATUSES,
+    "flow-direction": FLOW_DIRECTIONS,
+    "type": TRAFFIC_TYPES,
 }
 # Numbers a field can hold. Ports and protocol numbers by their definition; versions AWS has
-# published (2-8) with room for a few more; packets and bytes up to 2^44 per record (100 Gbit/s
-# for ten minutes is 2^42.8 bytes), which keeps sums of millions of records far from int64's end.
+# published (2-8) with room for a few more; packets and bytes up to schema.MAX_COUNT.
 RANGES: dict[str, tuple[int, int]] = {
     "version": (2, 15),
     "srcport": (0, 65535),
     "dstport": (0, 65535),
     "protocol": (0, 255),
-    "packets": (0, 2**44),
-    "bytes": (0, 2**44),
+    "packets": (0, MAX_COUNT),
+    "bytes": (0, MAX_COUNT),
     "tcp-flags": (0, 65535),
     "traffic-path": (1, 255),
-    "packets-lost-no-route": (0, 2**44),
-    "packets-lost-blackhole": (0, 2**44),
-    "packets-lost-mtu-exceeded": (0, 2**44),
-    "packets-lost-ttl-expired": (0, 2**44),
+    "packets-lost-no-route": (0, MAX_COUNT),
+    "packets-lost-blackhole": (0, MAX_COUNT),
+    "packets-lost-mtu-exceeded": (0, MAX_COUNT),
+    "packets-lost-ttl-expired": (0, MAX_COUNT),
 }
 _UNSIGNED = r"^[0-9]{1,19}$"
 _INT64_MAX_TEXT = str(2**63 - 1)
@@ -158,7 +175,7 @@ class FlowParser:
             return
         if not block.endswith(b"\n"):
             block += b"\n"
-        if _NOT_SPACE.search(block, 0, 4096) is None and not block.translate(None, _SPACE_BYTES):
+        if blank_block(block):
             # Whitespace only (a file padded with a gigabyte of newlines): counted at C speed.
             lines = block.count(b"\n")
             self.acct.counts.lines += lines
@@ -224,7 +241,8 @@ class FlowParser:
                 bad.add(i, present, pa.array([f"a {col.type} value"] * n), every_row)
                 continue
             if pa.types.is_integer(col.type) and kind in (Kind.INT32, Kind.INT64):
-                # uint64 values past 2^63 do not fit int64: they are out of range anyway.
+                # uint64 values past 2^63 do not fit int64: they become 2^63 - 1, which the
+                # default limit below (2^63 - 2) leaves out of range as well.
                 if col.type == pa.uint64():
                     col = pc.if_else(
                         pc.greater(col, pa.scalar(2**63 - 1, pa.uint64())),
@@ -273,7 +291,7 @@ class FlowParser:
     def _start(self, block: bytes, first_line: int) -> tuple[bytes, int]:
         """Fix the format from the first text line; returns the block from the first record on."""
         pos, line_no = 0, first_line
-        found = _NOT_SPACE.search(block)
+        found = NOT_SPACE.search(block)
         if found is not None:  # blank lines before it: counted at once, not one by one
             pos = block.rfind(b"\n", 0, found.start()) + 1
             line_no += block.count(b"\n", 0, pos)

@@ -10,7 +10,6 @@ import textwrap
 from typing import Any, TextIO
 
 from natlens.render.terminal import visible
-from natlens.topology.commands import one_line
 
 ARROW = "→"
 
@@ -147,43 +146,44 @@ def md(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 
-def code(text: str) -> str:
-    """An id in a code span when it is a plain id; escaped text otherwise (a backtick in it
-    would end the span)."""
-    return f"`{text}`" if _PLAIN_ID.fullmatch(text) else md(text)
+def code(escaped: str) -> str:
+    """An id (already through ``md``) in a code span when it is a plain id; as escaped text
+    otherwise (a backtick in it would end the span). ``md`` leaves a plain id as it is and puts
+    a backslash or an entity into any other, so the test holds on the escaped text."""
+    return f"`{escaped}`" if _PLAIN_ID.fullmatch(escaped) else escaped
 
 
 def write_markdown(data: dict[str, Any], out: TextIO) -> None:
-    # Every string but the shell commands (quoted word by word already, shown in code blocks)
-    # is escaped here once; the Mermaid diagram escapes its labels itself, from the raw data.
-    raw = data
-    data = _deep(data, md, keep=frozenset({"command", "diagram"}))
+    # Every string but the shell commands and their '# why' lines (quoted word by word, one
+    # line each, shown in code blocks) is escaped here once; the Mermaid diagram escapes its
+    # labels itself, from the raw data.
+    data = _deep(data, md, keep=frozenset({"command", "why", "diagram"}))
     summary = data["summary"]
     counts = _counts(summary)
     out.write(f"# natlens topology\n\n{summary['vpcs']} VPC(s), {summary['findings']} finding(s): "
               f"{counts}.\n")  # fmt: skip
     for missing in data["context"]["missing"]:
         out.write(f"\n> Without {missing['file']} natlens cannot tell {missing['without_it']}.\n")
-    for vpc, raw_vpc in zip(data["vpcs"], raw["vpcs"], strict=True):
-        out.write(f"\n## VPC {code(raw_vpc['vpc_id'])}\n\n| AZ | layout | subnets |\n"
+    for vpc in data["vpcs"]:
+        out.write(f"\n## VPC {code(vpc['vpc_id'])}\n\n| AZ | layout | subnets |\n"
                   "| --- | --- | --- |\n")  # fmt: skip
         for layout in vpc["layouts"]:
             subnets = _layout_subnets(layout)
             out.write(f"| {layout['availability_zone']} | {layout['layout']} | {subnets} |\n")
         out.write("\n### Findings\n\n" + ("" if vpc["findings"] else "None.\n"))
-        for finding, raw_finding in zip(vpc["findings"], raw_vpc["findings"], strict=True):
+        for finding in vpc["findings"]:
             az = f" ({finding['availability_zone']})" if finding["availability_zone"] else ""
             out.write(
-                f"#### {code(raw_finding['id'])} — {finding['severity']}{az}\n\n"
+                f"#### {code(finding['id'])} — {finding['severity']}{az}\n\n"
                 f"{finding['message']}\n\n"
             )
-            resources = ", ".join(code(r) for r in raw_finding["resources"])
+            resources = ", ".join(code(r) for r in finding["resources"])
             out.write(f"Resources: {resources}\n\n")
             remedy = finding["remediation"]
             if remedy["commands"]:
                 out.write("```sh\n")
-                for command in raw_finding["remediation"]["commands"]:
-                    out.write(f"# {one_line(command['why'])}\n{command['command']}\n")
+                for command in remedy["commands"]:
+                    out.write(f"# {command['why']}\n{command['command']}\n")
                 out.write("```\n\n")
             for note in remedy["notes"]:
                 out.write(f"- {note}\n")

@@ -12,6 +12,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from natlens.render.terminal import visible
 from natlens.topology.network import (
     AclEntry,
     NetworkAcl,
@@ -54,12 +55,6 @@ _VARIABLE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-def one_line(text: str) -> str:
-    """Text for a ``#`` comment or a single line: control characters (newlines among them)
-    shown as escapes, so that nothing the context holds can end the line."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-
-
 @dataclass(frozen=True)
 class Command:
     """One AWS CLI call: ``aws <args>``; ``capture`` names a shell variable that receives the
@@ -71,7 +66,8 @@ class Command:
     query: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "why", one_line(self.why))
+        # shown after '#': no character from the context (a newline) may end the comment
+        object.__setattr__(self, "why", visible(self.why))
         if self.capture is not None and not _VARIABLE.fullmatch(self.capture):
             raise ValueError(f"not a shell variable name: {self.capture!r}")
 
