@@ -81,6 +81,7 @@ _MS_THRESHOLD = 2**31
 EXAMPLES_PER_BLOCK = 5
 # Address columns are converted side by side: Arrow's regex kernels use one core each.
 _POOL = ThreadPoolExecutor(2, thread_name_prefix="natlens-parse")
+_PARALLEL_ROWS = 16384
 # Whitespace Arrow's CSV reader would not treat as a field separator: such blocks take the general
 # path. Double spaces, blank lines and leading or trailing spaces need no scan: they change a
 # line's field count, which the CSV reader refuses.
@@ -435,8 +436,11 @@ class FlowParser:
                 return None  # a control character in text: the general path names the line
             columns[name] = col
         ipv4: dict[str, pa.Array] = {}
+        # Two address columns of a big block convert in parallel (the work releases the GIL);
+        # for a small one handing over to a thread costs more than it saves.
+        convert = _POOL.map if table.num_rows >= _PARALLEL_ROWS else map
         for name, (value, ok) in zip(
-            addresses, _POOL.map(_address, [columns[a] for a in addresses]), strict=True
+            addresses, convert(_address, [columns[a] for a in addresses]), strict=True
         ):
             if ok is not None and not pc.all(ok).as_py():
                 return None
