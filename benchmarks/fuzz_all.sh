@@ -32,9 +32,11 @@ for path in pathlib.Path(sys.argv[1], "tests", "fixtures").rglob("describe-*.jso
             (out / f"seed-{path.parent.name}-{path.name}").write_bytes(bytes([index]) + path.read_bytes())
 PYEOF
 # A crash ends a libFuzzer run: it is kept (crash-*) and the run goes on from the corpus until
-# the runs or the time are spent.
-for target in ${TARGETS:-flowlog container firewall logformat context}; do
-    cd "$OUT/$target"
+# the runs or the time are spent. WORKERS processes (default 1) share each target's corpus and
+# its runs, like libFuzzer's -jobs (which cannot start a Python script itself).
+WORKERS=${WORKERS:-1}
+worker() {  # target, worker number, runs: prints the runs done
+    target=$1; worker=$2; want=$3
     start=$(date +%s)
     done_runs=0
     round=0
@@ -42,12 +44,26 @@ for target in ${TARGETS:-flowlog container firewall logformat context}; do
         round=$((round + 1))
         left=$((SECONDS_EACH > 0 ? SECONDS_EACH - ($(date +%s) - start) : 0))
         if [ "$SECONDS_EACH" -gt 0 ] && [ "$left" -le 0 ]; then break; fi
-        "$PY" "$HERE/benchmarks/fuzz.py" "$target" -runs=$((RUNS - done_runs)) -max_len=8192 \
-            -timeout=30 -rss_limit_mb=2048 -max_total_time="$left" corpus > "log-$round.txt" 2>&1 || true
-        runs=$(grep -Eo '^#[0-9]+' "log-$round.txt" | tail -n 1 | tr -d '#')
+        log="log-$worker-$round.txt"
+        "$PY" "$HERE/benchmarks/fuzz.py" "$target" -runs=$((want - done_runs)) -max_len=8192 \
+            -timeout=30 -rss_limit_mb=2048 -max_total_time="$left" corpus > "$log" 2>&1 || true
+        runs=$(grep -Eo '^#[0-9]+' "$log" | tail -n 1 | tr -d '#')
         done_runs=$((done_runs + ${runs:-0}))
-        if grep -q "^Done" "log-$round.txt" || [ "$done_runs" -ge "$RUNS" ]; then break; fi
+        if grep -q "^Done" "$log" || [ "$done_runs" -ge "$want" ]; then break; fi
     done
-    echo "$target: $done_runs runs in $(($(date +%s) - start)) s, $(ls crash-* 2>/dev/null | wc -l) crash(es)"
+    echo "$done_runs" > "runs-$worker.txt"
+}
+for target in ${TARGETS:-flowlog container firewall logformat context}; do
+    cd "$OUT/$target"
+    start=$(date +%s)
+    rm -f runs-*.txt
+    w=1
+    while [ "$w" -le "$WORKERS" ]; do
+        worker "$target" "$w" $(((RUNS + WORKERS - 1) / WORKERS)) &
+        w=$((w + 1))
+    done
+    wait
+    total=$(awk '{ s += $1 } END { print s }' runs-*.txt)
+    echo "$target: $total runs in $(($(date +%s) - start)) s, $(ls crash-* 2>/dev/null | wc -l) crash(es)"
     cd - > /dev/null
 done
