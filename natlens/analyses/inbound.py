@@ -61,7 +61,7 @@ def inbound(engine: Engine, case: Case, options: ConversationOptions | None = No
 def flags_logged(engine: Engine) -> bool:
     """Whether any record of the case carries tcp-flags (a version 3+ field)."""
     found = engine.query("SELECT 1 AS found FROM flows WHERE tcp_flags IS NOT NULL LIMIT 1")
-    return found.num_rows > 0
+    return bool(found.num_rows > 0)
 
 
 def verdicts_from(engine: Engine, head: str, options: ConversationOptions) -> pa.Table:

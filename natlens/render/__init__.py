@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TextIO, TypeAlias
+from typing import TypeAlias
 
 import pyarrow as pa
 
 from natlens.errors import UsageError
+from natlens.render.terminal import Writer
 
 # A renderer takes a whole table or a stream of record batches (results too big to hold at once).
 Rows: TypeAlias = "pa.Table | pa.RecordBatchReader"
-Renderer = Callable[[Rows, TextIO], None]
+Renderer = Callable[[Rows, Writer], None]
 RENDERERS: dict[str, Renderer] = {}
 
 
@@ -34,7 +35,7 @@ def whole(data: Rows) -> pa.Table:
     return data if isinstance(data, pa.Table) else data.read_all()
 
 
-def render(table: Rows, fmt: str, out: TextIO) -> None:
+def render(table: Rows, fmt: str, out: Writer) -> None:
     try:
         renderer = RENDERERS[fmt]
     except KeyError:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
-from typing import TextIO
 
 import pyarrow as pa
 
 from natlens.render import Rows, batches, plain, register
-from natlens.render.terminal import visible
+from natlens.render.terminal import Writer, visible
 
 
 @register("jsonl")
-def jsonl(table: Rows, out: TextIO) -> None:
+def jsonl(table: Rows, out: Writer) -> None:
     names = table.schema.names
     types = [f.type for f in table.schema]
     for batch in batches(table):
@@ -31,19 +30,19 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @register("csv")
-def csv_(table: Rows, out: TextIO) -> None:
+def csv_(table: Rows, out: Writer) -> None:
     """CSV for people and spreadsheets: text cells that a spreadsheet would run as a formula
     get a leading apostrophe, and control characters are shown as escapes."""
     _write_csv(table, out, guard=True)
 
 
 @register("csv-raw")
-def csv_raw(table: Rows, out: TextIO) -> None:
+def csv_raw(table: Rows, out: Writer) -> None:
     """CSV for programs (``--raw-csv``): every cell exactly as the data holds it."""
     _write_csv(table, out, guard=False)
 
 
-def _write_csv(table: Rows, out: TextIO, guard: bool) -> None:
+def _write_csv(table: Rows, out: Writer, guard: bool) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(table.schema.names)
     types = [f.type for f in table.schema]

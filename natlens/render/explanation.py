@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import io
-from typing import TextIO
 
 from natlens.analyses.explain import Explanation
 from natlens.render import render
+from natlens.render.terminal import Writer
 
 
-def write_text(report: Explanation, out: TextIO) -> None:
+def write_text(report: Explanation, out: Writer) -> None:
     title = f"{report.address}: {report.verdict or 'no inbound verdict'}"
     out.write(f"{title}\n{'=' * len(title)}\n\n{report.sentence}\n")
     if report.recommendation:

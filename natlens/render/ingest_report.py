@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, TextIO
+from typing import Any
+
+from natlens.render.terminal import Writer
 
 
-def write_text(report: dict[str, Any], out: TextIO) -> None:
+def write_text(report: dict[str, Any], out: Writer) -> None:
     lines = report["lines"]
     sources = report["sources"]
     out.write(f"case      {report['case']}\n")

@@ -4,7 +4,13 @@
 from __future__ import annotations
 
 import unicodedata
-from typing import TextIO
+from typing import Protocol
+
+
+class Writer(Protocol):
+    """Where text goes: a file, standard output, or a SafeWriter in front of one."""
+
+    def write(self, text: str, /) -> int: ...
 
 
 def visible(text: str) -> str:
@@ -29,11 +35,13 @@ class SafeWriter:
     Human-readable reports write through it: their values (paths, S3 keys, log stream names,
     ids, messages quoting log text) are hostile."""
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: Writer) -> None:
         self.out = out
 
     def write(self, text: str) -> int:
         return self.out.write(line_safe(text))
 
     def flush(self) -> None:
-        self.out.flush()
+        flush = getattr(self.out, "flush", None)
+        if flush is not None:
+            flush()

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import TextIO
 
 import pyarrow as pa
 
 from natlens.render import Rows, plain, register, whole
-from natlens.render.terminal import visible
+from natlens.render.terminal import Writer, visible
 
 MAX_CELL = 48
 
 
 @register("table")
-def table(rows: Rows, out: TextIO) -> None:
+def table(rows: Rows, out: Writer) -> None:
     data = whole(rows)
     names = data.column_names
     types = [f.type for f in data.schema]

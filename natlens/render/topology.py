@@ -7,15 +7,15 @@ import itertools
 import json
 import re
 import textwrap
-from typing import Any, TextIO
+from typing import Any
 
-from natlens.render.terminal import visible
+from natlens.render.terminal import Writer, visible
 
 ARROW = "→"
 
 
 def _hop(hop: dict[str, Any], first: bool) -> str:
-    label = hop["id"] or hop["kind"]
+    label: str = hop["id"] or hop["kind"]
     if hop["kind"] in ("blackhole", "no-route", "loop"):
         label = f"{hop['kind'].upper()}{' ' + hop['id'] if hop['id'] else ''}"
     if hop.get("az") and hop["kind"] in ("nat-gateway", "firewall-endpoint"):
@@ -62,7 +62,7 @@ def _deep(value: Any, escape: Any, keep: frozenset[str] = frozenset()) -> Any:
     return value
 
 
-def write_text(data: dict[str, Any], out: TextIO) -> None:
+def write_text(data: dict[str, Any], out: Writer) -> None:
     # Ids, names and tags come from the context files: shown, never obeyed by the terminal.
     data = _deep(data, visible)
     summary = data["summary"]
@@ -81,7 +81,7 @@ def _wrap(text: str, indent: str) -> str:
     return textwrap.fill(text, 100, initial_indent=indent, subsequent_indent=indent)
 
 
-def _vpc_text(vpc: dict[str, Any], out: TextIO) -> None:
+def _vpc_text(vpc: dict[str, Any], out: Writer) -> None:
     firewalls = ", ".join(vpc["firewalls"]) or (
         "endpoints only" if vpc["firewall_endpoints"] else "none"
     )
@@ -153,7 +153,7 @@ def code(escaped: str) -> str:
     return f"`{escaped}`" if _PLAIN_ID.fullmatch(escaped) else escaped
 
 
-def write_markdown(data: dict[str, Any], out: TextIO) -> None:
+def write_markdown(data: dict[str, Any], out: Writer) -> None:
     # Every string but the shell commands and their '# why' lines (quoted word by word, one
     # line each, shown in code blocks) is escaped here once; the Mermaid diagram escapes its
     # labels itself, from the raw data.
@@ -232,7 +232,7 @@ def mermaid(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def render(data: dict[str, Any], fmt: str, out: TextIO) -> None:
+def render(data: dict[str, Any], fmt: str, out: Writer) -> None:
     if fmt == "json":
         json.dump(data, out, indent=2)
         out.write("\n")

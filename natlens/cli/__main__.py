@@ -1,0 +1,3 @@
+from natlens.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,289 @@
+"""One function per command: read the arguments, call the library, render."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shlex
+import sys
+import tempfile
+
+from natlens.cli.inputs import (
+    case_and_engine,
+    collect_context,
+    conversation_options,
+    ingest_exit,
+    ingest_options,
+    load_context,
+    nat_options,
+    open_output,
+    output_format,
+    render_analysis,
+    safe,
+)
+from natlens.errors import (
+    EXIT_INPUT,
+    EXIT_OK,
+    InputError,
+    UsageError,
+)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from natlens.ingest import ingest
+    from natlens.render.ingest_report import write_text
+
+    report = ingest(args.sources, args.case, ingest_options(args))
+    data = report.to_json()
+    if args.json:
+        json.dump(data, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        write_text(data, safe(sys.stdout))
+    return ingest_exit(data)
+
+
+def cmd_case_check(args: argparse.Namespace) -> int:
+    from natlens.case import Case, is_case
+    from natlens.errors import CaseError
+
+    if not is_case(args.case):
+        raise CaseError(f"{args.case}: not a natlens case (no readable manifest.json)")
+    found = Case.check(args.case, repair=args.repair)
+    if args.json:
+        json.dump({"case": str(args.case), "repaired": args.repair, **found.to_json()},
+                  sys.stdout, indent=2)  # fmt: skip
+        sys.stdout.write("\n")
+    else:
+        out = safe(sys.stdout)
+        lines = found.lines(done=args.repair)
+        if not lines:
+            out.write(f"{args.case}: consistent\n")
+        for line in lines:
+            out.write(f"{line}\n")
+        for source in found.forgotten_sources:
+            out.write(f"  {source}\n")
+        if lines and not args.repair:
+            out.write(f"run: natlens case check {shlex.quote(args.case)} --repair\n")
+    return EXIT_OK if args.repair or not found.problems() else EXIT_INPUT
+
+
+def cmd_records(args: argparse.Namespace) -> int:
+    from natlens.analyses.records import default_columns, records
+    from natlens.render import render
+    from natlens.schema import FLOWS_SCHEMA
+
+    with case_and_engine(args) as (case, engine):
+        if args.all_columns:
+            columns = list(FLOWS_SCHEMA.names)
+        elif args.columns:
+            columns = [c.strip() for c in args.columns.split(",") if c.strip()]
+        else:
+            columns = default_columns(case)
+        table = records(engine, case, columns, args.limit)
+        render(table, output_format(args), sys.stdout)
+    return EXIT_OK
+
+
+def cmd_context_collect(args: argparse.Namespace) -> int:
+    done = collect_context(args, args.out)
+    for name, count in done.files.items():
+        sys.stdout.write(f"{count:>6}  {os.path.join(args.out, name)}\n")
+    if done.failures:
+        sys.stdout.write(f"{len(done.failures)} call(s) failed (see above): what they would have "
+                         "told natlens is missing\n")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_topology(args: argparse.Namespace) -> int:
+    import ipaddress
+
+    from natlens.errors import EXIT_FINDINGS
+    from natlens.render.topology import render
+    from natlens.topology.report import analyse, to_json
+
+    for destination in args.destination:
+        try:
+            ipaddress.ip_network(destination, strict=False)
+        except ValueError:
+            raise UsageError(f"--destination {destination}: not an IP address or CIDR") from None
+    with contextlib.ExitStack() as stack:
+        directory = args.context
+        if not directory:
+            directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="natlens-ctx-"))
+            collect_context(args, directory)
+        context = load_context(directory)
+        report = analyse(context, tuple(args.destination), args.vpc_id)
+    if not report.vpcs:
+        raise InputError(
+            f"{directory}: no VPC with subnets or route tables"
+            + (f" for {args.vpc_id}" if args.vpc_id else ""),
+            hint="save describe-subnets and describe-route-tables there",
+        )
+    with open_output(args) as out:
+        render(to_json(report), args.format, out)
+    if args.fail_on and report.at_or_above(args.fail_on):
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def cmd_conversations(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from natlens.analyses.conversations import conversation_batches, export_conversations
+    from natlens.render import render
+
+    options = conversation_options(args)
+    with case_and_engine(args, options) as (case, engine):
+        parquet_file = args.format == "parquet" and args.output
+        if parquet_file and export_conversations(engine, case, Path(args.output), options):
+            return EXIT_OK
+        # Millions of rows: streamed from the engine to the output.
+        rows = conversation_batches(engine, case, options)
+        with open_output(args) as out:
+            render(rows, output_format(args), out)
+    return EXIT_OK
+
+
+def cmd_inbound(args: argparse.Namespace) -> int:
+    from natlens.analyses.inbound import inbound
+
+    options = conversation_options(args)
+    render_analysis(args, lambda engine, case: inbound(engine, case, options), options)
+    return EXIT_OK
+
+
+def cmd_reachable(args: argparse.Namespace) -> int:
+    from natlens.analyses.reachable import reachable
+
+    options = conversation_options(args)
+    render_analysis(args, lambda engine, case: reachable(engine, case, options), options)
+    return EXIT_OK
+
+
+def cmd_nat(args: argparse.Namespace) -> int:
+    from natlens.analyses.nat import nat_links, top_talkers
+
+    options = nat_options(args)
+    produce = top_talkers if args.top_talkers else nat_links
+    render_analysis(
+        args, lambda engine, case: produce(engine, case, options), options.conversations
+    )
+    return EXIT_OK
+
+
+def cmd_attribute(args: argparse.Namespace) -> int:
+    from natlens.analyses.nat import AlertSources, attribute_batches
+
+    options = nat_options(args)
+    sources = AlertSources()
+    render_analysis(
+        args,
+        lambda engine, case: sources.watch(attribute_batches(engine, case, options)),
+        options.conversations,
+    )
+    note = sources.note()
+    if note:
+        sys.stderr.write(f"natlens: {note}\n")
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from natlens.analyses.explain import explain
+    from natlens.render.explanation import write_text
+
+    options = conversation_options(args)
+    with case_and_engine(args, options) as (case, engine):
+        report = explain(engine, case, args.address, options)
+    with open_output(args) as out:
+        if args.format == "json":
+            json.dump(report.to_json(), out, indent=2, default=str)
+            out.write("\n")
+        else:
+            write_text(report, safe(out))
+    return EXIT_OK
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from natlens.simulate import SimulateOptions, simulate
+
+    summary = simulate(
+        args.outdir,
+        SimulateOptions(
+            scenario=args.scenario,
+            minutes=args.minutes,
+            records=args.records,
+            seed=args.seed,
+            log_format=args.log_format,
+            interval=args.interval,
+            delivery=args.delivery,
+        ),
+    )
+    if args.json:
+        json.dump(summary, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    out = sys.stdout
+    out.write(f"{summary['scenario']}: {summary['description']}\n")
+    out.write(
+        f"{summary['minutes']} minutes, seed {summary['seed']}: {summary['connections']:,} "
+        f"connections, {summary['records']:,} flow log records, {summary['firewall_events']:,} "
+        f"firewall events, {summary['public_addresses']} internet addresses "
+        f"({summary['seconds']:.1f} s)\n"
+    )
+    out.write(f"context (describe-* JSON): {os.path.join(args.outdir, 'context')}\n")
+    out.write(f"truth: {os.path.join(args.outdir, 'truth')}\n")
+    out.write("read the flow logs with:\n")
+    for flow_log in summary["flow_logs"]:
+        source = os.path.join(args.outdir, "flowlogs", flow_log["name"])
+        command = f"  natlens ingest {source} --case {os.path.join(args.outdir, 'case')}"
+        if flow_log["needs_log_format"]:
+            command += f" --log-format '{flow_log['log_format']}'"  # no header line to read
+        out.write(command + "\n")
+    return EXIT_OK
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from natlens.analyses import QUERIES
+    from natlens.engine import translate
+
+    query = QUERIES.get(args.analysis)
+    if query is None:
+        raise UsageError(
+            f"unknown analysis {args.analysis!r}", hint=f"one of: {', '.join(sorted(QUERIES))}"
+        )
+    in_case = args.table == "flows"
+    text = translate(query(in_case), args.dialect, tables={"flows": args.table})
+    sys.stdout.write(text.rstrip() + ";\n")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from natlens.demo import run_demo
+    from natlens.render import render
+
+    with contextlib.ExitStack() as stack:
+        if args.directory:
+            directory = Path(args.directory)
+            directory.mkdir(parents=True, exist_ok=True)
+            for name in ("world", "case"):
+                if (directory / name).exists():
+                    import shutil
+
+                    shutil.rmtree(directory / name)
+        else:
+            directory = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="natlens-demo-"))
+            )
+        for section in run_demo(directory):
+            sys.stdout.write(f"\n{section.title}\n{'-' * len(section.title)}\n")
+            if section.text:
+                sys.stdout.write(section.text + "\n")
+            if section.table is not None:
+                sys.stdout.write("\n")
+                render(section.table, "table", sys.stdout)
+    return EXIT_OK

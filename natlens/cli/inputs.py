@@ -1,0 +1,225 @@
+"""What the commands share: their inputs as a case and an engine, their options as the
+library's, and where their output goes."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from natlens.analyses.conversations import ConversationOptions
+    from natlens.analyses.nat import NatOptions
+    from natlens.case import Case
+    from natlens.engine import Engine
+    from natlens.formats.describe_json import Context
+    from natlens.ingest import IngestOptions
+    from natlens.render.terminal import SafeWriter, Writer
+    from natlens.sources.timerange import TimeRange
+    from natlens.sources.vpc_context import Collected
+
+from natlens.errors import (
+    EXIT_INPUT,
+    EXIT_OK,
+    InputError,
+    UsageError,
+)
+
+
+def output_format(args: argparse.Namespace) -> str:
+    """The renderer for --format (and --raw-csv)."""
+    fmt: str = args.format
+    return "csv-raw" if fmt == "csv" and getattr(args, "raw_csv", False) else fmt
+
+
+def safe(out: Writer) -> SafeWriter:
+    """Human text: control characters from the data shown, never sent to the terminal."""
+    from natlens.render.terminal import SafeWriter
+
+    return SafeWriter(out)
+
+
+def load_context(directory: str) -> Context:
+    """The describe-* JSON in ``directory``; its problems on stderr; none at all is an error."""
+    from natlens.formats.describe_json import load_context
+
+    context = load_context(directory)
+    for problem in context.problems:
+        safe(sys.stderr).write(f"natlens: context: {problem}\n")
+    if not context.files:
+        raise InputError(
+            f"{directory}: no describe-* JSON found",
+            hint="natlens context collect --out DIR, or save the AWS CLI's describe-* output "
+            "(aws ec2 describe-route-tables --output json, ...) as .json files there",
+        )
+    return context
+
+
+def conversation_options(args: argparse.Namespace) -> ConversationOptions:
+    from natlens.analyses.conversations import ConversationOptions
+    from natlens.sources.timerange import parse_time
+
+    return ConversationOptions(
+        context=load_context(args.context) if args.context else None,
+        since=parse_time(args.since) if args.since else None,
+        until=parse_time(args.until) if args.until else None,
+        ip=getattr(args, "ip", None),
+        port=getattr(args, "port", None),
+    )
+
+
+@contextlib.contextmanager
+def open_output(args: argparse.Namespace) -> Iterator[TextIO]:
+    if not args.output:
+        yield sys.stdout
+        return
+    with open(args.output, "w", encoding="utf-8") as handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def case_and_engine(
+    args: argparse.Namespace, options: ConversationOptions | None = None
+) -> Iterator[tuple[Case, Engine]]:
+    """The inputs as a case (sources are read into a temporary one, gone afterwards) and the
+    engine to query it; results must be read before the block ends. ``options``' context is
+    checked against the logs first (another VPC's, or contradicting them, is not used)."""
+    from natlens.analyses.context_check import prepare
+    from natlens.engine import open_engine
+
+    with (
+        case_from_inputs(args) as case,
+        open_engine(args.engine, args.spark_master, args.memory_limit) as engine,
+    ):
+        engine.window = time_window(args)
+        if options is not None and options.context is not None:
+            for warning in prepare(engine, case, options).context_warnings or []:
+                safe(sys.stderr).write(f"natlens: context: {warning}\n")
+        yield case, engine
+
+
+def time_window(args: argparse.Namespace) -> tuple[int | None, int | None]:
+    """--since/--until as epoch seconds: every analysis of a case sees only that window."""
+    window = time_range(args)
+    return window.since, window.until
+
+
+def time_range(args: argparse.Namespace) -> TimeRange:
+    from natlens.sources.timerange import TimeRange, parse_time
+
+    since = parse_time(args.since) if getattr(args, "since", None) else None
+    until = parse_time(args.until) if getattr(args, "until", None) else None
+    if since is not None and until is not None and since > until:
+        raise UsageError("--since is later than --until")
+    return TimeRange(since, until)
+
+
+def collect_context(args: argparse.Namespace, out: str) -> Collected:
+    from natlens.sources.aws import make_client
+    from natlens.sources.vpc_context import collect
+
+    ec2 = make_client("ec2", args.profile, args.region, args.endpoint_url)
+    firewall = make_client("network-firewall", args.profile, args.region, args.endpoint_url)
+    done = collect(out, ec2, firewall, args.vpc_id)
+    for call, why in done.failures.items():
+        safe(sys.stderr).write(f"natlens: context: {call}: {why}\n")
+    if not done.files:
+        raise InputError(
+            "no describe-* call succeeded",
+            hint="check the credentials (--profile), --region, and that they allow "
+            "ec2:Describe* and network-firewall:DescribeFirewall",
+        )
+    return done
+
+
+def render_analysis(
+    args: argparse.Namespace,
+    produce: Callable[[Engine, Case], Any],
+    options: ConversationOptions,
+) -> None:
+    """Run ``produce(engine, case)`` and render its rows (a table or a stream, read before the
+    engine closes) in the chosen format; ``options`` hold the context to check."""
+    from natlens.render import render
+
+    with case_and_engine(args, options) as (case, engine):
+        rows = produce(engine, case)
+        with open_output(args) as out:
+            render(rows, output_format(args), out)
+
+
+def nat_options(args: argparse.Namespace) -> NatOptions:
+    from natlens.analyses.nat import LOG_TYPES, NatOptions
+
+    return NatOptions(
+        conversation_options(args),
+        top=getattr(args, "top", 10),
+        by=getattr(args, "by", "bytes"),
+        log_types=tuple(getattr(args, "log_type", None) or LOG_TYPES),
+    )
+
+
+def ingest_options(args: argparse.Namespace) -> IngestOptions:
+    from natlens.formats.logformat import parse_log_format
+    from natlens.ingest import IngestOptions
+    from natlens.sources import SourceOptions
+
+    return IngestOptions(
+        log_format=parse_log_format(args.log_format) if args.log_format else None,
+        strict=args.strict,
+        sources=SourceOptions(
+            time_range=time_range(args),
+            endpoint_url=args.endpoint_url,
+            profile=args.profile,
+            region=args.region,
+            log_stream=args.log_stream,
+        ),
+    )
+
+
+def ingest_exit(data: dict[str, Any]) -> int:
+    """Exit 2 when nothing at all could be read and lines were skipped or a source could not be
+    read (an unreadable source skips no lines)."""
+    lines = data["lines"]
+    failed = lines["skipped"] > 0 or "unreadable" in data["skipped"]
+    if data["sources"]["failed"]:
+        return EXIT_INPUT  # a source gave nothing: it is retried by the next ingest
+    return EXIT_INPUT if lines["records"] == 0 and failed else EXIT_OK
+
+
+@contextlib.contextmanager
+def case_from_inputs(args: argparse.Namespace) -> Iterator[Case]:
+    """A case directory as given, or the sources read into a temporary case."""
+    from natlens.case import Case, is_case
+    from natlens.ingest import ingest
+
+    if len(args.inputs) == 1 and is_case(args.inputs[0]):
+        with Case.open(args.inputs[0]) as case:
+            yield case
+        return
+    cases = [i for i in args.inputs if is_case(i)]
+    if cases:
+        raise UsageError(
+            f"{cases[0]} is a case: give one case, or sources only",
+            hint="to add sources to a case: natlens ingest SOURCE... --case DIR",
+        )
+    with tempfile.TemporaryDirectory(prefix="natlens-case-") as tmp:
+        report = ingest(args.inputs, os.path.join(tmp, "case"), ingest_options(args))
+        data = report.to_json()
+        skipped = data["lines"]["skipped"]
+        if report.records_written == 0 and report.accounting.examples:
+            first = next(iter(report.accounting.examples.values()))[0]
+            raise InputError(str(first))
+        if skipped:
+            sys.stderr.write(
+                f"natlens: {skipped:,} line(s) skipped while reading; "
+                "'natlens ingest ... --json' lists them\n"
+            )
+            for reason, entry in data["skipped"].items():
+                for example in entry["examples"][:2]:
+                    safe(sys.stderr).write(f"  {reason}: {example}\n")
+        with Case.open(report.case) as case:
+            yield case
