@@ -70,7 +70,7 @@ def container(data: bytes) -> None:
     """A file as ingest reads it: the container reader, then the parse stage."""
     from natlens.formats.containers import read_container
     from natlens.ingest import IngestOptions, _parse_stage, _UnitEnd, _UnitStart
-    from natlens.sources import Unit
+    from natlens.sources.units import Unit
 
     acct = Accounting()
 

@@ -33,8 +33,8 @@ from natlens.formats.containers import (
 from natlens.formats.network_firewall import looks_like_event, parse_lines
 from natlens.formats.vpc_flow import NOT_SPACE, FlowParser, blank_block
 from natlens.schema import FLOWS_SCHEMA
-from natlens.sources import SourceOptions, Unit, expand
 from natlens.sources.timerange import TimeRange, merge
+from natlens.sources.units import SourceOptions, Unit, expand
 
 T = TypeVar("T")
 # Columns whose values repeat a lot: dictionary encoding makes them small and fast to read.

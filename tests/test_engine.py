@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from natlens.analyses import load_sql
+from natlens.analyses.queries import load_sql
 from natlens.analyses.records import records, records_sql
 from natlens.case import Case
 from natlens.engine import check_portable, spark_session, translate

@@ -12,6 +12,7 @@ from typing import Any
 import duckdb
 import pytest
 
+import natlens.simulate.kinds as kinds
 from natlens.analyses.conversations import ConversationOptions, infer_inside
 from natlens.analyses.inbound import inbound
 from natlens.analyses.reachable import reachable
@@ -19,7 +20,6 @@ from natlens.case import Case
 from natlens.engine import DuckDBEngine
 from natlens.errors import UsageError
 from natlens.formats.describe_json import load_context
-from natlens.simulate import traffic
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
 import accuracy
@@ -49,7 +49,7 @@ def test_every_family_is_simulated(worlds: dict[str, Path]) -> None:
         row[0]
         for row in truth(worlds["v5"], "SELECT DISTINCT family FROM 'TRUTH/connections.parquet'")
     }
-    assert found == set(traffic.FAMILIES)
+    assert found == set(kinds.FAMILIES)
 
 
 def lines_of(world: Path, family: str, where: str = "true") -> list[tuple[list[str], Any, Any]]:

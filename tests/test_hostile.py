@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from natlens.simulate.world import build_world, describe
+from natlens.simulate.describe import describe
+from natlens.simulate.world import build_world
 from tests.conftest import AWS_EXAMPLES
 
 HOSTILE_ID = 'rtb-0a1$(touch PWNED)`touch PWNED2`\n\x1b[2J# <script>alert(1)</script> [x](javascript:alert(1)) "] click A "javascript:alert(1)"'

@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from natlens.accounting import Accounting
-from natlens.formats.vpc_flow import RANGES, VOCABULARY, FlowParser
+from natlens.formats.flow_columns import RANGES, VOCABULARY
+from natlens.formats.vpc_flow import FlowParser
 from natlens.schema import FLOW_FIELDS, FlowField, Kind, column_name
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -15,7 +15,8 @@ import pytest
 from moto import mock_aws
 
 from natlens.formats.describe_json import load_context
-from natlens.simulate.world import build_world, describe
+from natlens.simulate.describe import describe
+from natlens.simulate.world import build_world
 from natlens.sources.vpc_context import collect
 from natlens.topology.checks import CHECKS
 from natlens.topology.report import analyse, layouts, to_json

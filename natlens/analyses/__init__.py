@@ -1,43 +1,4 @@
-"""Analyses: SQL files in the portable DuckDB subset, each with a thin Python function.
+"""Analyses: each a query on the case's tables and a thin Python function around it.
 
-``QUERIES`` names every analysis whose SQL a user can print for their own engine
-(``natlens sql --dialect athena NAME``); each entry gives the query with its default settings,
-for a natlens case's table or (``in_case=False``) an existing table with AWS's columns only.
+queries names the ones a user can print for their own engine (``natlens sql``).
 """
-
-from __future__ import annotations
-
-from collections.abc import Callable
-from importlib import resources
-
-
-def load_sql(name: str) -> str:
-    return resources.files(__package__).joinpath(f"{name}.sql").read_text()
-
-
-def _records(in_case: bool) -> str:
-    from natlens.analyses.records import records_sql
-    from natlens.schema import DEFAULT_FORMAT, FLOW_FIELDS, column_name
-
-    if in_case:
-        return records_sql([f.column for f in FLOW_FIELDS] + ["source", "line"], None)
-    return records_sql([column_name(f) for f in DEFAULT_FORMAT], None, in_case=False)
-
-
-def _conversations(in_case: bool) -> str:
-    from natlens.analyses.conversations import conversations_sql
-
-    return conversations_sql(in_case=in_case)
-
-
-def _inbound(in_case: bool) -> str:
-    from natlens.analyses.inbound import inbound_sql
-
-    return inbound_sql(in_case=in_case)
-
-
-QUERIES: dict[str, Callable[[bool], str]] = {
-    "records": _records,
-    "conversations": _conversations,
-    "inbound": _inbound,
-}

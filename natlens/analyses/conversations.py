@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from natlens.analyses import load_sql
+from natlens.analyses.queries import load_sql
 from natlens.case import Case
 from natlens.engine import Engine, sql_string
 from natlens.errors import UsageError

@@ -12,7 +12,6 @@ from typing import Any
 
 import pyarrow as pa
 
-from natlens.analyses import load_sql
 from natlens.analyses.conversations import (
     ConversationOptions,
     check_ip,
@@ -20,6 +19,7 @@ from natlens.analyses.conversations import (
     conversation_ctes,
     explained_from,
 )
+from natlens.analyses.queries import load_sql
 from natlens.case import Case
 from natlens.engine import Engine, sql_string
 from natlens.formats.describe_json import Context

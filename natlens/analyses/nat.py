@@ -35,7 +35,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from natlens.analyses import load_sql
 from natlens.analyses.conversations import (
     EMPTY_LIST,
     INTERFACE_SLOTS,
@@ -48,6 +47,7 @@ from natlens.analyses.conversations import (
     text_rows_sql,
     v4_sql,
 )
+from natlens.analyses.queries import load_sql
 from natlens.case import Case
 from natlens.engine import Engine
 from natlens.errors import UsageError

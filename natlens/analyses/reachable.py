@@ -36,7 +36,7 @@ from natlens.case import Case
 from natlens.engine import Engine, sql_string
 from natlens.errors import UsageError
 from natlens.formats.describe_json import Context, ecs_task, is_nat_interface, service_role
-from natlens.topology.checks import acl_of
+from natlens.topology.nacl import acl_of
 from natlens.topology.network import NetworkAcl, network, vpcs
 
 STATES = ("reachable, used", "probed by scanners", "reachable, unused", "blocked by network ACL")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from natlens.analyses import load_sql
+from natlens.analyses.queries import load_sql
 from natlens.case import Case
 from natlens.engine import Engine
 from natlens.errors import UsageError

@@ -246,7 +246,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from natlens.analyses import QUERIES
+    from natlens.analyses.queries import QUERIES
     from natlens.engine import translate
 
     query = QUERIES.get(args.analysis)

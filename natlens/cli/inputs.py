@@ -165,7 +165,7 @@ def nat_options(args: argparse.Namespace) -> NatOptions:
 def ingest_options(args: argparse.Namespace) -> IngestOptions:
     from natlens.formats.logformat import parse_log_format
     from natlens.ingest import IngestOptions
-    from natlens.sources import SourceOptions
+    from natlens.sources.units import SourceOptions
 
     return IngestOptions(
         log_format=parse_log_format(args.log_format) if args.log_format else None,

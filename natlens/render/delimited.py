@@ -7,7 +7,7 @@ import json
 
 import pyarrow as pa
 
-from natlens.render import Rows, batches, plain, register
+from natlens.render.registry import Rows, batches, plain, register
 from natlens.render.terminal import Writer, visible
 
 

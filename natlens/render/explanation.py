@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 from natlens.analyses.explain import Explanation
-from natlens.render import render
+from natlens.render.registry import render
 from natlens.render.terminal import Writer
 
 

@@ -8,7 +8,7 @@ import io
 import pyarrow.parquet as pq
 
 from natlens.errors import UsageError
-from natlens.render import Rows, batches, register
+from natlens.render.registry import Rows, batches, register
 from natlens.render.terminal import Writer
 
 

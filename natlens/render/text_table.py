@@ -6,7 +6,7 @@ import json
 
 import pyarrow as pa
 
-from natlens.render import Rows, plain, register, whole
+from natlens.render.registry import Rows, plain, register, whole
 from natlens.render.terminal import Writer, visible
 
 MAX_CELL = 48

@@ -22,14 +22,28 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from natlens.simulate import traffic as t
-from natlens.simulate.traffic import SIGNATURES, AddressTable, Batch
+import natlens.simulate.kinds as kinds
+from natlens.simulate.addresses import AddressTable
+from natlens.simulate.kinds import SIGNATURES
+from natlens.simulate.traffic import Batch
 from natlens.simulate.world import World
 
 PROTOCOLS = {6: "TCP", 17: "UDP", 1: "ICMP"}
 # Suricata's flag bits: FIN 01, SYN 02, RST 04, PSH 08, ACK 10.
-CLIENT_FLAGS = {t.NORMAL: 0x1B, t.LONG: 0x1B, t.SHORT: 0x1B, t.IDLE_RST: 0x1A, t.BLOCKED: 0x02}
-SERVER_FLAGS = {t.NORMAL: 0x1B, t.LONG: 0x1B, t.SHORT: 0x1B, t.IDLE_RST: 0x1E, t.BLOCKED: 0x00}
+CLIENT_FLAGS = {
+    kinds.NORMAL: 0x1B,
+    kinds.LONG: 0x1B,
+    kinds.SHORT: 0x1B,
+    kinds.IDLE_RST: 0x1A,
+    kinds.BLOCKED: 0x02,
+}
+SERVER_FLAGS = {
+    kinds.NORMAL: 0x1B,
+    kinds.LONG: 0x1B,
+    kinds.SHORT: 0x1B,
+    kinds.IDLE_RST: 0x1E,
+    kinds.BLOCKED: 0x00,
+}
 TLS_ERRORS = (
     "Server name does not match the certificate's subject alternative names",
     "Certificate has expired",
@@ -84,9 +98,9 @@ class FirewallRenderer:
         values = self.table.values
         for i in range(len(b)):
             kind = int(b.kind[i])
-            if kind == t.EGRESS:
+            if kind == kinds.EGRESS:
                 yield from self._egress(b, i, values)
-            elif kind == t.SCAN and self.after_nat:
+            elif kind == kinds.SCAN and self.after_nat:
                 yield from self._scan(b, i, values)
 
     def _common(
@@ -127,7 +141,7 @@ class FirewallRenderer:
         if signature >= 0:
             sid, name, category, severity, blocked_host = SIGNATURES[signature]
             host = blocked_host
-            blocked = variant == t.BLOCKED
+            blocked = variant == kinds.BLOCKED
             alert_time = start + 1
             event: dict[str, object] = {
                 "timestamp": iso(alert_time + 0.000123),
@@ -194,7 +208,7 @@ class FirewallRenderer:
             int(b.request_size[i]),
             CLIENT_FLAGS[variant],
         )
-        if int(b.response_packets[i]) > 0 and variant != t.BLOCKED:
+        if int(b.response_packets[i]) > 0 and variant != kinds.BLOCKED:
             yield self._netflow(
                 shared,
                 (dest_ip, dest_port),

@@ -27,14 +27,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+import natlens.simulate.kinds as kinds
 from natlens.formats.logformat import parse_log_format
 from natlens.schema import DEFAULT_FORMAT, FIELDS_BY_NAME, FLOW_FIELDS
-from natlens.simulate import traffic as t
-from natlens.simulate.traffic import AddressTable, Batch
+from natlens.simulate.addresses import AddressTable
+from natlens.simulate.traffic import Batch
+from natlens.simulate.windows import (
+    REQUEST,
+    Windows,
+    windows,
+)
 from natlens.simulate.world import ACCOUNT, REGION, World
-
-REQUEST, RESPONSE = 0, 1
-SYN, FIN, RST, SYN_ACK = 2, 1, 4, 18
 
 V3_FORMAT = (
     *DEFAULT_FORMAT,
@@ -80,122 +83,6 @@ class Interfaces:
             [e.subnet.az_id for e in enis],
             [e.subnet.az for e in enis],
         )
-
-
-@dataclass
-class Windows:
-    """One row per connection, direction and capture window."""
-
-    conn: np.ndarray  # row in the batch
-    direction: np.ndarray
-    tail: np.ndarray  # the idle-timeout retry and its RST (instance and NAT private leg only)
-    window: np.ndarray
-    start: np.ndarray
-    end: np.ndarray
-    packets: np.ndarray
-    bytes: np.ndarray
-    flags: np.ndarray
-
-
-def windows(batch: Batch, interval: int, sim_end: int, sim_start: int = 0) -> Windows:
-    """Split each direction of each connection over the capture windows it has packets in;
-    windows before the capture (connections begun earlier) are not logged."""
-    n = len(batch)
-    has_response = (batch.response_packets > 0) & (batch.kind != t.SCAN)
-    spans = [
-        # (rows, direction, start, end, packets, size, tail)
-        (
-            np.arange(n),
-            REQUEST,
-            batch.start,
-            batch.end,
-            batch.request_packets,
-            batch.request_size,
-            False,
-        ),
-        (
-            np.flatnonzero(has_response),
-            RESPONSE,
-            batch.start,
-            batch.end,
-            batch.response_packets,
-            batch.response_size,
-            False,
-        ),
-    ]
-    idle = np.flatnonzero(batch.tail > 0)
-    if len(idle):
-        spans.append(
-            (idle, REQUEST, batch.tail, batch.tail, np.ones(n, np.int64), batch.request_size, True)
-        )
-        spans.append(
-            (idle, RESPONSE, batch.tail, batch.tail, np.ones(n, np.int64), np.full(n, 40), True)
-        )
-    parts = [
-        _split(batch, rows, d, s[rows], e[rows], p[rows], z[rows], tail, interval)
-        for rows, d, s, e, p, z, tail in spans
-    ]
-    out = Windows(
-        *(np.concatenate([getattr(w, f) for w in parts]) for f in Windows.__dataclass_fields__)
-    )
-    keep = (out.start < sim_end) & (out.window >= sim_start // interval)
-    return Windows(*(getattr(out, f)[keep] for f in Windows.__dataclass_fields__))
-
-
-def _split(
-    batch: Batch,
-    rows: np.ndarray,
-    direction: int,
-    start: np.ndarray,
-    end: np.ndarray,
-    packets: np.ndarray,
-    size: np.ndarray,
-    tail: bool,
-    interval: int,
-) -> Windows:
-    first, last = start // interval, end // interval
-    count = (last - first + 1).astype(np.int64)
-    index = np.repeat(np.arange(len(rows)), count)
-    offset = np.arange(len(index)) - np.repeat(np.cumsum(count) - count, count)
-    window = first[index] + offset
-    w_start = np.maximum(start[index], window * interval)
-    w_end = np.minimum(end[index], window * interval + interval - 1)
-    # Packets by time: the share of the span up to the end of each window, rounded down.
-    span = (end - start + 1)[index]
-    upto = np.floor(packets[index] * (w_end - start[index] + 1) / span).astype(np.int64)
-    before = np.floor(packets[index] * (w_start - start[index]) / span).astype(np.int64)
-    share = np.maximum(1, upto - before)
-    is_first, is_last = offset == 0, offset == count[index] - 1
-    protocol = batch.protocol[rows][index]
-    variant = batch.variant[rows][index]
-    flags = np.zeros(len(index), dtype=np.int64)
-    tcp = protocol == 6
-    backscatter = (variant == t.BACKSCATTER) | (variant == t.BACKSCATTER_RST)
-    probe = variant == t.PROBE
-    if tail:
-        flags[tcp] = 0 if direction == REQUEST else RST
-    elif direction == REQUEST:
-        flags[tcp & is_first & ~backscatter] |= SYN
-        ends_cleanly = (variant != t.BLOCKED) & (variant != t.IDLE_RST) & ~probe
-        kind = batch.kind[rows][index]
-        flags[tcp & is_last & ends_cleanly & (kind != t.SCAN)] |= FIN
-        flags[tcp & is_last & probe] |= RST  # the scanner resets the answered probe
-        flags[tcp & (variant == t.BACKSCATTER)] = SYN_ACK
-        flags[tcp & (variant == t.BACKSCATTER_RST)] = RST
-    else:
-        flags[tcp & is_first] |= SYN_ACK
-        flags[tcp & is_last & (variant != t.IDLE_RST) & ~probe] |= FIN
-    return Windows(
-        conn=rows[index],
-        direction=np.full(len(index), direction),
-        tail=np.full(len(index), tail),
-        window=window,
-        start=w_start,
-        end=w_end,
-        packets=share,
-        bytes=share * size[index],
-        flags=flags,
-    )
 
 
 # -- interfaces that see each direction ---------------------------------------------------------
@@ -269,8 +156,8 @@ class Renderer:
         kind = b.kind[w.conn]
         variant = b.variant[w.conn]
         req = w.direction == REQUEST
-        egress = kind == t.EGRESS
-        blocked = variant == t.BLOCKED
+        egress = kind == kinds.EGRESS
+        blocked = variant == kinds.BLOCKED
         inst = np.where(
             b.v6,
             self.table.instance6[np.maximum(b.instance, 0)],
@@ -323,8 +210,8 @@ class Renderer:
                 )
 
         # The instance's own interface.
-        client_side = (kind == t.EGRESS) | (kind == t.EXPOSED_OUT)
-        on_instance = client_side | (kind == t.EXPOSED_IN)
+        client_side = (kind == kinds.EGRESS) | (kind == kinds.EXPOSED_OUT)
+        on_instance = client_side | (kind == kinds.EXPOSED_IN)
         to_instance = b.instance[w.conn] >= 0
         inst_src = _pick(req == client_side, inst, remote)
         inst_dst = _pick(req == client_side, remote, inst)
@@ -343,7 +230,7 @@ class Renderer:
             inst_src,
             inst_dst,
             req == client_side,
-            np.where(kind == t.EGRESS, 1, 8),
+            np.where(kind == kinds.EGRESS, 1, 8),
         )
 
         # NAT gateway, private leg (instance <-> NAT private IP; real peer in pkt-*).
@@ -381,9 +268,9 @@ class Renderer:
         # groups or its subnet's network ACL do not admit them) or to a NAT gateway.
         action = np.where(b.rejected[w.conn], "REJECT", "ACCEPT")
         ingress = np.zeros(len(req), bool)
-        scans = (kind == t.SCAN) & ~to_instance
+        scans = (kind == kinds.SCAN) & ~to_instance
         for name, mask, eni, target, path in (
-            ("instance", (kind == t.SCAN) & to_instance, inst_eni, inst, 8),
+            ("instance", (kind == kinds.SCAN) & to_instance, inst_eni, inst, 8),
             ("nat-public", scans, nat_eni, nat, 2),
         ):
             leg(name, mask, eni, remote, target, cport, sport, remote, target, ingress, path,
@@ -475,7 +362,7 @@ class Renderer:
         interfaces; this follows its rule that a record holds the addresses of the packets as
         the interface sees them (aws-facts §3)."""
         lb = np.where(b.lb >= 0, b.lb, len(self.lb_eni) - 1)[w.conn]
-        mask = b.kind[w.conn] == t.LB_IN
+        mask = b.kind[w.conn] == kinds.LB_IN
         if not mask.any():
             return
         req = w.direction == REQUEST
@@ -488,7 +375,7 @@ class Renderer:
             _pick(req, lb_addr, remote), ~req, 2)  # fmt: skip
         peer = np.where(preserves, remote, lb_addr)
         peer_port = np.where(preserves, cport, nport)
-        target = np.full(len(req), t.LB_TARGET_PORT)
+        target = np.full(len(req), kinds.LB_TARGET_PORT)
         leg("instance", mask, inst_eni, _pick(req, peer, inst), _pick(req, inst, peer),
             _pick(req, peer_port, target), _pick(req, target, peer_port), _pick(req, peer, inst),
             _pick(req, inst, peer), ~req, 1)  # fmt: skip
@@ -520,7 +407,7 @@ class Renderer:
         n = len(rows)
         eni_arr = pa.array(eni)
         protocol = b.protocol[conn]
-        icmp = np.isin(protocol, t.ICMP_PROTOCOLS)
+        icmp = np.isin(protocol, kinds.ICMP_PROTOCOLS)
         flow_direction = np.where(egress, "egress", "ingress")
         # traffic-path is '-' on ingress records (§1.5).
         traffic_path = pa.array(path.astype(np.int64), mask=~egress)
@@ -555,10 +442,10 @@ class Renderer:
         instance = b.instance[conn]
         truth = {
             "connection_id": pa.array(b.id[conn]),
-            "kind": pa.array(np.array(t.KIND_NAMES)[kind]),
-            "variant": pa.array(np.array(t.VARIANT_NAMES)[b.variant[conn]]),
+            "kind": pa.array(np.array(kinds.KIND_NAMES)[kind]),
+            "variant": pa.array(np.array(kinds.VARIANT_NAMES)[b.variant[conn]]),
             "leg": pa.array(np.full(n, name)),
-            "family": pa.array(np.array(t.FAMILIES)[b.family[conn]]),
+            "family": pa.array(np.array(kinds.FAMILIES)[b.family[conn]]),
             "direction": pa.array(np.where(request, "request", "response")),
             # The side that opened the connection: the sender of every request record.
             "initiator": pa.array(np.where(request, "src", "dst")),

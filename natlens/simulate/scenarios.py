@@ -63,7 +63,7 @@ class Scenario:
     alerted: float = 0.0  # allowed, but a rule alerts on them
     hard_cases: int = 0  # groups of instances alerting on one destination in the same second
     mixed_servers: int = 3  # remote servers that also send unsolicited packets to the NAT
-    # The shape families of traffic.FAMILIES beyond the four basic ones, each at this many
+    # The shape families of kinds.FAMILIES beyond the four basic ones, each at this many
     # connections per minute (0: none). They bring their own world: an instance with a public
     # IP that only goes out, a network and an application load balancer, IPv6.
     families: float = 0.0

@@ -7,126 +7,40 @@ number of them streams through in constant memory.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 import numpy as np
 
+from natlens.simulate.addresses import (
+    FAMILY_POOL,
+    Addresses,
+    AddressTable,
+)
+from natlens.simulate.kinds import (
+    BACKSCATTER,
+    BACKSCATTER_RST,
+    BLOCKED,
+    DENIED_PORTS,
+    EGRESS,
+    EXPOSED_IN,
+    EXPOSED_OUT,
+    FAMILY,
+    ICMP_PROTOCOLS,
+    IDLE_RST,
+    KIND_FAMILY,
+    LB_IN,
+    LONG,
+    NAT_IDLE_TIMEOUT,
+    NORMAL,
+    PROBE,
+    SCAN,
+    SCAN_PORTS,
+    SHORT,
+)
 from natlens.simulate.scenarios import APPS, Scenario
 from natlens.simulate.world import World
 
-# Kinds of connection.
-EGRESS = 0  # a private instance to the internet, through its AZ's NAT gateway
-SCAN = 1  # an internet host to a NAT gateway's public address, unsolicited: dropped there
-EXPOSED_IN = 2  # an internet host to an instance with a public IP
-EXPOSED_OUT = 3  # an instance with a public IP to the internet, through the internet gateway
-LB_IN = 4  # an internet client to a load balancer's listener, passed on to a private target
-KIND_NAMES = ("egress", "scan", "exposed-inbound", "exposed-outbound", "load-balancer-inbound")
-
-# Variants of a TCP connection's life. Backscatter: the answer (SYN-ACK or RST) of a host whose
-# address a spoofed SYN carried, arriving unasked.
-# Probe: a scanner's SYN answered with SYN-ACK, which the scanner resets.
-NORMAL, LONG, SHORT, IDLE_RST, BLOCKED, BACKSCATTER, BACKSCATTER_RST, PROBE = range(8)
-VARIANT_NAMES = ("normal", "long-lived", "short", "idle-timeout", "blocked", "backscatter",
-                 "backscatter-rst", "probe")  # fmt: skip
-
-# Shape families: the four of every scenario, then those of aws-shapes (docs/simulate.md).
-FAMILIES = (
-    "nat-egress",  # private instances through their NAT gateway
-    "nat-scan",  # unsolicited packets to a NAT gateway, some rejected by a network ACL
-    "exposed-served",  # internet clients of an exposed instance (SSH, HTTPS)
-    "public-outbound",  # the exposed instance going out through the internet gateway
-    "pre-capture",  # long-lived connections begun before the capture: no SYN ever seen
-    "low-port-clients",  # clients from 443/80/53/22/123 to high service ports, TCP and UDP
-    "udp-both-ways",  # NTP 123<->123, QUIC, DNS served, a VPN port on both sides
-    "icmp-both-ways",  # pings served; a scanner's ping merged with an instance's ping of it
-    "nat-port-reuse",  # one NAT port, one destination, several instances in turn
-    "backscatter",  # SYN-ACK and RST answers to spoofed SYNs, to a NAT gateway and an instance
-    "instance-probes",  # scans of public instances: admitted (answered), or rejected by SG/NACL
-    "load-balancer",  # NLB with client IP preservation, ALB without
-    "ipv6",  # IPv6 out through an egress-only gateway, in to an exposed instance; ICMPv6
-    "public-outbound-only",  # an instance with a public IP that only goes out
-)
-FAMILY = {name: k for k, name in enumerate(FAMILIES)}
-# The family of a connection whose generator names none, by kind.
-KIND_FAMILY = ("nat-egress", "nat-scan", "exposed-served", "public-outbound", "load-balancer")
-LB_TARGET_PORT = 8080
-ICMP_PROTOCOLS = (1, 58)  # ICMP and ICMPv6: ports are 0 in flow logs (aws-facts §11.6)
 HTTPS, HTTP, DNS, NTP, PING, SSH = range(6)  # indices into APPS
-
-# aws-facts §4: a NAT gateway times a connection out after 350 s idle and answers the next
-# packet from inside with RST.
-NAT_IDLE_TIMEOUT = 350
-SCAN_PORTS = np.array([22, 23, 80, 443, 445, 3389, 5900, 8080, 8443, 6379], dtype=np.int64)
-# Ports a network ACL on the NAT gateways' subnets denies (world._nacls): logged REJECT.
-DENIED_PORTS = (23,)
-
-SIGNATURES = (
-    # (signature_id, signature, category, severity, sni/host)
-    (1000101, "blocked domain: paste site", "policy", 2, "paste.example-share.net"),
-    (1000102, "blocked domain: crypto miner pool", "coin-mining", 1, "pool.mine-fast.io"),
-    (1000103, "alert: unapproved file sharing", "policy", 3, "files.quickdrop.app"),
-)
-
-
-@dataclass
-class Addresses:
-    """Public addresses of the internet side, by role."""
-
-    servers: list[str]
-    server_weights: np.ndarray
-    scanners: list[str]
-    clients: list[str]
-    family: list[str]  # aws-shapes: each family's own internet hosts, FAMILY_POOL apiece
-    family_v6: list[str]
-
-
-FAMILY_POOL = 40
-
-
-def internet_v6_addresses(rng: np.random.Generator, count: int) -> list[str]:
-    """Distinct global unicast IPv6 addresses in 2000::/3, none of the VPC's."""
-    out: list[str] = []
-    while len(out) < count:
-        high = (0x2A00 + int(rng.integers(0, 0x500))) << 112
-        value = high | int(rng.integers(1, 1 << 62)) << 40 | int(rng.integers(1, 1 << 40))
-        address = ipaddress.IPv6Address(value)
-        if address.is_global and str(address) not in out:
-            out.append(str(address))
-    return out
-
-
-def internet_addresses(rng: np.random.Generator, count: int) -> list[str]:
-    """Distinct public IPv4 addresses: nothing private, shared, loopback, multicast or reserved."""
-    out: list[str] = []
-    seen: set[int] = set()
-    while len(out) < count:
-        value = int(rng.integers(1 << 24, 224 << 24))
-        address = ipaddress.IPv4Address(value)
-        if value in seen or not address.is_global or address.is_multicast:
-            continue
-        if str(address).startswith(("54.210.", "3.84.")):  # the world's own public addresses
-            continue
-        seen.add(value)
-        out.append(str(address))
-    return out
-
-
-def make_addresses(rng: np.random.Generator, scenario: Scenario) -> Addresses:
-    servers = internet_addresses(rng, 400)
-    weights = 1.0 / np.arange(1, len(servers) + 1) ** 0.9  # a few popular destinations
-    scanners = internet_addresses(rng, 150)
-    clients = internet_addresses(rng, 60)
-    family: list[str] = []
-    family_v6: list[str] = []
-    if scenario.families:
-        taken = set(servers + scanners + clients)
-        while len(family) < FAMILY_POOL * len(FAMILIES):
-            family += [a for a in internet_addresses(rng, FAMILY_POOL) if a not in taken]
-            taken.update(family)
-        family = family[: FAMILY_POOL * len(FAMILIES)]
-        family_v6 = internet_v6_addresses(rng, FAMILY_POOL)
-    return Addresses(servers, weights / weights.sum(), scanners, clients, family, family_v6)
 
 
 @dataclass
@@ -714,48 +628,3 @@ class TrafficGenerator:
         self.hard_group_number += 1
         self.hard_groups_left -= 1
         return Batch(**c)
-
-
-@dataclass
-class AddressTable:
-    """Every address the logs can name, once: world addresses first, then the internet's."""
-
-    values: list[str]
-    server: np.ndarray
-    scanner: np.ndarray
-    client: np.ndarray
-    instance: np.ndarray  # per world.instances: private IP
-    nat: np.ndarray  # per world.nats: private IP
-    endpoint_of_az: dict[str, int]
-    family: np.ndarray  # aws-shapes: FAMILY_POOL hosts per family
-    family_v6: np.ndarray
-    instance6: np.ndarray  # per world.instances: IPv6 address, -1 if none
-    lb: np.ndarray  # per world.load_balancers: private IP
-
-    @classmethod
-    def build(cls, world: World, addresses: Addresses) -> AddressTable:
-        values: list[str] = []
-
-        def add(items: list[str]) -> np.ndarray:
-            first = len(values)
-            values.extend(items)
-            return np.arange(first, len(values), dtype=np.int64)
-
-        instance = add([i.eni.private_ip for i in world.instances])
-        nat = add([n.eni.private_ip for n in world.nats])
-        endpoints = add([e.eni.private_ip for e in world.endpoints])
-        endpoint_of_az = {
-            e.eni.subnet.az: int(k) for e, k in zip(world.endpoints, endpoints, strict=True)
-        }
-        server, scanner, client = (
-            add(addresses.servers), add(addresses.scanners), add(addresses.clients)
-        )  # fmt: skip
-        family, family_v6 = add(addresses.family), add(addresses.family_v6)
-        with_v6 = [i for i in world.instances if i.eni.ipv6]
-        v6 = iter(add([str(i.eni.ipv6) for i in with_v6]))
-        instance6 = np.array([next(v6) if i.eni.ipv6 else -1 for i in world.instances])
-        lb = add([b.eni.private_ip for b in world.load_balancers])
-        return cls(
-            values, server, scanner, client, instance, nat, endpoint_of_az,
-            family, family_v6, instance6.astype(np.int64), lb,
-        )  # fmt: skip

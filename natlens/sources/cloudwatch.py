@@ -17,9 +17,9 @@ from natlens.accounting import Problem
 from natlens.errors import SourceError
 from natlens.formats.containers import Piece, SourceProblem, TextPiece
 from natlens.formats.logformat import parse_log_format
-from natlens.sources import SourceOptions, Unit
 from natlens.sources.aws import describe_error
 from natlens.sources.timerange import subtract
+from natlens.sources.units import SourceOptions, Unit
 
 # Flow log events reach CloudWatch Logs about 5 minutes after their capture window closes, and a
 # window is up to 10 minutes long (aws-facts §1.1): the newest 20 minutes are read again next time.

@@ -11,7 +11,7 @@ from natlens.accounting import Problem
 from natlens.case import MANIFEST, is_case
 from natlens.errors import SourceError
 from natlens.formats.containers import Piece, SourceProblem, read_container
-from natlens.sources import Unit
+from natlens.sources.units import Unit
 
 
 def units(source: str) -> Iterator[Unit]:

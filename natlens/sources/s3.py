@@ -24,9 +24,9 @@ from typing import Any
 from natlens.accounting import Problem
 from natlens.errors import SourceError
 from natlens.formats.containers import Piece, SourceProblem, read_container
-from natlens.sources import SourceOptions, Unit
 from natlens.sources.aws import describe_error
 from natlens.sources.timerange import TimeRange
+from natlens.sources.units import SourceOptions, Unit
 
 _LEVELS = ("year", "month", "day", "hour")
 _LEVEL_RE = {

@@ -4,13 +4,19 @@ that show it and, where natlens can write it, the remediation as AWS CLI command
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from natlens.topology.commands import Command, acl_entry
-from natlens.topology.network import NetworkAcl, Vpc, network
+from natlens.topology.commands import Command
+from natlens.topology.nacl import (
+    EPHEMERAL,
+    acl_of,
+    admitted,
+    internet_sources,
+    nacl_plan,
+)
+from natlens.topology.network import NetworkAcl, Vpc
 from natlens.topology.plans import Planner, endpoint_in, firewall_before_nat, inspect_direct, nat_in
 from natlens.topology.trace import Trace
 
@@ -431,60 +437,6 @@ def blackhole_route(view: View) -> list[Finding]:
     return findings
 
 
-# NAT gateways use source ports 1024-65535 (aws-facts §4): replies arrive on those only.
-EPHEMERAL = (1024, 65535)
-_PROBES = ("198.51.100.7", "203.0.113.9", "8.8.8.8", "1.1.1.1")
-
-
-def _internet_sources(acl: NetworkAcl, vpc: Vpc) -> list[str]:
-    """Addresses standing for every part of the internet the ACL's rules tell apart."""
-    inside = [n for n in map(network, vpc.cidrs) if n]
-    addresses = list(_PROBES)
-    for entry in acl.entries:
-        net = network(entry.cidr or "")
-        if net and net.version == 4 and net.prefixlen > 0:
-            addresses.append(str(net.network_address))
-    return [
-        a
-        for a in addresses
-        if ipaddress.ip_address(a).is_global
-        and not any(ipaddress.ip_address(a) in n for n in inside)
-    ]
-
-
-def admitted(acl: NetworkAcl, source: str, protocol: str) -> list[tuple[int, int, int]]:
-    """The ports below the ephemeral range that the ACL's inbound rules admit from ``source``
-    for ``protocol`` ("6" or "17"): (from, to, rule number) ranges, by first match."""
-    address = ipaddress.ip_address(source)
-    open_ports: list[tuple[int, int, int]] = []
-    for port in range(0, EPHEMERAL[0]):
-        for entry in acl.entries:
-            net = network(entry.cidr or "")
-            if entry.egress or net is None or net.version != 4 or address not in net:
-                continue
-            if entry.protocol not in ("-1", protocol):
-                continue
-            if entry.ports and not entry.ports[0] <= port <= entry.ports[1]:
-                continue
-            if entry.action == "allow":
-                if (
-                    open_ports
-                    and open_ports[-1][1] == port - 1
-                    and open_ports[-1][2] == entry.number
-                ):
-                    open_ports[-1] = (open_ports[-1][0], port, entry.number)
-                else:
-                    open_ports.append((port, port, entry.number))
-            break
-    return open_ports
-
-
-def acl_of(vpc: Vpc, subnet: str) -> NetworkAcl | None:
-    return next((a for a in vpc.network_acls if subnet in a.subnets), None) or next(
-        (a for a in vpc.network_acls if a.default), None
-    )
-
-
 @check("nacl-admits-unsolicited", "low", "The NAT gateway's network ACL admits unsolicited traffic")
 def nacl_admits_unsolicited(view: View) -> list[Finding]:
     findings = []
@@ -499,7 +451,7 @@ def nacl_admits_unsolicited(view: View) -> list[Finding]:
     for acl, subnets in by_acl.values():
         public = [n for n in vpc.nat_gateways.values() if n.subnet_id in subnets]
         opened: dict[str, list[tuple[int, int, int]]] = {}
-        for source in _internet_sources(acl, vpc):
+        for source in internet_sources(acl, vpc):
             for protocol, name in (("6", "tcp"), ("17", "udp")):
                 ranges = admitted(acl, source, protocol)
                 if ranges:
@@ -511,7 +463,7 @@ def nacl_admits_unsolicited(view: View) -> list[Finding]:
             for name, r in opened.items()
         )
         planner = Planner(vpc)
-        _nacl_plan(planner, acl, vpc, opened)
+        nacl_plan(planner, acl, vpc, opened)
         residents = [
             eni for s in subnets for eni, role in vpc.residents.get(s, []) if role != "nat-gateway"
         ]
@@ -544,48 +496,6 @@ def nacl_admits_unsolicited(view: View) -> list[Finding]:
             )
         )
     return findings
-
-
-def _nacl_plan(
-    planner: Planner, acl: NetworkAcl, vpc: Vpc, opened: dict[str, list[tuple[int, int, int]]]
-) -> None:
-    first = min(n for ranges in opened.values() for _, _, n in ranges)
-    used = {e.number for e in acl.entries if not e.egress}
-    free = [n for n in range(first - 1, 0, -1) if n not in used]
-    needed = len(vpc.cidrs) + 2
-    if len(free) < needed or not vpc.cidrs:
-        planner.notes.append(
-            f"no free rule numbers below {first} in {acl.id}: renumber its "
-            "inbound rules, then deny tcp and udp 0-1023 from 0.0.0.0/0 after "
-            "allowing the VPC's CIDRs"
-        )
-        return
-    numbers = sorted(free[:needed])
-    for cidr, number in zip(vpc.cidrs, numbers, strict=False):
-        planner.emit(
-            acl_entry(
-                acl.id,
-                number,
-                "-1",
-                "allow",
-                cidr,
-                None,
-                f"instances in {cidr} still reach the NAT gateway on any port",
-            )
-        )
-    for protocol, number in zip(("tcp", "udp"), numbers[len(vpc.cidrs) :], strict=False):
-        planner.emit(
-            acl_entry(
-                acl.id,
-                number,
-                protocol,
-                "deny",
-                "0.0.0.0/0",
-                (0, EPHEMERAL[0] - 1),
-                f"internet {protocol} packets to ports below {EPHEMERAL[0]} are "
-                "rejected at the subnet",
-            )
-        )
 
 
 @check("firewall-endpoint-not-ready", "medium", "A firewall endpoint is not ready")
