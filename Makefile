@@ -5,12 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench lock clean
+.PHONY: demo test lint bench lock check-install clean
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements/dev.lock pyproject.toml
 	./scripts/system-deps.sh
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/dev.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
@@ -31,12 +31,20 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest_benchmark.py
 
-# Re-pin every dependency from requirements.in.
+# Re-pin every dependency, with hashes: runtime.lock from pyproject.toml's ranges, dev.lock from
+# those plus the spark extra and requirements/dev.in (sharing runtime.lock's versions).
+UV_COMPILE = .lockenv/bin/uv pip compile --quiet --generate-hashes --python-version 3.11 --upgrade
 lock:
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
-	.lockenv/bin/pip install --quiet -r requirements.in
-	.lockenv/bin/pip freeze --exclude-editable | grep -v '^natlens' > requirements.lock
+	.lockenv/bin/pip install --quiet uv==0.13.9
+	$(UV_COMPILE) pyproject.toml -o requirements/runtime.lock
+	$(UV_COMPILE) pyproject.toml --extra spark requirements/dev.in -c requirements/runtime.lock \
+		-o requirements/dev.lock
 	rm -rf .lockenv
+
+# What a user gets from `pip install .`: a fresh venv with the runtime lock only, then natlens.
+check-install:
+	./scripts/check-install.sh
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -3,11 +3,13 @@ and every command is documented."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import shlex
 
 import pytest
 
+import natlens
 from natlens.cli import build_parser
 from natlens.schema import FLOWS_SCHEMA
 from tests.conftest import ROOT, run_cli
@@ -91,4 +93,16 @@ def test_python_dash_m_and_console_script() -> None:
     for command in ([sys.executable, "-m", "natlens", "--version"],
                     [str(Path(sys.executable).with_name("natlens")), "--version"]):  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, check=True)
-        assert done.stdout.strip() == "natlens 0.1.0"
+        assert done.stdout.strip() == f"natlens {natlens.__version__}"
+    # One version: the installed metadata reads natlens.__version__ (pyproject's dynamic version).
+    assert importlib.metadata.version("natlens") == natlens.__version__
+    assert re.fullmatch(r"\d+\.\d+\.\d+", natlens.__version__)
+
+
+def test_python_dash_m_cli() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "natlens.cli", "--version"], capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    assert done.stdout.startswith("natlens ")
