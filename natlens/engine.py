@@ -399,6 +399,7 @@ class SparkEngine(Engine):
     def __init__(self, master: str = "local[2]") -> None:
         self.spark = spark_session(master)
         self._empty = _Scratch()
+        self._stages: list[str] = []
 
     def register_case(self, case: Case) -> None:
         for name in TABLES:
@@ -413,8 +414,55 @@ class SparkEngine(Engine):
                 frame = frame.where(sqlglot.parse_one(where, read="duckdb").sql("spark"))
             frame.createOrReplaceTempView(name)
 
+    def _frame(self, sql: str) -> Any:
+        """The result of ``sql`` as a DataFrame, its shared stages computed first.
+
+        Spark inlines a CTE wherever it is referenced, so a query of a few dozen stages that
+        build on each other becomes a plan of thousands of nodes that takes minutes to analyse
+        and optimise, however few rows it reads. A CTE that more than one later stage reads is
+        computed on its own first, as DuckDB does, and checkpointed (the stages after it see its
+        rows, not its plan); its view is dropped when the next query starts.
+        """
+        tree = sqlglot.parse_one(translate(sql, "spark"), read="spark")
+        with_ = tree.args.get("with_")
+        self._drop_stages()
+        if not isinstance(with_, exp.With) or with_.recursive:
+            return self.spark.sql(tree.sql("spark"))
+        tree.set("with_", None)
+        ctes = list(with_.expressions)
+        uses = {c.alias_or_name.lower(): 0 for c in ctes}
+        for node in [*(c.this for c in ctes), tree]:
+            for table in node.find_all(exp.Table):
+                if table.name.lower() in uses:
+                    uses[table.name.lower()] += 1
+        names: dict[str, str] = {}
+        inline: list[exp.CTE] = []  # used once: stays a CTE of the next statement
+
+        def statement(body: exp.Expression) -> str:
+            query = _renamed(body, names)
+            if inline:
+                query.set("with_", exp.With(expressions=[_renamed(c, names) for c in inline]))
+            return str(query.sql("spark"))
+
+        for cte in ctes:
+            name = cte.alias_or_name.lower()
+            if uses[name] < 2:
+                inline.append(cte)
+                continue
+            view = f"natlens_stage_{len(self._stages)}_{name}"
+            frame = self.spark.sql(statement(cte.this)).localCheckpoint(eager=True)
+            frame.createOrReplaceTempView(view)
+            self._stages.append(view)
+            names[name] = view
+        return self.spark.sql(statement(tree))
+
+    def _drop_stages(self) -> None:
+        for view in self._stages:
+            self.spark.catalog.dropTempView(view)
+        self._stages.clear()
+
     def query(self, sql: str) -> pa.Table:
-        table = self.spark.sql(translate(sql, "spark")).toArrow()
+        table = self._frame(sql).toArrow()
         # Spark returns large_string; give callers DuckDB's types so results compare equal.
         return table.cast(
             pa.schema(
@@ -425,15 +473,35 @@ class SparkEngine(Engine):
 
     def write_parquet(self, sql: str, directory: Path) -> None:
         target = self._empty.plain(directory / "spark")
-        self.spark.sql(translate(sql, "spark")).write.mode("overwrite").parquet(str(target))
+        self._frame(sql).write.mode("overwrite").parquet(str(target))
 
     def register_parquet(self, name: str, directory: Path) -> None:
         target = self._empty.plain(directory / "spark")
         self.spark.read.parquet(str(target)).createOrReplaceTempView(name)
 
     def close(self) -> None:
+        self._drop_stages()
         self.release()
         self._empty.cleanup()
+
+
+def _renamed(tree: exp.Expression, names: dict[str, str]) -> exp.Expression:
+    """``tree`` with its references to the tables in ``names`` pointed at the new names."""
+    if not names:
+        return tree
+
+    def rename(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Table) and not node.args.get("db"):
+            target = names.get(node.name.lower())
+            if target is not None:
+                return exp.Table(
+                    this=exp.to_identifier(target),
+                    alias=node.args.get("alias")
+                    or exp.TableAlias(this=exp.to_identifier(node.name)),
+                )
+        return node
+
+    return tree.transform(rename, copy=True)
 
 
 def _small(dtype: pa.DataType) -> pa.DataType:

@@ -76,6 +76,16 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
         yield request.getfixturevalue("spark_engine")
 
 
+def fresh_copy(case: str | os.PathLike[str], where: Path) -> Path:
+    """A copy of a case without its derived tables: an engine given it computes every stage
+    itself, instead of reading what an earlier run kept."""
+    import shutil
+
+    target = where / "case"
+    shutil.copytree(case, target, ignore=shutil.ignore_patterns("derived"))
+    return target
+
+
 @pytest.fixture(scope="session")
 def s3_server():  # type: ignore[no-untyped-def]
     from tests.s3server import S3Server

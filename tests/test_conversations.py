@@ -5,6 +5,7 @@ Spark."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -24,7 +25,7 @@ from natlens.engine import DuckDBEngine, check_portable, translate
 from natlens.formats.describe_json import load_context
 from natlens.ingest import IngestOptions, ingest
 from natlens.schema import CONFIDENCES, EVIDENCE, ROLES, VERDICTS
-from tests.conftest import AWS_EXAMPLES
+from tests.conftest import AWS_EXAMPLES, fresh_copy
 
 HEADER = "version interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status tcp-flags\n"
 
@@ -49,8 +50,8 @@ def verdicts(case: Case, options: ConversationOptions | None = None) -> dict[str
 # -- AWS's examples (aws-facts section 3) --------------------------------------------------------
 
 
-def test_tcp_flag_example_is_certain() -> None:
-    case = _aws_case("tcp-flags")
+def test_tcp_flag_example_is_certain(aws_case) -> None:
+    case = aws_case("tcp-flags")
     found = rows(case)
     assert {(r["client_port"], r["server_addr"], r["server_port"]) for r in found} == {
         (43416, "10.0.0.62", 5001), (43418, "10.0.0.62", 5001), (43638, "10.0.0.62", 5001)
@@ -60,9 +61,9 @@ def test_tcp_flag_example_is_certain() -> None:
         assert r["evidence"][:2] == ["tcp-syn", "tcp-synack"]
 
 
-def test_icmp_example_is_unknown_and_undetermined() -> None:
+def test_icmp_example_is_unknown_and_undetermined(aws_case) -> None:
     """No ports, no flags, no NAT gateway: natlens says it cannot know, and why."""
-    case = _aws_case("icmp-sg-nacl")
+    case = aws_case("icmp-sg-nacl")
     (conversation,) = rows(case)
     assert conversation["confidence"] == "unknown"
     assert conversation["evidence"] == ["no-evidence"]
@@ -73,7 +74,9 @@ def test_icmp_example_is_unknown_and_undetermined() -> None:
     assert "--context" in verdict["recommendation"]
 
 
-def test_icmp_example_decided_by_the_nat_rule_when_context_says_so(tmp_path: Path) -> None:
+def test_icmp_example_decided_by_the_nat_rule_when_context_says_so(
+    tmp_path: Path, aws_case
+) -> None:
     """The same records, with context naming 172.31.16.139 an instance without a public IP:
     the internet cannot open connections to it, so the ping came from it."""
     context = tmp_path / "context"
@@ -85,7 +88,7 @@ def test_icmp_example_decided_by_the_nat_rule_when_context_says_so(tmp_path: Pat
         "Attachment": {"InstanceId": "i-0aaaabbbbccccdddd"},
     }]}))  # fmt: skip
     options = ConversationOptions(context=load_context(context))
-    (conversation,) = rows(_aws_case("icmp-sg-nacl"), options)
+    (conversation,) = rows(aws_case("icmp-sg-nacl"), options)
     assert conversation["client_addr"] == "172.31.16.139"
     assert conversation["evidence"] == ["nat-return-only"]
     assert conversation["server_role"] == "internet"
@@ -93,10 +96,10 @@ def test_icmp_example_decided_by_the_nat_rule_when_context_says_so(tmp_path: Pat
     assert conversation["roles_from"] == "context"  # the output says what decided it
 
 
-def test_nat_example_counts_the_connection_once_and_names_the_instance() -> None:
+def test_nat_example_counts_the_connection_once_and_names_the_instance(aws_case) -> None:
     """AWS's NAT gateway example: the private leg and the instance's own records are one
     conversation seen on two interfaces; the host's replies are a response to 10.0.1.5."""
-    case = _aws_case("nat-gateway")
+    case = aws_case("nat-gateway")
     found = {(r["client_addr"], r["server_addr"]): r for r in rows(case)}
     assert set(found) == {("10.0.1.5", "203.0.113.5"), ("10.0.0.220", "203.0.113.5")}
     private = found[("10.0.1.5", "203.0.113.5")]
@@ -109,19 +112,24 @@ def test_nat_example_counts_the_connection_once_and_names_the_instance() -> None
     assert verdict["roles_from"] == "inferred"
 
 
-def test_reject_without_reply_points_at_the_sender() -> None:
-    found = {r["server_port"]: r for r in rows(_aws_case("accepted-rejected"))}
+def test_reject_without_reply_points_at_the_sender(aws_case) -> None:
+    found = {r["server_port"]: r for r in rows(aws_case("accepted-rejected"))}
     assert found[3389]["client_addr"] == "172.31.9.69"
     assert found[3389]["evidence"][:1] == ["reject-side"]
     assert found[22]["client_addr"] == "172.31.16.139"
 
 
-def _aws_case(name: str) -> Case:
-    import tempfile
+@pytest.fixture
+def aws_case(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Case]:
+    """A fresh case of one of AWS's example files, under pytest's temporary directory."""
 
-    directory = Path(tempfile.mkdtemp(prefix="natlens-test-"))
-    report = ingest([str(AWS_EXAMPLES / f"{name}.log")], str(directory / "case"), IngestOptions())
-    return Case.open(report.case)
+    def make(name: str) -> Case:
+        directory = tmp_path_factory.mktemp(name)
+        report = ingest([str(AWS_EXAMPLES / f"{name}.log")], str(directory / "case"),
+                        IngestOptions())  # fmt: skip
+        return Case.open(report.case)
+
+    return make
 
 
 # -- one rule at a time, on hand-written records -------------------------------------------------
@@ -254,13 +262,18 @@ def test_knowledge_center_situations_on_a_simulated_vpc(small_worlds) -> None:
     assert named >= 0.95 * responses
 
 
-def test_engines_agree(engine, small_worlds) -> None:
+@pytest.mark.spark
+def test_engines_agree(spark_engine, small_worlds, tmp_path: Path) -> None:
+    """Spark and DuckDB, each on its own fresh copy of the case (no derived table of the
+    other's or of an earlier test), give the same rows."""
     world = small_worlds[("fw-after-nat", "v5")]
-    case = Case.open(world / "case")
     options = ConversationOptions(context=load_context(world / "context"))
+    duck_case = Case.open(fresh_copy(world / "case", tmp_path / "duckdb"))
+    spark_case = Case.open(fresh_copy(world / "case", tmp_path / "spark"))
     with DuckDBEngine() as duck:
-        expected = (conversations(duck, case, options), inbound(duck, case, options))
-    got = (conversations(engine, case, options), inbound(engine, case, options))
+        expected = (conversations(duck, duck_case, options), inbound(duck, duck_case, options))
+    got = (conversations(spark_engine, spark_case, options),
+           inbound(spark_engine, spark_case, options))  # fmt: skip
     for want, have in zip(expected, got, strict=True):
         assert have.num_rows == want.num_rows > 100
         assert have.to_pylist() == want.to_pylist()
@@ -365,11 +378,11 @@ def test_cli_bad_context_is_reported(natlens, tmp_path: Path) -> None:
     assert run.code == 2 and "no describe-* JSON" in run.err
 
 
-def test_case_keeps_one_derived_copy_per_state(tmp_path: Path) -> None:
+def test_case_keeps_one_derived_copy_per_state(tmp_path: Path, aws_case) -> None:
     """conversations, inbound and explain pair the records once per case state and options."""
     import shutil
 
-    case = _aws_case("tcp-flags")
+    case = aws_case("tcp-flags")
     first = rows(case)
     derived = sorted((case.path / "derived").iterdir())
     assert len(derived) == 1 and (derived[0] / "_complete").exists()

@@ -3,6 +3,7 @@ and every command is documented."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.metadata
 import re
 import shlex
@@ -40,8 +41,11 @@ def test_readme_opens_with_the_two_commands() -> None:
 
 
 @pytest.mark.parametrize(("command", "expected"), console_examples())
-def test_readme_examples_are_real(command: str, expected: str, monkeypatch) -> None:
-    monkeypatch.chdir(ROOT)
+def test_readme_examples_are_real(command: str, expected: str, monkeypatch, tmp_path) -> None:
+    # The README's relative paths, in a scratch directory: what the commands write (the demo's
+    # .demo/) stays out of the repository.
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    monkeypatch.chdir(tmp_path)
     run = run_cli(*shlex.split(command))
     assert (run.err + run.out).rstrip("\n") == expected.rstrip("\n")
 
@@ -73,10 +77,26 @@ def test_every_column_is_documented() -> None:
         assert f"`{name}`" in case_doc, name
 
 
-def test_help_works_for_every_command() -> None:
-    for args in (["--help"], ["ingest", "--help"], ["records", "--help"]):
-        run = run_cli(*args)
-        assert run.code == 0 and "usage: natlens" in run.out
+def _commands(
+    parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()
+) -> list[tuple[str, ...]]:
+    """Every command and sub-command the parser knows, as argument prefixes."""
+    found = [prefix]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found += _commands(sub, (*prefix, name))
+    return found
+
+
+@pytest.mark.parametrize("command", _commands(build_parser()), ids=" ".join)
+def test_help_works_for_every_command(command: tuple[str, ...]) -> None:
+    run = run_cli(*command, "--help")
+    assert run.code == 0, run.err
+    assert run.out.startswith(f"usage: natlens {' '.join(command)}".rstrip())
+    assert run.err == ""
+    if command not in ((), ("context",)):  # every command's help ends with the exit codes
+        assert "exit codes:" in run.out and "64  usage error" in run.out
 
 
 def test_usage_errors_exit_64() -> None:

@@ -27,7 +27,7 @@ from natlens.errors import UsageError
 from natlens.formats.describe_json import load_context
 from natlens.ingest import IngestOptions, ingest
 from natlens.simulate import SimulateOptions, simulate
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, fresh_copy
 
 DOCS = Path(__file__).parents[1] / "docs"
 
@@ -214,20 +214,23 @@ def test_aws_example_events_without_flow_logs(tmp_path: Path) -> None:
     ]
 
 
-def test_engines_agree(engine, worlds) -> None:
+@pytest.mark.spark
+def test_engines_agree(spark_engine, worlds, tmp_path: Path) -> None:
+    """Spark and DuckDB, each on its own fresh copy of the case, give the same rows."""
     world = worlds[("fw-after-nat", "default")]
-    case = Case.open(world / "case")
     options = NatOptions(ConversationOptions(load_context(world / "context")))
+    duck_case = Case.open(fresh_copy(world / "case", tmp_path / "duckdb"))
+    spark_case = Case.open(fresh_copy(world / "case", tmp_path / "spark"))
     with DuckDBEngine() as duck:
         expected = (
-            nat_links(duck, case, options).read_all(),
-            top_talkers(duck, case, options),
-            attribute(duck, case, options),
+            nat_links(duck, duck_case, options).read_all(),
+            top_talkers(duck, duck_case, options),
+            attribute(duck, duck_case, options),
         )
     got = (
-        nat_links(engine, case, options).read_all(),
-        top_talkers(engine, case, options),
-        attribute(engine, case, options),
+        nat_links(spark_engine, spark_case, options).read_all(),
+        top_talkers(spark_engine, spark_case, options),
+        attribute(spark_engine, spark_case, options),
     )
     for want, have in zip(expected, got, strict=True):
         assert have.num_rows == want.num_rows > 10

@@ -136,7 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
         "ingest does this by itself first).",
     )
     case_commands = case.add_subparsers(dest="case_command", metavar="ACTION", required=True)
-    check = case_commands.add_parser("check", help="check (and with --repair, repair) a case")
+    check = _command(
+        case_commands,
+        "check",
+        "check (and with --repair, repair) a case",
+        "Check a case against its manifest and say what an interrupted run left; with --repair, "
+        "put it back to its last committed state.",
+    )
     check.add_argument("case", metavar="CASE")
     check.add_argument("--repair", action="store_true", help="make the case consistent again")
     check.add_argument("--json", action="store_true", help="print what was found as JSON")
@@ -147,15 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     from natlens.simulate import DELIVERIES, SCENARIOS
 
-    simulate = commands.add_parser(
+    simulate = _command(
+        commands,
         "simulate",
-        help="write labelled flow logs, firewall logs and VPC context for a scenario",
-        description="Simulate AWS traffic and write the logs AWS would write for it (flow logs "
+        "write labelled flow logs, firewall logs and VPC context for a scenario",
+        "Simulate AWS traffic and write the logs AWS would write for it (flow logs "
         "on every interface that sees the traffic, Network Firewall logs, describe-* JSON) and "
         "the truth about every connection. The same seed gives the same output.",
         epilog="scenarios:\n"
         + "\n".join(f"  {name:17} {s.description}" for name, s in SCENARIOS.items()),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     simulate.add_argument("outdir", metavar="OUTDIR")
     simulate.add_argument("--scenario", choices=list(SCENARIOS), default="nat-basic")
@@ -175,10 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--json", action="store_true", help="print the summary as JSON")
     simulate.set_defaults(run=cmd_simulate)
 
-    sql = commands.add_parser(
+    sql = _command(
+        commands,
         "sql",
-        help="print an analysis's SQL for DuckDB, Spark or Athena",
-        description="Print the SQL natlens runs for an analysis, translated for another engine, "
+        "print an analysis's SQL for DuckDB, Spark or Athena",
+        "Print the SQL natlens runs for an analysis, translated for another engine, "
         "to run it yourself: on Athena over an existing flow-log table, on Spark, or on DuckDB.",
     )
     sql.add_argument("analysis", metavar="ANALYSIS", help="one of: records, conversations, inbound")
@@ -190,10 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     sql.set_defaults(run=cmd_sql)
 
-    demo = commands.add_parser(
+    demo = _command(
+        commands,
         "demo",
-        help="simulate a small world, read it, and show what natlens sees",
-        description="Simulate a VPC whose Network Firewall sits after its NAT gateways, read its "
+        "simulate a small world, read it, and show what natlens sees",
+        "Simulate a VPC whose Network Firewall sits after its NAT gateways, read its "
         "flow logs into a case, and show the first things natlens can tell about it.",
     )
     demo.add_argument(
@@ -209,13 +217,14 @@ def _command(
     name: str,
     help: str,
     description: str,
+    epilog: str = "",
 ) -> argparse.ArgumentParser:
-    """A command whose help ends with the exit codes."""
+    """A command whose help ends with the exit codes (after ``epilog``)."""
     parser: argparse.ArgumentParser = commands.add_parser(
         name,
         help=help,
         description=description,
-        epilog=EXIT_CODES_HELP,
+        epilog=f"{epilog}\n\n{EXIT_CODES_HELP}" if epilog else EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     return parser
