@@ -22,7 +22,7 @@ test: $(STAMP)
 	$(BIN)/ruff check natlens tests benchmarks scripts
 	$(BIN)/ruff format --check natlens tests benchmarks scripts
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --cov --cov-report=term:skip-covered
 
 lint: $(STAMP)
 	$(BIN)/ruff check natlens tests benchmarks scripts

@@ -438,7 +438,7 @@ class SparkEngine(Engine):
         names: dict[str, str] = {}
         inline: list[exp.CTE] = []  # used once: stays a CTE of the next statement
 
-        def statement(body: exp.Expression) -> str:
+        def statement(body: exp.Expr) -> str:
             query = _renamed(body, names)
             if inline:
                 query.set("with_", exp.With(expressions=[_renamed(c, names) for c in inline]))
@@ -485,10 +485,10 @@ class SparkEngine(Engine):
         self._empty.cleanup()
 
 
-def _renamed(tree: exp.Expression, names: dict[str, str]) -> exp.Expression:
+def _renamed(tree: exp.Expr, names: dict[str, str]) -> exp.Expr:
     """``tree`` with its references to the tables in ``names`` pointed at the new names."""
     if not names:
-        return tree
+        return tree.copy()
 
     def rename(node: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.Table) and not node.args.get("db"):

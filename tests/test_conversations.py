@@ -321,8 +321,10 @@ def test_cli_conversations_formats_and_filters(natlens, small_worlds, tmp_path: 
     ssh = natlens("conversations", case, "--port", "22", "--format", "jsonl").jsonl()
     assert ssh and all(22 in (r["client_port"], r["server_port"]) for r in ssh)
     one = every[0]["server_addr"]
-    mine = natlens("conversations", case, "--ip", one, "--format", "csv").out.splitlines()
-    assert mine[0].startswith("conversation,client_addr") and len(mine) > 1
+    mine = natlens("conversations", case, "--ip", one, "--format", "jsonl").jsonl()
+    # Exactly the conversations with that address on either side, whole.
+    assert mine == [r for r in every if one in (r["client_addr"], r["server_addr"])]
+    assert 0 < len(mine) < len(every)
     out = tmp_path / "c.parquet"
     run = natlens("conversations", case, "--format", "parquet", "--output", out)
     assert run.code == 0 and pq.read_table(out).num_rows == len(every)

@@ -374,3 +374,39 @@ def test_formats(tmp_path, natlens) -> None:
                             "resources", "paths", "remediation"}  # fmt: skip
     assert natlens("topology", "--context", directory, "--fail-on", "high").code == 0
     assert natlens("topology", "--context", directory, "--fail-on", "medium").code == 1
+
+
+def test_every_step_kind_prints_the_data_it_applies() -> None:
+    """A step's command text is its action and parameters, word for word; nothing is parsed
+    back from the text to apply it."""
+    import shlex
+
+    from natlens.topology import commands as aws
+
+    steps = [
+        aws.route_command("create-route", "rtb-1", "10.0.1.0/24", "vpc-endpoint", "vpce-1", "a"),
+        aws.route_command(
+            "replace-route",
+            aws.ShellVar("RTB_A"),
+            "::/0",
+            "egress-only-internet-gateway",
+            "eigw-1",
+            "b",
+        ),
+        aws.delete_route("rtb-1", "pl-0123", "c"),
+        aws.AssociateRouteTable(table="rtb-1", gateway="igw-1", why="d"),
+        aws.ReplaceRouteTableAssociation(association="rtbassoc-1", table="rtb-2", why="e"),
+        aws.acl_entry("acl-1", 90, "tcp", "deny", "0.0.0.0/0", (0, 1023), "f"),
+    ]
+    for step in steps:
+        data = step.to_json()
+        words = shlex.split(data["command"].replace("$RTB_A", "RTB_A"))
+        assert words[:3] == ["aws", "ec2", data["action"]]
+        options = words[3:]
+        for name, value in data["parameters"].items():
+            at = options.index(f"--{name}")
+            assert value == "true" or options[at + 1] == value.replace("$RTB_A", "RTB_A")
+        assert len([w for w in options if w.startswith("--")]) == len(data["parameters"])
+    created = aws.create_route_table("vpc-1", "RTB_NEW", "g")
+    assert created.text().startswith("RTB_NEW=$(aws ec2 create-route-table --vpc-id vpc-1")
+    assert created.to_json()["resource"] == "vpc-1"

@@ -135,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
         "are missing. With --repair, put the case back to its last committed state (every "
         "ingest does this by itself first).",
     )
-    case_commands = case.add_subparsers(dest="case_command", metavar="ACTION", required=True)
+    case_commands = case.add_subparsers(
+        dest="case_command", metavar="ACTION", required=True, parser_class=_Parser
+    )
     check = _command(
         case_commands,
         "check",

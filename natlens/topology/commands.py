@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Callable
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from natlens.render.terminal import visible
 from natlens.topology.network import (
@@ -55,21 +56,39 @@ _VARIABLE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-@dataclass(frozen=True)
-class Command:
-    """One AWS CLI call: ``aws <args>``; ``capture`` names a shell variable that receives the
-    new resource's id (``--query … --output text``)."""
+@dataclass(frozen=True, kw_only=True)
+class Command(ABC):
+    """One remediation step: an action on a resource with its parameters. It renders to the
+    ``aws ec2 …`` command a user runs (``text``) and applies itself to the routing model
+    (``apply``); nothing parses the command's text back."""
 
-    args: tuple[str, ...]
     why: str
-    capture: str | None = None
-    query: str | None = None
+
+    action: ClassVar[str]  # the AWS CLI verb, e.g. create-route
+    capture: ClassVar[str | None] = None  # the shell variable receiving a new resource's id
+    query: ClassVar[str | None] = None
 
     def __post_init__(self) -> None:
         # shown after '#': no character from the context (a newline) may end the comment
         object.__setattr__(self, "why", visible(self.why))
-        if self.capture is not None and not _VARIABLE.fullmatch(self.capture):
-            raise ValueError(f"not a shell variable name: {self.capture!r}")
+
+    @property
+    @abstractmethod
+    def resource(self) -> str:
+        """The resource the step changes (an id, or $VARIABLE for one the plan creates)."""
+
+    @abstractmethod
+    def options(self) -> tuple[str, ...]:
+        """The command's options and their values, in the order the AWS CLI documents them."""
+
+    @abstractmethod
+    def apply(self, vpc: Vpc, variables: dict[str, str]) -> None:
+        """Change the model as the command changes the VPC; ``variables`` map the plan's shell
+        variables to the ids the model gave the resources it created."""
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        return ("ec2", self.action, *self.options())
 
     def text(self) -> str:
         words = ["aws", *self.args]
@@ -78,12 +97,207 @@ class Command:
             return f"{self.capture}=$({_join(words)})"
         return _join(words)
 
-    def option(self, name: str) -> str | None:
-        args = list(self.args)
-        return args[args.index(name) + 1] if name in args else None
+    def parameters(self) -> dict[str, str]:
+        """The options as data: ``--route-table-id rtb-1`` is ``{"route-table-id": "rtb-1"}``;
+        a flag without a value is ``"true"``."""
+        found: dict[str, str] = {}
+        words = list(self.options())
+        for index, word in enumerate(words):
+            if word.startswith("--"):
+                following = words[index + 1] if index + 1 < len(words) else "--"
+                found[word[2:]] = "true" if following.startswith("--") else str(following)
+        return found
 
-    def to_json(self) -> dict[str, str]:
-        return {"command": self.text(), "why": self.why}
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "command": self.text(),
+            "why": self.why,
+            "action": self.action,
+            "resource": str(self.resource),
+            "parameters": self.parameters(),
+        }
+
+
+def _resolve(name: str, variables: dict[str, str]) -> str:
+    """A table's id in the model: a $VARIABLE is the table the plan created under that name."""
+    return variables.get(name[1:], name) if isinstance(name, ShellVar) else name
+
+
+def _routes_of(vpc: Vpc, table: str, variables: dict[str, str]) -> RouteTable | None:
+    return vpc.route_tables.get(_resolve(table, variables))
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetRoute(Command):
+    """``create-route`` (``replace=False``) or ``replace-route`` to a target of a given kind."""
+
+    table: str
+    destination: str
+    kind: str  # the target's kind (network.TARGET_KEYS): nat-gateway, vpc-endpoint, ...
+    target: str
+    replace: bool = False
+
+    @property
+    def action(self) -> str:  # type: ignore[override]
+        return "replace-route" if self.replace else "create-route"
+
+    @property
+    def resource(self) -> str:
+        return self.table
+
+    def options(self) -> tuple[str, ...]:
+        return (
+            "--route-table-id",
+            self.table,
+            *_destination_option(self.destination),
+            TARGET_OPTIONS[self.kind],
+            self.target,
+        )
+
+    def apply(self, vpc: Vpc, variables: dict[str, str]) -> None:
+        table = _routes_of(vpc, self.table, variables)
+        if table is not None:
+            table.routes = [r for r in table.routes if r.destination != self.destination]
+            table.routes.append(Route(self.destination, self.kind, self.target, "active"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeleteRoute(Command):
+    action: ClassVar[str] = "delete-route"
+    table: str
+    destination: str
+
+    @property
+    def resource(self) -> str:
+        return self.table
+
+    def options(self) -> tuple[str, ...]:
+        return ("--route-table-id", self.table, *_destination_option(self.destination))
+
+    def apply(self, vpc: Vpc, variables: dict[str, str]) -> None:
+        table = _routes_of(vpc, self.table, variables)
+        if table is not None:
+            table.routes = [r for r in table.routes if r.destination != self.destination]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreateRouteTable(Command):
+    """A new route table; its id goes to the shell variable ``variable``."""
+
+    action: ClassVar[str] = "create-route-table"
+    query: ClassVar[str | None] = "RouteTable.RouteTableId"
+    vpc_id: str
+    variable: str
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not _VARIABLE.fullmatch(self.variable):
+            raise ValueError(f"not a shell variable name: {self.variable!r}")
+
+    @property
+    def capture(self) -> str:  # type: ignore[override]
+        return self.variable
+
+    @property
+    def resource(self) -> str:
+        return self.vpc_id
+
+    def options(self) -> tuple[str, ...]:
+        return ("--vpc-id", self.vpc_id)
+
+    def apply(self, vpc: Vpc, variables: dict[str, str]) -> None:
+        identity = f"rtb-new{len(variables) + 1}"
+        variables[self.variable] = identity
+        vpc.route_tables[identity] = RouteTable(identity, [_local(vpc)])
+
+
+@dataclass(frozen=True, kw_only=True)
+class AssociateRouteTable(Command):
+    """A subnet, or a gateway (an edge association), starts using a table."""
+
+    action: ClassVar[str] = "associate-route-table"
+    table: str
+    subnet: str | None = None
+    gateway: str | None = None
+
+    @property
+    def resource(self) -> str:
+        return self.table
+
+    def options(self) -> tuple[str, ...]:
+        if self.subnet is not None:
+            return ("--route-table-id", self.table, "--subnet-id", self.subnet)
+        return ("--route-table-id", self.table, "--gateway-id", str(self.gateway))
+
+    def apply(self, vpc: Vpc, variables: dict[str, str]) -> None:
+        table = vpc.route_tables[_resolve(self.table, variables)]
+        if self.subnet is not None:
+            _associate(table, self.subnet)
+        elif self.gateway is not None:
+            table.gateways.append(self.gateway)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplaceRouteTableAssociation(Command):
+    """A subnet's explicit association moves to another table."""
+
+    action: ClassVar[str] = "replace-route-table-association"
+    association: str
+    table: str
+
+    @property
+    def resource(self) -> str:
+        return self.association
+
+    def options(self) -> tuple[str, ...]:
+        return ("--association-id", self.association, "--route-table-id", self.table)
+
+    def apply(self, vpc: Vpc, variables: dict[str, str]) -> None:
+        table = vpc.route_tables[_resolve(self.table, variables)]
+        for old in vpc.route_tables.values():
+            for subnet, association in list(old.associations.items()):
+                if association == self.association:
+                    old.subnets.remove(subnet)
+                    del old.associations[subnet]
+                    _associate(table, subnet)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreateAclEntry(Command):
+    """A network ACL rule (inbound unless ``egress``)."""
+
+    action: ClassVar[str] = "create-network-acl-entry"
+    acl: str
+    number: int
+    protocol: str  # as the AWS CLI takes it: tcp, udp, icmp, -1 or a number
+    rule_action: str  # allow or deny
+    cidr: str
+    ports: tuple[int, int] | None = None
+    egress: bool = False
+
+    @property
+    def resource(self) -> str:
+        return self.acl
+
+    def options(self) -> tuple[str, ...]:
+        words = ["--network-acl-id", self.acl, "--egress" if self.egress else "--ingress",
+                 "--rule-number", str(self.number), "--protocol", self.protocol]  # fmt: skip
+        if self.ports:
+            words += ["--port-range", f"From={self.ports[0]},To={self.ports[1]}"]
+        return (*words, "--cidr-block", self.cidr, "--rule-action", self.rule_action)
+
+    def apply(self, vpc: Vpc, variables: dict[str, str]) -> None:
+        entry = AclEntry(self.number, self.egress, protocol_number(self.protocol),
+                         self.rule_action, self.cidr, self.ports)  # fmt: skip
+        for index, acl in enumerate(vpc.network_acls):
+            if acl.id == self.acl:
+                entries = tuple(sorted((*acl.entries, entry), key=lambda e: e.number))
+                vpc.network_acls[index] = NetworkAcl(acl.id, acl.default, acl.subnets, entries)
+
+
+def _associate(table: RouteTable, subnet: str) -> None:
+    table.subnets.append(subnet)
+    table.associations[subnet] = f"rtbassoc-new-{subnet}"
 
 
 def _join(words: list[str]) -> str:
@@ -118,50 +332,28 @@ def route_command(
     verb: str, table: str, destination: str, kind: str, target: str, why: str
 ) -> Command:
     """``create-route`` or ``replace-route`` to a target of the given kind."""
-    return Command(
-        (
-            "ec2",
-            verb,
-            "--route-table-id",
-            table,
-            *_destination_option(destination),
-            TARGET_OPTIONS[kind],
-            target,
-        ),
-        why,
-    )
+    if verb not in ("create-route", "replace-route"):
+        raise ValueError(f"not a route verb: {verb}")
+    return SetRoute(table=table, destination=destination, kind=kind, target=target,
+                    replace=verb == "replace-route", why=why)  # fmt: skip
 
 
 def delete_route(table: str, destination: str, why: str) -> Command:
-    return Command(
-        ("ec2", "delete-route", "--route-table-id", table, *_destination_option(destination)), why
-    )
+    return DeleteRoute(table=table, destination=destination, why=why)
 
 
 def create_route_table(vpc: str, variable: str, why: str) -> Command:
-    return Command(
-        ("ec2", "create-route-table", "--vpc-id", vpc), why, variable, "RouteTable.RouteTableId"
-    )
+    return CreateRouteTable(vpc_id=vpc, variable=variable, why=why)
 
 
 def set_subnet_table(vpc: Vpc, subnet: str, table: str, why: str) -> Command:
     """Point a subnet at a table: replace its association, or make one if it uses the main."""
     current, implicit = vpc.table_of(subnet)
     if current is not None and not implicit and current.associations.get(subnet):
-        return Command(
-            (
-                "ec2",
-                "replace-route-table-association",
-                "--association-id",
-                current.associations[subnet],
-                "--route-table-id",
-                table,
-            ),
-            why,
+        return ReplaceRouteTableAssociation(
+            association=current.associations[subnet], table=table, why=why
         )
-    return Command(
-        ("ec2", "associate-route-table", "--route-table-id", table, "--subnet-id", subnet), why
-    )
+    return AssociateRouteTable(table=table, subnet=subnet, why=why)
 
 
 def acl_entry(
@@ -173,102 +365,14 @@ def acl_entry(
     ports: tuple[int, int] | None,
     why: str,
 ) -> Command:
-    args = [
-        "ec2",
-        "create-network-acl-entry",
-        "--network-acl-id",
-        acl,
-        "--ingress",
-        "--rule-number",
-        str(number),
-        "--protocol",
-        protocol,
-    ]
-    if ports:
-        args += ["--port-range", f"From={ports[0]},To={ports[1]}"]
-    args += ["--cidr-block", cidr, "--rule-action", action]
-    return Command(tuple(args), why)
-
-
-# -- applying a step to the model ---------------------------------------------------------------
-
-_KIND_OF_OPTION = {option: kind for kind, option in TARGET_OPTIONS.items() if kind != "vpn-gateway"}
+    return CreateAclEntry(acl=acl, number=number, protocol=protocol, rule_action=action,
+                          cidr=cidr, ports=ports, why=why)  # fmt: skip
 
 
 def apply(vpc: Vpc, command: Command, variables: dict[str, str]) -> None:
-    """Change the model as the command would change the VPC (the routing calls natlens prints)."""
-
-    def value(name: str) -> str | None:
-        found = command.option(name)
-        return variables.get(found[1:], found) if isinstance(found, ShellVar) else found
-
-    verb = command.args[1]
-    destination = next(
-        (
-            value(o)
-            for o in (
-                "--destination-cidr-block",
-                "--destination-ipv6-cidr-block",
-                "--destination-prefix-list-id",
-            )
-            if value(o)
-        ),
-        None,
-    )
-    table = vpc.route_tables.get(value("--route-table-id") or "")
-    if verb == "create-route-table":
-        identity = f"rtb-new{len(variables) + 1}"
-        variables[str(command.capture)] = identity
-        vpc.route_tables[identity] = RouteTable(identity, [_local(vpc)])
-    elif verb in ("create-route", "replace-route") and table and destination:
-        option, target = next((o, value(o)) for o in _KIND_OF_OPTION if value(o))
-        kind = "internet-gateway" if str(target).startswith("igw-") else _KIND_OF_OPTION[option]
-        if option == "--gateway-id" and str(target).startswith("vgw-"):
-            kind = "vpn-gateway"
-        table.routes = [r for r in table.routes if r.destination != destination]
-        table.routes.append(Route(destination, kind, str(target), "active"))
-    elif verb == "delete-route" and table and destination:
-        table.routes = [r for r in table.routes if r.destination != destination]
-    elif verb in ("associate-route-table", "replace-route-table-association"):
-        new = vpc.route_tables[str(value("--route-table-id"))]
-        subnet = value("--subnet-id")
-        if verb == "replace-route-table-association":
-            association = value("--association-id")
-            for old in vpc.route_tables.values():
-                for sub, assoc in list(old.associations.items()):
-                    if assoc == association:
-                        subnet = sub
-                        old.subnets.remove(sub)
-                        del old.associations[sub]
-        if subnet:
-            new.subnets.append(subnet)
-            new.associations[subnet] = f"rtbassoc-new-{subnet}"
-        elif value("--gateway-id"):
-            new.gateways.append(str(value("--gateway-id")))
-    elif verb == "create-network-acl-entry":
-        _add_acl_entry(vpc, command, value)
+    """Change the model as the command would change the VPC."""
+    command.apply(vpc, variables)
 
 
 def _local(vpc: Vpc) -> Route:
     return Route(vpc.cidrs[0] if vpc.cidrs else "0.0.0.0/32", "local", "local", "active")
-
-
-def _add_acl_entry(vpc: Vpc, command: Command, get: Callable[[str], str | None]) -> None:
-    ports = None
-    port_range = get("--port-range")
-    if port_range:
-        bounds = dict(p.split("=") for p in port_range.split(","))
-        ports = (int(bounds["From"]), int(bounds["To"]))
-    protocol = str(get("--protocol"))
-    entry = AclEntry(
-        int(str(get("--rule-number"))),
-        "--egress" in command.args,
-        protocol_number(protocol),
-        str(get("--rule-action")),
-        get("--cidr-block"),
-        ports,
-    )
-    for index, acl in enumerate(vpc.network_acls):
-        if acl.id == get("--network-acl-id"):
-            entries = tuple(sorted((*acl.entries, entry), key=lambda e: e.number))
-            vpc.network_acls[index] = NetworkAcl(acl.id, acl.default, acl.subnets, entries)

@@ -101,16 +101,10 @@ class Planner:
             )
         )
         self.emit(
-            Command(
-                (
-                    "ec2",
-                    "associate-route-table",
-                    "--route-table-id",
-                    aws.ShellVar(variable),
-                    "--gateway-id",
-                    gateway,
-                ),
-                "route what the internet gateway receives by this table",
+            aws.AssociateRouteTable(
+                table=aws.ShellVar(variable),
+                gateway=gateway,
+                why="route what the internet gateway receives by this table",
             )
         )
         return self.vpc.route_tables[self.variables[variable]]
