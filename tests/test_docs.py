@@ -7,6 +7,7 @@ import argparse
 import importlib.metadata
 import re
 import shlex
+import shutil
 
 import pytest
 
@@ -44,7 +45,7 @@ def test_readme_opens_with_the_two_commands() -> None:
 def test_readme_examples_are_real(command: str, expected: str, monkeypatch, tmp_path) -> None:
     # The README's relative paths, in a scratch directory: what the commands write (the demo's
     # .demo/) stays out of the repository.
-    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
     monkeypatch.chdir(tmp_path)
     run = run_cli(*shlex.split(command))
     assert (run.err + run.out).rstrip("\n") == expected.rstrip("\n")
