@@ -14,6 +14,8 @@ from enum import Enum
 
 import pyarrow as pa
 
+from natlens.vocabulary import Confidence, Role, Verdict
+
 # The most packets or bytes one record or event may count: 100 Gbit/s for ten minutes is
 # 2^42.8 bytes, and sums over millions of records stay far from int64's end (no overflow).
 MAX_COUNT = 2**44
@@ -149,7 +151,7 @@ TRAFFIC_TYPES = ("IPv4", "IPv6", "EFA")  # the ``type`` field
 # -- analysis vocabularies (DESIGN.md) ---------------------------------------------------------
 
 # Who started a conversation, and how sure natlens is. Ordered from strongest to weakest.
-CONFIDENCES = ("certain", "high", "medium", "low", "unknown")
+CONFIDENCES = tuple(Confidence)
 
 # Evidence codes: stable strings a conversation lists to say why its client is its client.
 EVIDENCE: dict[str, str] = {
@@ -181,28 +183,19 @@ EVIDENCE: dict[str, str] = {
 }
 
 # Inbound verdicts per internet address (DESIGN.md, problem 1).
-VERDICTS: dict[str, str] = {
-    "unsolicited": "reached only NAT gateway (or firewall endpoint) addresses, with no outbound "
-    "flow to match: the NAT gateway dropped it",
-    "response": "replies to connections that private instances opened",
-    "mixed": "both unsolicited packets and replies",
-    "exposed": "opened connections to a private address that is not a NAT gateway: a real exposure",
-    "undetermined": "the logs do not say who started its conversations",
+VERDICTS: dict[Verdict, str] = {
+    Verdict.UNSOLICITED: "reached only NAT gateway (or firewall endpoint) addresses, with no "
+    "outbound flow to match: the NAT gateway dropped it",
+    Verdict.RESPONSE: "replies to connections that private instances opened",
+    Verdict.MIXED: "both unsolicited packets and replies",
+    Verdict.EXPOSED: "opened connections to a private address that is not a NAT gateway: a real "
+    "exposure",
+    Verdict.UNDETERMINED: "the logs do not say who started its conversations",
 }
 
 # Roles of an address in a conversation. Context (describe-* JSON) gives the first four; logs
 # alone give "gateway" (a NAT gateway or a middlebox such as a firewall endpoint) and "instance".
-ROLES = (
-    "nat-gateway",
-    "firewall-endpoint",
-    "load-balancer",
-    "lambda",
-    "instance",
-    "public-instance",
-    "gateway",
-    "private",
-    "internet",
-)
+ROLES = tuple(Role)
 
 
 # Network Firewall log events (formats/network_firewall.py): one row per alert, netflow or TLS

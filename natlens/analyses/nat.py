@@ -52,13 +52,14 @@ from natlens.case import Case
 from natlens.engine import Engine
 from natlens.errors import UsageError
 from natlens.formats.describe_json import Context
+from natlens.vocabulary import LogType, Method, SourceKind
 
 # Capture windows, and AWS's note that a record's start may lag the packet by up to 60 s.
 SLACK = 60
 CANDIDATE_SLOTS = 5
-METHODS = ("pkt-dstaddr", "instance-eni", "nat-legs", "source-address")
-SOURCE_KINDS = ("nat-gateway", "private", "internet")
-LOG_TYPES = ("alert", "flow", "tls")
+METHODS = tuple(Method)
+SOURCE_KINDS = tuple(SourceKind)
+LOG_TYPES = tuple(LogType)
 
 
 @dataclass
@@ -593,7 +594,9 @@ class AlertSources:
         def batches() -> Any:
             for batch in reader:
                 alert = pc.equal(batch.column("log_type"), "alert")
-                from_nat = pc.and_(alert, pc.equal(batch.column("source_kind"), "nat-gateway"))
+                from_nat = pc.and_(
+                    alert, pc.equal(batch.column("source_kind"), str(SourceKind.NAT_GATEWAY))
+                )
                 self.alerts += pc.sum(alert).as_py() or 0
                 self.from_nat += pc.sum(from_nat).as_py() or 0
                 yield batch

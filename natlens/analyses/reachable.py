@@ -38,6 +38,7 @@ from natlens.errors import UsageError
 from natlens.formats.describe_json import Context, ecs_task, is_nat_interface, service_role
 from natlens.topology.nacl import acl_of
 from natlens.topology.network import NetworkAcl, network, vpcs
+from natlens.vocabulary import Target
 
 STATES = ("reachable, used", "probed by scanners", "reachable, unused", "blocked by network ACL")
 # A conversation with at most this many packets from the client is a probe (SYN, maybe an ACK
@@ -106,7 +107,7 @@ def doors(context: Context) -> list[Door]:
                     (
                         r.target
                         for r in routes
-                        if r.target_kind == "internet-gateway"
+                        if r.target_kind == Target.INTERNET_GATEWAY
                         and r.state == "active"
                         and r.destination == ("0.0.0.0/0" if family == 4 else "::/0")
                     ),

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from natlens.accounting import Problem
+from natlens.vocabulary import Role
 
 # Top-level key -> the context attribute it fills.
 KINDS = {
@@ -206,7 +207,7 @@ class Context:
                 }  # fmt: skip
 
         for nat in self.nat_gateway_addresses():
-            add(nat["private_ip"], "nat-gateway", nat["nat_gateway_id"], nat["interface_id"])
+            add(nat["private_ip"], Role.NAT_GATEWAY, nat["nat_gateway_id"], nat["interface_id"])
         for eni in self.interfaces:
             found = service_role(eni)
             if found:
@@ -303,7 +304,7 @@ def service_role(eni: dict[str, Any]) -> tuple[str, str | None] | None:
     """The role and resource of an AWS-managed interface that matters to the analyses."""
     kind, description = eni.get("InterfaceType"), str(eni.get("Description", ""))
     if kind == "gateway_load_balancer_endpoint":
-        return "firewall-endpoint", (
+        return Role.FIREWALL_ENDPOINT, (
             description.rsplit(" ", 1)[-1] if "vpce-" in description else None
         )
     if kind in ("network_load_balancer", "gateway_load_balancer") or description.startswith("ELB "):

@@ -10,15 +10,16 @@ import textwrap
 from typing import Any
 
 from natlens.render.terminal import Writer, visible
+from natlens.vocabulary import Target
 
 ARROW = "→"
 
 
 def _hop(hop: dict[str, Any], first: bool) -> str:
     label: str = hop["id"] or hop["kind"]
-    if hop["kind"] in ("blackhole", "no-route", "loop"):
+    if hop["kind"] in (Target.BLACKHOLE, Target.NO_ROUTE, Target.LOOP):
         label = f"{hop['kind'].upper()}{' ' + hop['id'] if hop['id'] else ''}"
-    if hop.get("az") and hop["kind"] in ("nat-gateway", "firewall-endpoint"):
+    if hop.get("az") and hop["kind"] in (Target.NAT_GATEWAY, Target.FIREWALL_ENDPOINT):
         label += f" ({hop['az']})"
     if first or not hop.get("route_table"):
         return label
@@ -201,7 +202,7 @@ def write_markdown(data: dict[str, Any], out: Writer) -> None:
 def _node(hop: dict[str, Any]) -> str:
     identity = hop["id"] or hop["kind"]
     key = re.sub(r"[^A-Za-z0-9_]", "_", f"{hop['kind']}_{identity}")
-    label = identity if hop["kind"] not in ("blackhole", "no-route") else hop["kind"]
+    label = identity if hop["kind"] not in (Target.BLACKHOLE, Target.NO_ROUTE) else hop["kind"]
     return f'{key}["{mermaid_text(label)}"]'
 
 

@@ -19,14 +19,15 @@ from natlens.topology.nacl import (
 from natlens.topology.network import NetworkAcl, Vpc
 from natlens.topology.plans import Planner, endpoint_in, firewall_before_nat, inspect_direct, nat_in
 from natlens.topology.trace import Trace
+from natlens.vocabulary import Layout, Role, Severity, Target
 
-SEVERITIES = ("info", "low", "medium", "high", "critical")
+SEVERITIES = tuple(Severity)
 
 
 @dataclass
 class Finding:
     id: str
-    severity: str
+    severity: Severity
     title: str
     vpc_id: str
     message: str
@@ -58,7 +59,7 @@ class View:
 @dataclass(frozen=True)
 class Check:
     id: str
-    severity: str  # the highest severity its findings can have
+    severity: Severity  # the highest severity its findings can have
     title: str
     run: Callable[[View], list[Finding]]
 
@@ -68,7 +69,7 @@ _ID = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 
 def check(
-    identity: str, severity: str, title: str
+    identity: str, severity: Severity, title: str
 ) -> Callable[[Callable[[View], list[Finding]]], Callable[[View], list[Finding]]]:
     """Register a check; ids are checked when the module loads, so a typo cannot ship."""
 
@@ -90,7 +91,7 @@ def _finding(
     paths: list[Trace] | None = None,
     planner: Planner | None = None,
     after: str | None = None,
-    severity: str | None = None,
+    severity: Severity | None = None,
     notes: list[str] | None = None,
 ) -> Finding:
     """A finding of a registered check, with the commands and notes its planner wrote."""
@@ -130,14 +131,17 @@ AFTER_MOVE = (
 )
 
 
-@check("firewall-after-nat", "medium", "The firewall sits after the NAT gateway")
+@check("firewall-after-nat", Severity.MEDIUM, "The firewall sits after the NAT gateway")
 def firewall_after_nat(view: View) -> list[Finding]:
     findings = []
     for az, traces in sorted(_by_az(view.internet()).items(), key=lambda i: str(i[0])):
-        after = [t for t in traces if t.layout == "firewall-after-nat"]
+        after = [t for t in traces if t.layout == Layout.FIREWALL_AFTER_NAT]
         if not after:
             continue
-        nat_id, endpoint_id = _hop(after[0], "nat-gateway"), _hop(after[0], "firewall-endpoint")
+        nat_id, endpoint_id = (
+            _hop(after[0], Target.NAT_GATEWAY),
+            _hop(after[0], Target.FIREWALL_ENDPOINT),
+        )
         subnets = [t.subnet for t in after]
         planner = Planner(view.vpc)
         nat = nat_in(view.vpc, az) or view.vpc.nat_gateways.get(nat_id or "")
@@ -166,7 +170,7 @@ def firewall_after_nat(view: View) -> list[Finding]:
     return findings
 
 
-@check("asymmetric-return-path", "high", "One direction bypasses the firewall")
+@check("asymmetric-return-path", Severity.HIGH, "One direction bypasses the firewall")
 def asymmetric_return_path(view: View) -> list[Finding]:
     findings = []
     broken = [t for t in view.traces if t.back is not None and not t.symmetric]
@@ -177,12 +181,12 @@ def asymmetric_return_path(view: View) -> list[Finding]:
             t.destination,
             tuple(sorted(map(str, t.egress_endpoints))),
             tuple(sorted(map(str, t.return_endpoints))),
-            _hop(t, "nat-gateway"),
+            _hop(t, Target.NAT_GATEWAY),
         )
         groups.setdefault(key, []).append(t)
     for traces in groups.values():
         first = traces[0]
-        az, destination, nat_id = first.az, first.destination, _hop(first, "nat-gateway")
+        az, destination, nat_id = first.az, first.destination, _hop(first, Target.NAT_GATEWAY)
         only_out = sorted({e for e, _ in first.egress_endpoints - first.return_endpoints})
         only_back = sorted({e for e, _ in first.return_endpoints - first.egress_endpoints})
         subnets = [t.subnet for t in traces]
@@ -245,7 +249,7 @@ def _symmetric_plan(
             planner.ensure_route(
                 planner.edge_table(gateway),
                 nat_subnet.cidr,
-                "vpc-endpoint",
+                Target.VPC_ENDPOINT,
                 endpoint_id,
                 f"replies to {nat.id} pass {endpoint_id}",
             )
@@ -263,7 +267,7 @@ def _symmetric_plan(
             inspect_direct(planner, subnet, endpoint, gateway)
 
 
-@check("egress-bypasses-firewall", "high", "Internet traffic bypasses the firewall")
+@check("egress-bypasses-firewall", Severity.HIGH, "Internet traffic bypasses the firewall")
 def egress_bypasses_firewall(view: View) -> list[Finding]:
     if not view.vpc.endpoints:
         return []
@@ -273,12 +277,12 @@ def egress_bypasses_firewall(view: View) -> list[Finding]:
         if t.role == "firewall" or t.egress.outcome != "internet" or t.egress_endpoints:
             continue
         living = [role for _, role in residents.get(t.subnet, [])]
-        if t.role == "nat" and all(r == "nat-gateway" for r in living):
+        if t.role == "nat" and all(r == Role.NAT_GATEWAY for r in living):
             continue  # only NAT gateways live here: what they forward was inspected before
         if t.back and t.return_endpoints:
             continue  # asymmetric-return-path covers it
         planner = Planner(view.vpc)
-        nat_id = _hop(t, "nat-gateway")
+        nat_id = _hop(t, Target.NAT_GATEWAY)
         endpoint = endpoint_in(view.vpc, t.az)
         nat = view.vpc.nat_gateways.get(nat_id or "")
         gateway = view.gateway()
@@ -316,30 +320,37 @@ def egress_bypasses_firewall(view: View) -> list[Finding]:
     return findings
 
 
-@check("cross-az-hop", "medium", "A subnet uses a NAT gateway or firewall endpoint in another AZ")
+@check(
+    "cross-az-hop",
+    Severity.MEDIUM,
+    "A subnet uses a NAT gateway or firewall endpoint in another AZ",
+)
 def cross_az_hop(view: View) -> list[Finding]:
     findings = []
     for t in view.internet(None):
         hops = [
             h
             for h in t.egress.hops + (t.back.hops if t.back else [])
-            if h.kind in ("nat-gateway", "firewall-endpoint") and h.az and t.az and h.az != t.az
+            if h.kind in (Target.NAT_GATEWAY, Target.FIREWALL_ENDPOINT)
+            and h.az
+            and t.az
+            and h.az != t.az
         ]
         if not hops or t.role == "firewall":
             continue
         others = sorted({f"{h.id} ({h.az})" for h in hops})
         planner = Planner(view.vpc)
         nat, endpoint, gateway = nat_in(view.vpc, t.az), endpoint_in(view.vpc, t.az), view.gateway()
-        if t.layout == "nat-only" and nat:
+        if t.layout == Layout.NAT_ONLY and nat:
             table = planner.own_table([t.subnet], f"private {t.az}")
             planner.ensure_route(
                 table,
                 "0.0.0.0/0",
-                "nat-gateway",
+                Target.NAT_GATEWAY,
                 nat.id,
                 f"{t.subnet} uses the NAT gateway in its own AZ",
             )
-        elif t.layout == "firewall-before-nat" and nat and endpoint and gateway and t.az:
+        elif t.layout == Layout.FIREWALL_BEFORE_NAT and nat and endpoint and gateway and t.az:
             firewall_before_nat(planner, t.az, [t.subnet], nat, endpoint, gateway)
         else:
             planner.notes.append(
@@ -366,14 +377,14 @@ def cross_az_hop(view: View) -> list[Finding]:
     return findings
 
 
-@check("blackhole-route", "high", "A route points at a target that no longer exists")
+@check("blackhole-route", Severity.HIGH, "A route points at a target that no longer exists")
 def blackhole_route(view: View) -> list[Finding]:
     findings = []
     traced = {
         (h.route_table, h.route)
         for t in view.traces
         for h in t.egress.hops
-        if h.kind == "blackhole"
+        if h.kind == Target.BLACKHOLE
     }
     for table in sorted(view.vpc.route_tables.values(), key=lambda t: t.id):
         for route in table.routes:
@@ -384,19 +395,19 @@ def blackhole_route(view: View) -> list[Finding]:
             planner = Planner(view.vpc)
             table_now = planner.vpc.route_tables[table.id]
             nat, endpoint = nat_in(view.vpc, az), endpoint_in(view.vpc, az)
-            if route.target_kind == "nat-gateway" and nat:
+            if route.target_kind == Target.NAT_GATEWAY and nat:
                 planner.ensure_route(
                     table_now,
                     route.destination,
-                    "nat-gateway",
+                    Target.NAT_GATEWAY,
                     nat.id,
                     f"the NAT gateway in {az} instead of {route.target}",
                 )
-            elif route.target_kind == "vpc-endpoint" and endpoint:
+            elif route.target_kind == Target.VPC_ENDPOINT and endpoint:
                 planner.ensure_route(
                     table_now,
                     route.destination,
-                    "vpc-endpoint",
+                    Target.VPC_ENDPOINT,
                     endpoint.id,
                     f"the firewall endpoint in {az} instead of {route.target}",
                 )
@@ -420,13 +431,13 @@ def blackhole_route(view: View) -> list[Finding]:
                     "blackhole-route",
                     message,
                     [table.id, route.target, *table.subnets],
-                    severity="high" if used else "medium",
+                    severity=Severity.HIGH if used else Severity.MEDIUM,
                     availability_zone=az,
                     paths=[
                         t
                         for t in view.traces
                         if any(
-                            h.kind == "blackhole" and h.route_table == table.id
+                            h.kind == Target.BLACKHOLE and h.route_table == table.id
                             for h in t.egress.hops
                         )
                     ],
@@ -437,7 +448,11 @@ def blackhole_route(view: View) -> list[Finding]:
     return findings
 
 
-@check("nacl-admits-unsolicited", "low", "The NAT gateway's network ACL admits unsolicited traffic")
+@check(
+    "nacl-admits-unsolicited",
+    Severity.LOW,
+    "The NAT gateway's network ACL admits unsolicited traffic",
+)
 def nacl_admits_unsolicited(view: View) -> list[Finding]:
     findings = []
     vpc = view.vpc
@@ -465,7 +480,10 @@ def nacl_admits_unsolicited(view: View) -> list[Finding]:
         planner = Planner(vpc)
         nacl_plan(planner, acl, vpc, opened)
         residents = [
-            eni for s in subnets for eni, role in vpc.residents.get(s, []) if role != "nat-gateway"
+            eni
+            for s in subnets
+            for eni, role in vpc.residents.get(s, [])
+            if role != Role.NAT_GATEWAY
         ]
         if residents:
             planner.notes.append(
@@ -498,7 +516,7 @@ def nacl_admits_unsolicited(view: View) -> list[Finding]:
     return findings
 
 
-@check("firewall-endpoint-not-ready", "medium", "A firewall endpoint is not ready")
+@check("firewall-endpoint-not-ready", Severity.MEDIUM, "A firewall endpoint is not ready")
 def firewall_endpoint_not_ready(view: View) -> list[Finding]:
     findings = []
     for endpoint in sorted(view.vpc.endpoints.values(), key=lambda e: e.id):
@@ -525,15 +543,15 @@ def firewall_endpoint_not_ready(view: View) -> list[Finding]:
     return findings
 
 
-@check("egress-dead-end", "high", "Traffic for the internet stops inside the VPC")
+@check("egress-dead-end", Severity.HIGH, "Traffic for the internet stops inside the VPC")
 def egress_dead_end(view: View) -> list[Finding]:
     findings = []
     for t in view.internet(None):
         started = len(t.egress.hops) > 1 and t.egress.hops[1].kind in (
-            "nat-gateway",
-            "firewall-endpoint",
+            Target.NAT_GATEWAY,
+            Target.FIREWALL_ENDPOINT,
         )
-        if not started or t.egress.outcome in ("internet", "blackhole"):
+        if not started or t.egress.outcome in ("internet", Target.BLACKHOLE):
             continue
         last = t.egress.hops[-1]
         message = (

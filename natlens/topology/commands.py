@@ -22,17 +22,18 @@ from natlens.topology.network import (
     Vpc,
     protocol_number,
 )
+from natlens.vocabulary import Target
 
 # create-route / replace-route: which option names which kind of target (aws-facts §7.1: a
 # firewall endpoint is given with --vpc-endpoint-id although describe-route-tables prints it in
 # GatewayId).
 TARGET_OPTIONS = {
-    "nat-gateway": "--nat-gateway-id",
-    "vpc-endpoint": "--vpc-endpoint-id",
-    "internet-gateway": "--gateway-id",
+    Target.NAT_GATEWAY: "--nat-gateway-id",
+    Target.VPC_ENDPOINT: "--vpc-endpoint-id",
+    Target.INTERNET_GATEWAY: "--gateway-id",
     "transit-gateway": "--transit-gateway-id",
     "network-interface": "--network-interface-id",
-    "egress-only-internet-gateway": "--egress-only-internet-gateway-id",
+    Target.EGRESS_ONLY_INTERNET_GATEWAY: "--egress-only-internet-gateway-id",
     "peering-connection": "--vpc-peering-connection-id",
     "instance": "--instance-id",
     "local-gateway": "--local-gateway-id",
@@ -133,7 +134,7 @@ class SetRoute(Command):
 
     table: str
     destination: str
-    kind: str  # the target's kind (network.TARGET_KEYS): nat-gateway, vpc-endpoint, ...
+    kind: Target  # the target's kind (network.TARGET_KEYS): nat-gateway, vpc-endpoint, ...
     target: str
     replace: bool = False
 
@@ -329,7 +330,7 @@ def _destination_option(destination: str) -> tuple[str, str]:
 
 
 def route_command(
-    verb: str, table: str, destination: str, kind: str, target: str, why: str
+    verb: str, table: str, destination: str, kind: Target, target: str, why: str
 ) -> Command:
     """``create-route`` or ``replace-route`` to a target of the given kind."""
     if verb not in ("create-route", "replace-route"):
@@ -375,4 +376,4 @@ def apply(vpc: Vpc, command: Command, variables: dict[str, str]) -> None:
 
 
 def _local(vpc: Vpc) -> Route:
-    return Route(vpc.cidrs[0] if vpc.cidrs else "0.0.0.0/32", "local", "local", "active")
+    return Route(vpc.cidrs[0] if vpc.cidrs else "0.0.0.0/32", Target.LOCAL, Target.LOCAL, "active")

@@ -14,22 +14,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from natlens.formats.describe_json import Context, service_role
+from natlens.vocabulary import Role, Target
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Route keys (aws-facts §7.1) -> the kind of target. A VPC endpoint (gateway endpoint, or a
 # Gateway Load Balancer endpoint such as Network Firewall's) comes back in GatewayId as vpce-…
-TARGET_KEYS = (
-    ("NatGatewayId", "nat-gateway"),
-    ("TransitGatewayId", "transit-gateway"),
-    ("VpcPeeringConnectionId", "peering-connection"),
-    ("EgressOnlyInternetGatewayId", "egress-only-internet-gateway"),
-    ("NetworkInterfaceId", "network-interface"),
-    ("InstanceId", "instance"),
-    ("LocalGatewayId", "local-gateway"),
-    ("CarrierGatewayId", "carrier-gateway"),
-    ("CoreNetworkArn", "core-network"),
-    ("VpcEndpointId", "vpc-endpoint"),
+TARGET_KEYS: tuple[tuple[str, Target | None], ...] = (
+    ("NatGatewayId", Target.NAT_GATEWAY),
+    ("TransitGatewayId", Target.TRANSIT_GATEWAY),
+    ("VpcPeeringConnectionId", Target.PEERING_CONNECTION),
+    ("EgressOnlyInternetGatewayId", Target.EGRESS_ONLY_INTERNET_GATEWAY),
+    ("NetworkInterfaceId", Target.NETWORK_INTERFACE),
+    ("InstanceId", Target.INSTANCE),
+    ("LocalGatewayId", Target.LOCAL_GATEWAY),
+    ("CarrierGatewayId", Target.CARRIER_GATEWAY),
+    ("CoreNetworkArn", Target.CORE_NETWORK),
+    ("VpcEndpointId", Target.VPC_ENDPOINT),
     ("GatewayId", None),  # local, igw-, vgw-, vpce-: decided by the id's prefix
 )
 
@@ -37,7 +38,7 @@ TARGET_KEYS = (
 @dataclass(frozen=True)
 class Route:
     destination: str  # a CIDR or a prefix list id
-    target_kind: str  # local, internet-gateway, nat-gateway, vpc-endpoint, ...
+    target_kind: Target  # local, internet-gateway, nat-gateway, vpc-endpoint, ...
     target: str
     state: str  # active, blackhole, filtered
 
@@ -160,7 +161,7 @@ def vpcs(context: Context, vpc_id: str | None = None) -> list[Vpc]:
     return [_vpc(context, i) for i in ids if vpc_id is None or i == vpc_id]
 
 
-def target_of(route: dict[str, Any]) -> tuple[str, str]:
+def target_of(route: dict[str, Any]) -> tuple[Target, str]:
     """The kind and id of a route's target (aws-facts §7.1)."""
     for key, kind in TARGET_KEYS:
         value = route.get(key)
@@ -169,17 +170,17 @@ def target_of(route: dict[str, Any]) -> tuple[str, str]:
         if kind:
             return kind, str(value)
         value = str(value)
-        if value == "local":
-            return "local", value
+        if value == Target.LOCAL:
+            return Target.LOCAL, value
         for prefix, what in (
-            ("igw-", "internet-gateway"),
-            ("vgw-", "vpn-gateway"),
-            ("vpce-", "vpc-endpoint"),
+            ("igw-", Target.INTERNET_GATEWAY),
+            ("vgw-", Target.VPN_GATEWAY),
+            ("vpce-", Target.VPC_ENDPOINT),
         ):
             if value.startswith(prefix):
                 return what, value
-        return "gateway", value
-    return "unknown", ""
+        return Target.GATEWAY, value
+    return Target.UNKNOWN, ""
 
 
 def _route(item: dict[str, Any]) -> Route | None:
@@ -243,10 +244,11 @@ def _vpc(context: Context, vpc_id: str) -> Vpc:
     residents: dict[str, list[tuple[str, str]]] = {}
     nat_enis = {n["interface_id"] for n in context.nat_gateway_addresses()}
     for eni in mine(context.interfaces):
+        role: str
         if eni.get("NetworkInterfaceId") in nat_enis:
-            role = "nat-gateway"
+            role = Role.NAT_GATEWAY
         elif (eni.get("Attachment") or {}).get("InstanceId"):
-            role = "instance"
+            role = Role.INSTANCE
         else:
             role = str(eni.get("InterfaceType") or "interface")
         residents.setdefault(eni.get("SubnetId", ""), []).append((eni["NetworkInterfaceId"], role))
@@ -308,7 +310,7 @@ def _endpoints(
             )
     for eni in context.interfaces:
         role = service_role(eni) if eni.get("VpcId") == vpc.id else None
-        identity = role[1] if role and role[0] == "firewall-endpoint" else None
+        identity = role[1] if role and role[0] == Role.FIREWALL_ENDPOINT else None
         if identity and identity.startswith("vpce-") and identity not in found:
             found[identity] = FirewallEndpoint(
                 identity,
@@ -324,7 +326,7 @@ def _endpoints(
     for table in vpc.route_tables.values():
         for route in table.routes:
             if (
-                route.target_kind == "vpc-endpoint"
+                route.target_kind == Target.VPC_ENDPOINT
                 and not route.prefix_list
                 and route.target not in found
                 and route.target not in vpc.gateway_endpoints

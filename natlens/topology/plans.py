@@ -9,6 +9,7 @@ import copy
 from natlens.topology import commands as aws
 from natlens.topology.commands import Command
 from natlens.topology.network import FirewallEndpoint, NatGateway, RouteTable, Vpc
+from natlens.vocabulary import Target
 
 
 class Planner:
@@ -32,7 +33,7 @@ class Planner:
     # -- the building blocks ----------------------------------------------------------------
 
     def ensure_route(
-        self, table: RouteTable, destination: str, kind: str, target: str, why: str
+        self, table: RouteTable, destination: str, kind: Target, target: str, why: str
     ) -> None:
         current = next((r for r in table.routes if r.destination == destination), None)
         if current and current.target == target and current.state != "blackhole":
@@ -161,14 +162,14 @@ def firewall_before_nat(
     planner.ensure_route(
         nat_table,
         "0.0.0.0/0",
-        "internet-gateway",
+        Target.INTERNET_GATEWAY,
         gateway,
         f"{nat.id}'s subnet sends to the internet gateway directly",
     )
     edge = vpc.edge_table(gateway)
     if edge and nat_subnet.cidr:
         for route in list(edge.routes):
-            if route.destination == nat_subnet.cidr and route.target_kind == "vpc-endpoint":
+            if route.destination == nat_subnet.cidr and route.target_kind == Target.VPC_ENDPOINT:
                 planner.drop_route(
                     edge,
                     route.destination,
@@ -182,7 +183,7 @@ def firewall_before_nat(
     planner.ensure_route(
         firewall_table,
         "0.0.0.0/0",
-        "nat-gateway",
+        Target.NAT_GATEWAY,
         nat.id,
         f"the firewall endpoint {endpoint.id} forwards to {nat.id}",
     )
@@ -192,7 +193,7 @@ def firewall_before_nat(
             planner.ensure_route(
                 nat_table,
                 cidr,
-                "vpc-endpoint",
+                Target.VPC_ENDPOINT,
                 endpoint.id,
                 f"replies from {nat.id} to {subnet} pass {endpoint.id} (a route more specific "
                 "than local: without it the firewall sees one direction only)",
@@ -201,7 +202,7 @@ def firewall_before_nat(
     planner.ensure_route(
         private,
         "0.0.0.0/0",
-        "vpc-endpoint",
+        Target.VPC_ENDPOINT,
         endpoint.id,
         f"{', '.join(subnets)} send to the firewall endpoint in {az} first",
     )
@@ -232,14 +233,14 @@ def inspect_direct(planner: Planner, subnet: str, endpoint: FirewallEndpoint, ga
     planner.ensure_route(
         edge,
         cidr,
-        "vpc-endpoint",
+        Target.VPC_ENDPOINT,
         endpoint.id,
         f"what the internet sends to {subnet} passes {endpoint.id}",
     )
     planner.ensure_route(
         table,
         "0.0.0.0/0",
-        "vpc-endpoint",
+        Target.VPC_ENDPOINT,
         endpoint.id,
         f"{subnet} sends to the internet through {endpoint.id}",
     )

@@ -14,6 +14,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from natlens.topology.network import Network, Route, RouteTable, Subnet, Vpc, network, within
+from natlens.vocabulary import Layout, Role, Target
 
 MAX_HOPS = 12
 
@@ -23,7 +24,7 @@ DEFAULT_DESTINATIONS = ("0.0.0.0/0", "::/0")
 
 @dataclass(frozen=True)
 class Hop:
-    kind: str  # subnet, nat-gateway, firewall-endpoint, internet-gateway, …, blackhole, no-route
+    kind: Target  # subnet, nat-gateway, firewall-endpoint, internet-gateway, …, no-route
     id: str
     az: str | None = None
     route_table: str | None = None  # the table whose route led here
@@ -42,7 +43,7 @@ class Path:
     outcome: str = "unknown"  # internet, delivered, blackhole, no-route, loop, unknown, …
 
     def endpoints(self) -> list[tuple[str, str | None]]:
-        return [(h.id, h.side) for h in self.hops if h.kind == "firewall-endpoint"]
+        return [(h.id, h.side) for h in self.hops if h.kind == Target.FIREWALL_ENDPOINT]
 
     def kinds(self) -> list[str]:
         return [h.kind for h in self.hops]
@@ -78,12 +79,12 @@ class Trace:
         if self.egress.outcome != "internet":
             return self.egress.outcome
         middle = tuple(self.egress.kinds()[1:-1])
-        names = {
-            ("nat-gateway", "firewall-endpoint"): "firewall-after-nat",
-            ("firewall-endpoint", "nat-gateway"): "firewall-before-nat",
-            ("nat-gateway",): "nat-only",
-            ("firewall-endpoint",): "firewall-only",
-            (): "direct",
+        names: dict[tuple[str, ...], Layout] = {
+            (Target.NAT_GATEWAY, Target.FIREWALL_ENDPOINT): Layout.FIREWALL_AFTER_NAT,
+            (Target.FIREWALL_ENDPOINT, Target.NAT_GATEWAY): Layout.FIREWALL_BEFORE_NAT,
+            (Target.NAT_GATEWAY,): Layout.NAT_ONLY,
+            (Target.FIREWALL_ENDPOINT,): Layout.FIREWALL_ONLY,
+            (): Layout.DIRECT,
         }
         return names.get(middle, "-".join(middle))
 
@@ -93,7 +94,7 @@ class Trace:
         sides = {side for _, side in self.egress.endpoints()}
         if not sides:
             return "none"
-        return "nat-gateway" if sides == {"outside"} else "instance"
+        return Role.NAT_GATEWAY if sides == {"outside"} else Role.INSTANCE
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -155,20 +156,20 @@ def walk(
     seen: set[tuple[str, str]] = set()
     for _ in range(MAX_HOPS):
         if table is None:
-            path.hops.append(Hop("no-route", "", note="no route table in the context"))
-            path.outcome = "no-route"
+            path.hops.append(Hop(Target.NO_ROUTE, "", note="no route table in the context"))
+            path.outcome = Target.NO_ROUTE
             return
         route, note = lookup(vpc, table, destination)
         if route is None:
-            path.hops.append(Hop("no-route", "", route_table=table.id, main=main, note=note))
-            path.outcome = "no-route"
+            path.hops.append(Hop(Target.NO_ROUTE, "", route_table=table.id, main=main, note=note))
+            path.outcome = Target.NO_ROUTE
             return
         kind, target = route.target_kind, route.target
 
         at = (table.id, route.destination, main)
 
         def hop(
-            kind: str,
+            kind: Target,
             target: str,
             az: str | None = None,
             side: str | None = None,
@@ -178,24 +179,24 @@ def walk(
             return Hop(kind, target, az, *at, side, note)
 
         if route.state == "blackhole":
-            path.hops.append(hop("blackhole", target, note=f"{kind} {target} is gone"))
-            path.outcome = "blackhole"
+            path.hops.append(hop(Target.BLACKHOLE, target, note=f"{kind} {target} is gone"))
+            path.outcome = Target.BLACKHOLE
             return
         if (kind, target) in seen:
-            path.hops.append(hop("loop", target))
-            path.outcome = "loop"
+            path.hops.append(hop(Target.LOOP, target))
+            path.outcome = Target.LOOP
             return
         seen.add((kind, target))
-        if kind == "local":
+        if kind == Target.LOCAL:
             holder = _subnet_holding(vpc, destination)
-            path.hops.append(hop("subnet", holder or str(destination), vpc.subnet_az(holder)))
+            path.hops.append(hop(Target.SUBNET, holder or str(destination), vpc.subnet_az(holder)))
             path.outcome = "delivered"
             return
-        if kind in ("internet-gateway", "egress-only-internet-gateway"):
+        if kind in (Target.INTERNET_GATEWAY, Target.EGRESS_ONLY_INTERNET_GATEWAY):
             path.hops.append(hop(kind, target))
             path.outcome = "internet"
             return
-        if kind == "nat-gateway":
+        if kind == Target.NAT_GATEWAY:
             nat = vpc.nat_gateways.get(target)
             subnet = nat.subnet_id if nat else None
             missing = None if nat else "not in describe-nat-gateways"
@@ -206,7 +207,7 @@ def walk(
             translated = True
             table, main = vpc.table_of(subnet)
             continue
-        if kind == "vpc-endpoint" and target in vpc.endpoints:
+        if kind == Target.VPC_ENDPOINT and target in vpc.endpoints:
             endpoint = vpc.endpoints[target]
             # inside: the firewall sees the instance's address; outside: the NAT gateway's.
             side = "outside" if translated != back else "inside"
@@ -216,7 +217,7 @@ def walk(
                 else ("its subnet is unknown: add describe-firewall or describe-vpc-endpoints")
             )
             az = endpoint.az or vpc.subnet_az(endpoint.subnet_id)
-            path.hops.append(hop("firewall-endpoint", target, az, side, missing))
+            path.hops.append(hop(Target.FIREWALL_ENDPOINT, target, az, side, missing))
             if endpoint.subnet_id is None:
                 path.outcome = "unknown"
                 return
@@ -225,17 +226,17 @@ def walk(
         path.hops.append(hop(kind, target))
         path.outcome = kind
         return
-    path.outcome = "loop"
+    path.outcome = Target.LOOP
 
 
 def trace(vpc: Vpc, subnet_id: str, destination: str) -> Trace:
     subnet = vpc.subnets[subnet_id]
     role = vpc.role(subnet_id)
     dest = ipaddress.ip_network(destination, strict=False)
-    egress = Path([Hop("subnet", subnet_id, subnet.az)])
+    egress = Path([Hop(Target.SUBNET, subnet_id, subnet.az)])
     table, main = vpc.table_of(subnet_id)
     if dest.version == 6 and not subnet.ipv6_cidrs:
-        egress.hops.append(Hop("no-route", "", note="the subnet has no IPv6 CIDR"))
+        egress.hops.append(Hop(Target.NO_ROUTE, "", note="the subnet has no IPv6 CIDR"))
         egress.outcome = "no-ipv6"
         return Trace(subnet_id, subnet.az, role, destination, egress, None)
     walk(vpc, table, main, dest, egress, False, False)
@@ -254,7 +255,7 @@ def _return_path(vpc: Vpc, subnet_id: str, egress: Path, dest: Network) -> Path:
     """From the internet gateway back to the subnet: the replies to what the egress sent."""
     gateway = egress.hops[-1]
     path = Path([Hop(gateway.kind, gateway.id)])
-    nat_hop = next((h for h in egress.hops if h.kind == "nat-gateway"), None)
+    nat_hop = next((h for h in egress.hops if h.kind == Target.NAT_GATEWAY), None)
     nat = vpc.nat_gateways.get(nat_hop.id) if nat_hop else None
     source = vpc.subnets[subnet_id]
     v6 = dest.version == 6
@@ -262,13 +263,15 @@ def _return_path(vpc: Vpc, subnet_id: str, egress: Path, dest: Network) -> Path:
     facing = vpc.subnets.get(nat.subnet_id or "") if nat else source
     address = _cidr(facing, v6) if facing else None
     if facing is None or address is None:
-        path.hops.append(Hop("no-route", "", note="the replying subnet or its CIDR is unknown"))
+        path.hops.append(
+            Hop(Target.NO_ROUTE, "", note="the replying subnet or its CIDR is unknown")
+        )
         path.outcome = "unknown"
         return path
     edge = vpc.edge_table(gateway.id)
     if edge is None:
         note = "no edge route table: straight to the address"
-        path.hops.append(Hop("subnet", facing.id, facing.az, note=note))
+        path.hops.append(Hop(Target.SUBNET, facing.id, facing.az, note=note))
         path.outcome = "delivered"
     else:
         walk(vpc, edge, False, address, path, nat is None, True)
@@ -279,7 +282,7 @@ def _return_path(vpc: Vpc, subnet_id: str, egress: Path, dest: Network) -> Path:
     delivered = path.hops.pop()
     path.hops.append(
         Hop(
-            "nat-gateway",
+            Target.NAT_GATEWAY,
             nat.id,
             facing.az,
             delivered.route_table,
