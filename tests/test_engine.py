@@ -205,7 +205,7 @@ def test_printed_spark_sql_runs_on_spark(
         f"CREATE VIEW vpc_flow_logs AS SELECT * FROM read_parquet({sql_string(str(table))})"
     )
     text = natlens("sql", analysis, "--dialect", "duckdb", "--table", "vpc_flow_logs").out
-    want = con.execute(text.rstrip().rstrip(";")).fetch_arrow_table()
+    want = con.execute(text.rstrip().rstrip(";")).to_arrow_table()
     assert got.num_rows == want.num_rows > 0
     assert _rows(got) == _rows(want)
 
