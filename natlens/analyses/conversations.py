@@ -7,6 +7,7 @@ needs to know (the context's addresses, private ranges, the service port list, a
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
@@ -182,7 +183,7 @@ def values_sql(
     return f"    SELECT * FROM (VALUES\n        {values}\n    ) AS v({', '.join(columns)})"
 
 
-def text_rows_sql(rows: list[dict[str, str | None]], columns: tuple[str, ...]) -> str:
+def text_rows_sql(rows: Sequence[Mapping[str, object]], columns: tuple[str, ...]) -> str:
     """Rows of text (the context's addresses and ids) as a SELECT with these columns."""
     return values_sql(
         [tuple(row[c] for c in columns) for row in rows], columns, ("VARCHAR",) * len(columns)

@@ -29,6 +29,7 @@ of several instances) is never more than ``medium``.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +71,7 @@ class NatOptions:
     log_types: tuple[str, ...] = LOG_TYPES
 
 
-def _by_address(items: list[dict[str, Any]], **columns: str) -> str:
+def _by_address(items: Sequence[Mapping[str, Any]], **columns: str) -> str:
     """The context's rows that have a private address, as SQL rows: ``address`` and the
     ``columns`` (SQL name = key in the rows)."""
     rows = [

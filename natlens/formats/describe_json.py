@@ -17,7 +17,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from natlens.accounting import Problem
 from natlens.vocabulary import Role
@@ -38,6 +38,65 @@ KINDS = {
     "SecurityGroups": "security_groups",
 }
 PREFIX_LIST_ID = re.compile(r"pl-[0-9a-f]+")
+
+
+class NatAddress(TypedDict):
+    """One address of a NAT gateway (or of a NAT gateway's interface seen only in
+    describe-network-interfaces: then ``state`` and ``connectivity`` are unknown)."""
+
+    nat_gateway_id: str | None
+    interface_id: str | None
+    private_ip: str | None
+    public_ip: str | None
+    is_primary: bool | None
+    subnet_id: str | None
+    availability_zone: str | None
+    vpc_id: str | None
+    state: str | None
+    connectivity: str | None
+
+
+class InstanceInterface(TypedDict):
+    """One private address of an instance's interface."""
+
+    interface_id: str | None
+    instance_id: str | None
+    private_ip: str | None
+    public_ip: str | None
+    subnet_id: str | None
+    availability_zone: str | None
+    vpc_id: str | None
+
+
+class FirewallEndpoint(TypedDict):
+    """One AZ's endpoint of a Network Firewall (describe-firewall)."""
+
+    firewall_name: str | None
+    vpc_id: str | None
+    availability_zone: str | None
+    endpoint_id: str | None
+    subnet_id: str | None
+    status: str | None
+    firewall_status: str | None
+
+
+class AddressRole(TypedDict):
+    """What a private address is (vocabulary.Role, or an interface type the context names)."""
+
+    address: str
+    role: str
+    resource_id: str | None
+    interface_id: str | None
+
+
+class SgRule(TypedDict):
+    """An inbound security group rule that admits a source CIDR to a port range."""
+
+    group_id: str | None
+    protocol: int
+    from_port: int
+    to_port: int
+    source: str
 
 
 @dataclass
@@ -102,10 +161,10 @@ class Context:
         found |= {e["VpcId"] for e in self.interfaces if isinstance(e.get("VpcId"), str)}
         return found
 
-    def nat_gateway_addresses(self) -> list[dict[str, Any]]:
+    def nat_gateway_addresses(self) -> list[NatAddress]:
         """One row per NAT gateway address: id, ENI, private and public IP, subnet, AZ, state."""
         azs = {s["SubnetId"]: s.get("AvailabilityZone") for s in self.subnets if "SubnetId" in s}
-        rows = []
+        rows: list[NatAddress] = []
         for nat in self.nat_gateways:
             for address in nat.get("NatGatewayAddresses", []):
                 rows.append({
@@ -134,7 +193,7 @@ class Context:
             nat_id = (
                 description.rsplit(" ", 1)[-1]
                 if description.startswith("Interface for NAT")
-                else (by_eni.get(eni.get("NetworkInterfaceId")) or {}).get("nat_gateway_id")
+                else _nat_of(by_eni.get(eni.get("NetworkInterfaceId")))
             )
             for private in _private_addresses(eni):
                 if private.get("PrivateIpAddress") in known:
@@ -153,9 +212,9 @@ class Context:
                 })  # fmt: skip
         return rows
 
-    def instance_interfaces(self) -> list[dict[str, Any]]:
+    def instance_interfaces(self) -> list[InstanceInterface]:
         """One row per private IP of an instance's interface: ENI, instance, subnet, public IP."""
-        rows = []
+        rows: list[InstanceInterface] = []
         for eni in self.interfaces:
             instance = (eni.get("Attachment") or {}).get("InstanceId")
             if not instance:
@@ -172,10 +231,10 @@ class Context:
                 })  # fmt: skip
         return rows
 
-    def firewall_endpoints(self) -> list[dict[str, Any]]:
+    def firewall_endpoints(self) -> list[FirewallEndpoint]:
         """Per firewall and AZ: the endpoint id, its subnet and status, and the firewall's VPC
         and status (FirewallStatus.SyncStates)."""
-        rows = []
+        rows: list[FirewallEndpoint] = []
         for item in self.firewalls:
             firewall = item.get("Firewall") or {}
             status = item.get("FirewallStatus") or {}
@@ -189,7 +248,7 @@ class Context:
                              "firewall_status": status.get("Status")})  # fmt: skip
         return rows
 
-    def address_roles(self) -> list[dict[str, Any]]:
+    def address_roles(self) -> list[AddressRole]:
         """What each private address in the context is, for the analyses: ``nat-gateway``,
         ``firewall-endpoint`` (a Gateway Load Balancer endpoint's interface, which Network
         Firewall uses), ``load-balancer``, ``lambda``, ``instance`` (no public IP: the internet
@@ -197,7 +256,7 @@ class Context:
         the interface holding the address; ``transit-gateway`` and ``vpc-endpoint`` interfaces;
         an ECS task's own interface counts as an instance. One row per address, the first role
         found wins."""
-        rows: dict[str, dict[str, Any]] = {}
+        rows: dict[str, AddressRole] = {}
 
         def add(address: str | None, role: str, resource: str | None, eni: str | None) -> None:
             if address and address not in rows:
@@ -276,7 +335,7 @@ class Context:
                 return "igw"
         return None
 
-    def security_group_rules(self) -> dict[str, list[dict[str, Any]]]:
+    def security_group_rules(self) -> dict[str, list[SgRule]]:
         """Per address of an interface whose security groups are all in the context: the
         inbound rules that admit internet addresses (IPv4 and IPv6 ranges, and prefix lists,
         by their entries when known). An address with no such rule maps to an empty list: its
@@ -285,7 +344,7 @@ class Context:
         groups = {
             g["GroupId"]: g for g in self.security_groups if isinstance(g.get("GroupId"), str)
         }
-        out: dict[str, list[dict[str, Any]]] = {}
+        out: dict[str, list[SgRule]] = {}
         for eni in self.interfaces:
             ids = [g.get("GroupId") for g in eni.get("Groups") or []]
             if not ids or any(i not in groups for i in ids):
@@ -337,12 +396,14 @@ def ecs_task(eni: dict[str, Any]) -> str | None:
 SG_PROTOCOLS = {"-1": -1, "tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
 
 
-def _inbound_rules(
-    group: dict[str, Any], prefix_lists: dict[str, list[str]]
-) -> list[dict[str, Any]]:
+def _nat_of(row: NatAddress | None) -> str | None:
+    return row["nat_gateway_id"] if row else None
+
+
+def _inbound_rules(group: dict[str, Any], prefix_lists: dict[str, list[str]]) -> list[SgRule]:
     """A security group's inbound rules as (protocol, ports, source CIDR) rows. A prefix list
     whose entries are unknown admits anyone, as far as natlens can tell."""
-    rows = []
+    rows: list[SgRule] = []
     for permission in group.get("IpPermissions") or []:
         name = str(permission.get("IpProtocol", "-1")).lower()
         protocol = SG_PROTOCOLS.get(name, int(name) if name.isdigit() else -1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -282,7 +283,7 @@ def _vpc(context: Context, vpc_id: str) -> Vpc:
 
 
 def _endpoints(
-    context: Context, vpc: Vpc, synced: list[dict[str, Any]]
+    context: Context, vpc: Vpc, synced: Sequence[Mapping[str, Any]]
 ) -> dict[str, FirewallEndpoint]:
     """Firewall endpoints, from the best source available: describe-firewall's SyncStates, then
     describe-vpc-endpoints (Gateway Load Balancer endpoints), then the endpoint's interface
