@@ -54,6 +54,19 @@ def run_cli(*args: str | os.PathLike[str]) -> Run:
     return Run(code, out.getvalue(), err.getvalue())
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _temporary_files_under_pytest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """What natlens writes to the temporary directory (cases of sources read without --case,
+    scratch links) goes under pytest's own, like everything the tests write."""
+    import tempfile
+
+    scratch = tmp_path_factory.mktemp("tmp")
+    before = tempfile.tempdir
+    tempfile.tempdir = str(scratch)
+    yield
+    tempfile.tempdir = before
+
+
 @pytest.fixture
 def natlens():
     return run_cli
@@ -87,9 +100,9 @@ def fresh_copy(case: str | os.PathLike[str], where: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def s3_server():  # type: ignore[no-untyped-def]
+def s3_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     from tests.s3server import S3Server
 
-    server = S3Server()
+    server = S3Server(tmp_path_factory.mktemp("weed"))
     yield server
     server.stop()

@@ -56,8 +56,8 @@ def weed_binary() -> str:
 
 
 class S3Server:
-    def __init__(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="natlens-weed-")
+    def __init__(self, directory: Path | None = None) -> None:
+        self.dir = str(directory) if directory else tempfile.mkdtemp(prefix="natlens-weed-")
         taken: set[int] = set()
         self.ports = {name: _free_port(taken) for name in COMPONENT_PORTS}
         self.endpoint = f"http://127.0.0.1:{self.ports['s3.port']}"
