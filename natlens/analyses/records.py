@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import pyarrow as pa
+from sqlglot import exp
 
-from natlens.analyses.queries import load_sql
 from natlens.case import Case
 from natlens.engine import Engine
 from natlens.errors import UsageError
 from natlens.schema import FIELDS_BY_NAME, FLOWS_SCHEMA, column_name
-
-ALL = "all"
 
 
 def default_columns(case: Case) -> list[str]:
@@ -40,12 +38,18 @@ def records_sql(columns: list[str], limit: int | None, in_case: bool = True) -> 
         )
     if limit is not None and limit < 0:
         raise UsageError("--limit must be 0 or more")
-    quoted = ", ".join(f'"{c}"' for c in columns)
-    order = "source, line" if in_case else '"start", interface_id, srcaddr'
-    sql = load_sql("records").format(
-        columns=quoted, order=order, limit=limit if limit is not None else ALL
+    order = ["source", "line"] if in_case else ["start", "interface_id", "srcaddr"]
+    query = (
+        exp.select(*(exp.column(c, quoted=True) for c in columns))
+        .from_("flows")
+        .order_by(*(exp.column(c, quoted=c == "start") for c in order))
     )
-    return sql.replace("LIMIT all", "").rstrip() + "\n"
+    if limit is not None:
+        query = query.limit(limit)
+    # Read as SQL by a person too (natlens sql records): say what it is.
+    query.add_comments([" Canonical flow records, in input order in a case (source, then line) "
+                        "or by time elsewhere. "])  # fmt: skip
+    return query.sql("duckdb", pretty=True) + "\n"
 
 
 def records(
