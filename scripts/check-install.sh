@@ -10,6 +10,7 @@ trap 'rm -rf "$work"' EXIT
 "$PYTHON" -m venv "$work/venv"
 pip=("$work/venv/bin/pip" --quiet --disable-pip-version-check)
 "${pip[@]}" install --require-hashes -r requirements/runtime.lock
+rm -rf build  # setuptools keeps copies of deleted modules there
 "${pip[@]}" install --no-deps .
 "${pip[@]}" check
 bin="$work/venv/bin"
@@ -27,6 +28,8 @@ cd "$work"
 "$bin/natlens" simulate out --minutes 2 --seed 1 > /dev/null
 "$bin/natlens" ingest out/flowlogs --case case > /dev/null
 "$bin/natlens" inbound case --context out/context --format csv > inbound.csv
+"$bin/natlens" topology --context out/context --format json > topology.json
+"$bin/python" -c 'import json; assert json.load(open("topology.json"))["vpcs"]'
 rows=$(($(wc -l < inbound.csv) - 1))
 [ "$rows" -gt 0 ] || { echo "natlens inbound gave no rows from the installed package" >&2; exit 1; }
-echo "check-install: $version from the runtime lock and 'pip install .': runs, $rows inbound verdicts, no test tools"
+echo "check-install: $version from the runtime lock and 'pip install .': ingest, inbound ($rows verdicts) and topology run; no test tools"
