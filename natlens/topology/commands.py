@@ -66,8 +66,6 @@ class Command(ABC):
     why: str
 
     action: ClassVar[str]  # the AWS CLI verb, e.g. create-route
-    capture: ClassVar[str | None] = None  # the shell variable receiving a new resource's id
-    query: ClassVar[str | None] = None
 
     def __post_init__(self) -> None:
         # shown after '#': no character from the context (a newline) may end the comment
@@ -87,15 +85,21 @@ class Command(ABC):
         """Change the model as the command changes the VPC; ``variables`` map the plan's shell
         variables to the ids the model gave the resources it created."""
 
+    def capture(self) -> tuple[str, str] | None:
+        """The shell variable that receives a new resource's id, and the --query picking it."""
+        return None
+
     @property
     def args(self) -> tuple[str, ...]:
         return ("ec2", self.action, *self.options())
 
     def text(self) -> str:
         words = ["aws", *self.args]
-        if self.capture:
-            words += ["--query", str(self.query), "--output", "text"]
-            return f"{self.capture}=$({_join(words)})"
+        captured = self.capture()
+        if captured:
+            variable, query = captured
+            words += ["--query", query, "--output", "text"]
+            return f"{variable}=$({_join(words)})"
         return _join(words)
 
     def parameters(self) -> dict[str, str]:
@@ -129,18 +133,13 @@ def _routes_of(vpc: Vpc, table: str, variables: dict[str, str]) -> RouteTable | 
 
 
 @dataclass(frozen=True, kw_only=True)
-class SetRoute(Command):
-    """``create-route`` (``replace=False``) or ``replace-route`` to a target of a given kind."""
+class _RouteTo(Command):
+    """A route in ``table`` for ``destination`` to a target of a given kind."""
 
     table: str
     destination: str
     kind: Target  # the target's kind (network.TARGET_KEYS): nat-gateway, vpc-endpoint, ...
     target: str
-    replace: bool = False
-
-    @property
-    def action(self) -> str:  # type: ignore[override]
-        return "replace-route" if self.replace else "create-route"
 
     @property
     def resource(self) -> str:
@@ -160,6 +159,16 @@ class SetRoute(Command):
         if table is not None:
             table.routes = [r for r in table.routes if r.destination != self.destination]
             table.routes.append(Route(self.destination, self.kind, self.target, "active"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreateRoute(_RouteTo):
+    action: ClassVar[str] = "create-route"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplaceRoute(_RouteTo):
+    action: ClassVar[str] = "replace-route"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -186,7 +195,6 @@ class CreateRouteTable(Command):
     """A new route table; its id goes to the shell variable ``variable``."""
 
     action: ClassVar[str] = "create-route-table"
-    query: ClassVar[str | None] = "RouteTable.RouteTableId"
     vpc_id: str
     variable: str
 
@@ -195,9 +203,8 @@ class CreateRouteTable(Command):
         if not _VARIABLE.fullmatch(self.variable):
             raise ValueError(f"not a shell variable name: {self.variable!r}")
 
-    @property
-    def capture(self) -> str:  # type: ignore[override]
-        return self.variable
+    def capture(self) -> tuple[str, str] | None:
+        return self.variable, "RouteTable.RouteTableId"
 
     @property
     def resource(self) -> str:
@@ -333,10 +340,10 @@ def route_command(
     verb: str, table: str, destination: str, kind: Target, target: str, why: str
 ) -> Command:
     """``create-route`` or ``replace-route`` to a target of the given kind."""
-    if verb not in ("create-route", "replace-route"):
+    kinds = {"create-route": CreateRoute, "replace-route": ReplaceRoute}
+    if verb not in kinds:
         raise ValueError(f"not a route verb: {verb}")
-    return SetRoute(table=table, destination=destination, kind=kind, target=target,
-                    replace=verb == "replace-route", why=why)  # fmt: skip
+    return kinds[verb](table=table, destination=destination, kind=kind, target=target, why=why)
 
 
 def delete_route(table: str, destination: str, why: str) -> Command:
