@@ -57,14 +57,20 @@ def run_cli(*args: str | os.PathLike[str]) -> Run:
 @pytest.fixture(scope="session", autouse=True)
 def _temporary_files_under_pytest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """What natlens writes to the temporary directory (cases of sources read without --case,
-    scratch links) goes under pytest's own, like everything the tests write."""
+    scratch links), here and in the processes the tests start, goes under pytest's own, like
+    everything the tests write."""
     import tempfile
 
     scratch = tmp_path_factory.mktemp("tmp")
-    before = tempfile.tempdir
+    before, before_env = tempfile.tempdir, os.environ.get("TMPDIR")
     tempfile.tempdir = str(scratch)
+    os.environ["TMPDIR"] = str(scratch)  # for the processes tests start (and kill)
     yield
     tempfile.tempdir = before
+    if before_env is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = before_env
 
 
 @pytest.fixture
