@@ -54,6 +54,8 @@ worker() {  # target, worker number, runs: prints the runs done
             -timeout=30 -rss_limit_mb=2048 -max_total_time="$left" corpus > "$log" 2>&1 || true
         runs=$(grep -Eo '^#[0-9]+' "$log" | tail -n 1 | tr -d '#')
         done_runs=$((done_runs + ${runs:-0}))
+        # A process that ran nothing (it could not start) would be restarted for ever.
+        if [ "${runs:-0}" -eq 0 ]; then echo "no input run: see $log" >&2; break; fi
         if [ "$done_runs" -ge "$want" ]; then break; fi
     done
     echo "$done_runs" > "runs-$worker.txt"

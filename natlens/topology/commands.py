@@ -377,10 +377,5 @@ def acl_entry(
                           cidr=cidr, ports=ports, why=why)  # fmt: skip
 
 
-def apply(vpc: Vpc, command: Command, variables: dict[str, str]) -> None:
-    """Change the model as the command would change the VPC."""
-    command.apply(vpc, variables)
-
-
 def _local(vpc: Vpc) -> Route:
     return Route(vpc.cidrs[0] if vpc.cidrs else "0.0.0.0/32", Target.LOCAL, Target.LOCAL, "active")

@@ -21,7 +21,7 @@ class Planner:
 
     def emit(self, command: Command) -> None:
         self.commands.append(command)
-        aws.apply(self.vpc, command, self.variables)
+        command.apply(self.vpc, self.variables)
 
     def ref(self, table: RouteTable) -> str:
         """How a command names a table: its id, or $VARIABLE for one the plan creates."""

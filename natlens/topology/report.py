@@ -9,7 +9,7 @@ from typing import Any
 
 from natlens.formats.describe_json import Context
 from natlens.topology.checks import CHECKS, SEVERITIES, Finding, View
-from natlens.topology.commands import Command, apply
+from natlens.topology.commands import Command
 from natlens.topology.network import Vpc, vpcs
 from natlens.topology.trace import DEFAULT_DESTINATIONS, Trace, trace_all
 
@@ -122,7 +122,7 @@ def _plan(report: VpcReport, destinations: tuple[str, ...]) -> None:
         chosen = min(ready, key=lambda f: (PLAN_ORDER.index(f.id), f.availability_zone or ""))
         taken.add((chosen.id, tuple(chosen.resources)))
         for command in chosen.commands:
-            apply(model, command, variables)
+            command.apply(model, variables)
             report.plan.append(PlanStep(chosen.id, chosen.availability_zone, command))
         report.plan_notes += [f"{chosen.id}: {n}" for n in chosen.notes]
         traces = trace_all(model, destinations)
