@@ -25,30 +25,34 @@ from sqlglot import exp
 
 from natlens.case import TABLES, Case
 from natlens.errors import CaseError, EnvironmentProblem, NatlensError, UsageError
+from natlens.sqltree import to_sql
+
+# A query: a sqlglot tree (what analyses build) or DuckDB-dialect text (short fixed queries).
+SQL = str | exp.Expr
 
 ENGINES = ("duckdb", "spark")
 DIALECTS = ("duckdb", "spark", "athena")
 
 
-def translate(sql: str, dialect: str, tables: dict[str, str] | None = None) -> str:
+def translate(sql: SQL, dialect: str, tables: dict[str, str] | None = None) -> str:
     """The analysis SQL for ``dialect`` (duckdb, spark, athena), with tables renamed as asked
     (an Athena user's flow-log table is rarely called ``flows``)."""
     if dialect not in DIALECTS:
         raise UsageError(f"unknown SQL dialect {dialect!r}", hint=f"use one of {DIALECTS}")
-    tree = sqlglot.parse_one(sql, read="duckdb")
+    tree = sqlglot.parse_one(sql, read="duckdb") if isinstance(sql, str) else sql.copy()
     for name, replacement in (tables or {}).items():
         if name != replacement:
             for table in tree.find_all(exp.Table):
                 if table.name == name:
                     table.set("this", exp.to_identifier(replacement))
-    return tree.sql(dialect=dialect, pretty=True)
+    return to_sql(tree, dialect, pretty=True)
 
 
-def check_portable(sql: str) -> list[str]:
+def check_portable(sql: SQL) -> list[str]:
     """Constructs that sqlglot would carry to another engine unchanged, or that mean something
     else there. An empty list means the query is in the portable subset."""
     problems = []
-    for tree in sqlglot.parse(sql, read="duckdb"):
+    for tree in sqlglot.parse(sql, read="duckdb") if isinstance(sql, str) else [sql]:
         if tree is None:
             continue
         if list(tree.find_all(exp.Qualify)):
@@ -118,19 +122,19 @@ class Engine(ABC):
     def register_case(self, case: Case) -> None: ...
 
     @abstractmethod
-    def query(self, sql: str) -> pa.Table: ...
+    def query(self, sql: SQL) -> pa.Table: ...
 
-    def query_batches(self, sql: str) -> pa.RecordBatchReader:
+    def query_batches(self, sql: SQL) -> pa.RecordBatchReader:
         """The result as a stream of record batches, for results too big to hold at once."""
         return self.query(sql).to_reader()
 
-    def export_parquet(self, sql: str, path: Path) -> bool:
+    def export_parquet(self, sql: SQL, path: Path) -> bool:
         """Write the result of ``sql`` to one Parquet file, if this engine can do it natively
         (faster than streaming it through Python). False: the caller streams it."""
         return False
 
     @abstractmethod
-    def write_parquet(self, sql: str, directory: Path) -> None:
+    def write_parquet(self, sql: SQL, directory: Path) -> None:
         """Run ``sql`` and write its rows as Parquet files into ``directory``."""
 
     @abstractmethod
@@ -306,25 +310,26 @@ class DuckDBEngine(Engine):
                 + (f" WHERE {where}" if where else "")
             )
 
-    def _execute(self, sql: str) -> duckdb.DuckDBPyConnection:
+    def _execute(self, sql: SQL) -> duckdb.DuckDBPyConnection:
         try:
-            return self.con.execute(sql)
+            return self.con.execute(to_sql(sql, "duckdb"))
         except duckdb.Error as exc:
             raise engine_error(exc) from None
 
-    def query(self, sql: str) -> pa.Table:
+    def query(self, sql: SQL) -> pa.Table:
         return self._execute(sql).to_arrow_table()
 
-    def query_batches(self, sql: str) -> pa.RecordBatchReader:
+    def query_batches(self, sql: SQL) -> pa.RecordBatchReader:
         return self._execute(sql).to_arrow_reader(65536)
 
-    def export_parquet(self, sql: str, path: Path) -> bool:
+    def export_parquet(self, sql: SQL, path: Path) -> bool:
         # COPY takes no parameter for its target: write a file natlens names, then move it.
         path = Path(os.path.abspath(path))
         temporary = self._empty.plain(path.with_name(f".natlens-{uuid.uuid4().hex}.parquet"))
         try:
             self._execute(
-                f"COPY ({sql}) TO {_quoted(temporary)} (FORMAT parquet, COMPRESSION zstd)"
+                f"COPY ({to_sql(sql, 'duckdb')}) TO {_quoted(temporary)} "
+                "(FORMAT parquet, COMPRESSION zstd)"
             )
             os.replace(temporary, path)
         finally:
@@ -332,9 +337,10 @@ class DuckDBEngine(Engine):
                 os.unlink(temporary)
         return True
 
-    def write_parquet(self, sql: str, directory: Path) -> None:
+    def write_parquet(self, sql: SQL, directory: Path) -> None:
         target = self._empty.plain(directory / "part-0.parquet")
-        self._execute(f"COPY ({sql}) TO {_quoted(target)} (FORMAT parquet, COMPRESSION zstd)")
+        text = to_sql(sql, "duckdb")
+        self._execute(f"COPY ({text}) TO {_quoted(target)} (FORMAT parquet, COMPRESSION zstd)")
 
     def register_parquet(self, name: str, directory: Path) -> None:
         files = sorted(str(self._empty.plain(p)) for p in directory.glob("*.parquet"))
@@ -414,7 +420,7 @@ class SparkEngine(Engine):
                 frame = frame.where(sqlglot.parse_one(where, read="duckdb").sql("spark"))
             frame.createOrReplaceTempView(name)
 
-    def _frame(self, sql: str) -> Any:
+    def _frame(self, sql: SQL) -> Any:
         """The result of ``sql`` as a DataFrame, its shared stages computed first.
 
         Spark inlines a CTE wherever it is referenced, so a query of a few dozen stages that
@@ -461,7 +467,7 @@ class SparkEngine(Engine):
             self.spark.catalog.dropTempView(view)
         self._stages.clear()
 
-    def query(self, sql: str) -> pa.Table:
+    def query(self, sql: SQL) -> pa.Table:
         table = self._frame(sql).toArrow()
         # Spark returns large_string; give callers DuckDB's types so results compare equal.
         return table.cast(
@@ -471,7 +477,7 @@ class SparkEngine(Engine):
             )
         )
 
-    def write_parquet(self, sql: str, directory: Path) -> None:
+    def write_parquet(self, sql: SQL, directory: Path) -> None:
         target = self._empty.plain(directory / "spark")
         self._frame(sql).write.mode("overwrite").parquet(str(target))
 
@@ -490,7 +496,7 @@ def _renamed(tree: exp.Expr, names: dict[str, str]) -> exp.Expr:
     if not names:
         return tree.copy()
 
-    def rename(node: exp.Expression) -> exp.Expression:
+    def rename(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Table) and not node.args.get("db"):
             target = names.get(node.name.lower())
             if target is not None:

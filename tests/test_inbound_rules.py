@@ -365,10 +365,13 @@ def test_ipv6_text_is_compared_as_numbers(ip: str) -> None:
     """The VPC's IPv6 CIDR test works on every spelling of an address (:: anywhere)."""
     import ipaddress
 
+    from sqlglot import exp
+
     from natlens.analyses.conversations import v6_hex_sql
 
     with DuckDBEngine() as engine:
-        got = engine.query(f"SELECT {v6_hex_sql(repr(ip))} AS h").to_pylist()[0]["h"]
+        query = exp.select(exp.alias_(v6_hex_sql(exp.Literal.string(ip)), "h"))
+        got = engine.query(query).to_pylist()[0]["h"]
     assert got == f"{int(ipaddress.ip_address(ip)):032x}"
 
 

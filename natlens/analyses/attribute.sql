@@ -1,4 +1,3 @@
-,
 -- Alert attribution: the instance behind each Network Firewall event whose source is a NAT
 -- gateway address.
 --
@@ -11,7 +10,7 @@
 --   fw_public   the NAT gateway's public leg in the flow logs for each NAT-sourced flow: same
 --               addresses, translated port and destination, at the same time
 --   fw_own      NAT-sourced flows scored on their own (no public leg logged, or ICMP)
-fw_events AS (
+WITH fw_events AS (
     SELECT
         *,
         CASE
@@ -20,7 +19,8 @@ fw_events AS (
             ELSE concat_ws('|', source, CAST(line AS VARCHAR))
         END AS fw_flow
     FROM firewall_events
-    WHERE log_type IN ('alert', 'flow', 'tls'){fw_filter}
+    WHERE log_type IN ('alert', 'flow', 'tls')
+        AND $log_types
 ),
 fw_ordered AS (
     SELECT
@@ -47,10 +47,6 @@ fw_ordered AS (
 ),
 fw_openers AS (
     SELECT * FROM fw_ordered WHERE k = 1
-),
-context_instances AS (
-    -- the instances' addresses the context names (even without flow logs)
-{context_instances}
 ),
 instance_hosts AS (
     -- what the context and the logs say about a private address that is a flow's source
@@ -107,7 +103,7 @@ fw_public_ranked AS (
         ON p.nat_addr = f.nat_addr AND p.nat_port = f.nat_port
         AND p.destination = f.destination AND p.destination_port = f.destination_port
         AND p.protocol = f.protocol
-    WHERE f.first_seen BETWEEN p.first_seen - {slack} AND p.last_seen + {slack}
+    WHERE f.first_seen BETWEEN p.first_seen - $slack AND p.last_seen + $slack
 ),
 fw_public AS (
     SELECT fw_flow, public_leg FROM fw_public_ranked WHERE k = 1
@@ -120,3 +116,112 @@ fw_own AS (
     LEFT JOIN fw_public AS p ON p.fw_flow = f.outside_id
     WHERE p.fw_flow IS NULL OR (f.protocol NOT IN (6, 17) AND f.packets_out IS NOT NULL)
 )
+-- nat.py puts in front context_instances (the instances' addresses the context names, even
+-- without flow logs) and, after these, links.sql's CTEs for fw_own (fw_outside ... fw_links).
+SELECT
+    e.event_time,
+    e.log_type,
+    e.event_type,
+    e.firewall_name,
+    e.availability_zone,
+    e.flow_id,
+    e.src_ip,
+    e.src_port,
+    e.dest_ip,
+    e.dest_port,
+    e.proto,
+    e.alert_action,
+    e.signature_id,
+    e.signature,
+    coalesce(e.sni, e.http_hostname) AS hostname,
+    CASE
+        WHEN n.address IS NOT NULL THEN 'nat-gateway'
+        WHEN $private = 1 THEN 'private'
+        ELSE 'internet'
+    END AS source_kind,
+    -- A low answer is shown as a candidate, never as the instance.
+    CASE
+        WHEN n.address IS NOT NULL
+            AND coalesce(fl.confidence, pl.confidence, 'unknown') NOT IN ('low', 'unknown')
+            THEN coalesce(
+                CASE WHEN fl.ambiguous = 0 THEN fl.top_addr END,
+                CASE WHEN pl.ambiguous = 0 THEN pl.top_addr END
+            )
+        WHEN n.address IS NULL AND $private = 1
+            AND (h.instance_id IS NOT NULL OR h.interface_id IS NOT NULL) THEN o.opener_addr
+    END AS instance_address,
+    CASE
+        WHEN n.address IS NOT NULL
+            AND coalesce(fl.confidence, pl.confidence, 'unknown') NOT IN ('low', 'unknown')
+            THEN coalesce(
+                CASE WHEN fl.ambiguous = 0 THEN fl.top_port END,
+                CASE WHEN pl.ambiguous = 0 THEN pl.top_port END
+            )
+        WHEN n.address IS NULL AND $private = 1
+            AND (h.instance_id IS NOT NULL OR h.interface_id IS NOT NULL) THEN o.opener_port
+    END AS instance_port,
+    CASE
+        WHEN n.address IS NOT NULL
+            AND coalesce(fl.confidence, pl.confidence, 'unknown') NOT IN ('low', 'unknown')
+            THEN coalesce(
+                CASE WHEN fl.ambiguous = 0 THEN fl.top_instance_id END,
+                CASE WHEN pl.ambiguous = 0 THEN pl.top_instance_id END
+            )
+        WHEN n.address IS NULL AND $private = 1 THEN h.instance_id
+    END AS instance_id,
+    CASE
+        WHEN n.address IS NOT NULL
+            AND coalesce(fl.confidence, pl.confidence, 'unknown') NOT IN ('low', 'unknown')
+            THEN coalesce(
+                CASE WHEN fl.ambiguous = 0 THEN fl.top_interface END,
+                CASE WHEN pl.ambiguous = 0 THEN pl.top_interface END
+            )
+        WHEN n.address IS NULL AND $private = 1 THEN h.interface_id
+    END AS instance_interface,
+    CASE WHEN n.address IS NOT NULL THEN n.nat_gateway END AS nat_gateway,
+    CASE
+        WHEN n.address IS NOT NULL THEN coalesce(fl.top_method, pl.top_method)
+        WHEN $private = 1 THEN 'source-address'
+    END AS method,
+    CASE
+        WHEN n.address IS NOT NULL THEN coalesce(fl.confidence, pl.confidence, 'unknown')
+        -- the context names the instance; the logs show an interface of its own (and no NAT
+        -- gateway was seen at it); or nothing says it is not a NAT gateway's address
+        WHEN $private = 1 AND h.instance_id IS NOT NULL THEN 'certain'
+        WHEN $private = 1 AND h.interface_id IS NOT NULL THEN 'medium'
+        WHEN $private = 1 THEN 'low'
+    END AS confidence,
+    CASE WHEN n.address IS NOT NULL THEN coalesce(fl.candidate_count, pl.candidate_count, 0)
+        WHEN $private = 1 THEN 1 ELSE 0 END AS candidate_count,
+    CASE WHEN coalesce(fl.ambiguous, pl.ambiguous, 0) = 1 THEN true ELSE false END AS ambiguous,
+    CASE
+        WHEN fl.outside_id IS NOT NULL
+            THEN CASE WHEN fl.candidate_1 IS NULL THEN CAST([] AS VARCHAR[])
+            ELSE list_filter(
+                [fl.candidate_1, fl.candidate_2, fl.candidate_3, fl.candidate_4,
+                    fl.candidate_5],
+                x -> x IS NOT NULL
+            ) END
+        WHEN pl.outside_id IS NOT NULL
+            THEN CASE WHEN pl.candidate_1 IS NULL THEN CAST([] AS VARCHAR[])
+            ELSE list_filter(
+                [pl.candidate_1, pl.candidate_2, pl.candidate_3, pl.candidate_4,
+                    pl.candidate_5],
+                x -> x IS NOT NULL
+            ) END
+        WHEN n.address IS NULL AND $private = 1
+            AND NOT (h.instance_id IS NOT NULL OR h.interface_id IS NOT NULL)
+            THEN [concat(o.opener_addr, ':', CAST(o.opener_port AS VARCHAR))]
+        ELSE CAST([] AS VARCHAR[])
+    END AS candidates,
+    CASE WHEN pl.outside_id IS NOT NULL THEN true ELSE false END AS public_leg_logged,
+    e.source,
+    e.line
+FROM fw_events AS e
+JOIN fw_openers AS o ON o.fw_flow = e.fw_flow
+LEFT JOIN nat_addresses AS n ON n.address = o.opener_addr
+LEFT JOIN fw_public AS fp ON fp.fw_flow = e.fw_flow
+LEFT JOIN nat_links AS pl ON pl.outside_id = fp.public_leg
+LEFT JOIN fw_links AS fl ON fl.outside_id = e.fw_flow
+LEFT JOIN instance_hosts AS h ON h.address = o.opener_addr
+ORDER BY event_time, source, line

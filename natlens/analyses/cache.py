@@ -20,13 +20,14 @@ import uuid
 from pathlib import Path
 
 from natlens.case import TMP_PREFIX, Case
-from natlens.engine import Engine
+from natlens.engine import SQL, Engine
+from natlens.sqltree import to_sql
 
 DERIVED = "derived"
 COMPLETE = "_complete"
 
 
-def derived_table(engine: Engine, case: Case, name: str, sql: str) -> bool:
+def derived_table(engine: Engine, case: Case, name: str, sql: SQL) -> bool:
     """Register the rows of ``sql`` as table ``name`` from the case's derived copy, making it
     first when needed. False when the case cannot hold it: the caller runs ``sql`` itself.
 
@@ -38,7 +39,8 @@ def derived_table(engine: Engine, case: Case, name: str, sql: str) -> bool:
     # Each engine keeps its own copy: the answers are the same (the tests compare them), and
     # each engine is then tested on its own work.
     # The manifest's tables list every part file and its row count.
-    state = json.dumps([engine.name, engine.window, sql, case.manifest["tables"]], sort_keys=True)
+    text = to_sql(sql)
+    state = json.dumps([engine.name, engine.window, text, case.manifest["tables"]], sort_keys=True)
     key = hashlib.sha256(state.encode()).hexdigest()[:16]
     root = case.path / DERIVED
     directory = root / f"{name}-{key}"
@@ -58,7 +60,7 @@ def derived_table(engine: Engine, case: Case, name: str, sql: str) -> bool:
     return True
 
 
-def _build(engine: Engine, root: Path, directory: Path, sql: str, key: str) -> bool:
+def _build(engine: Engine, root: Path, directory: Path, sql: SQL, key: str) -> bool:
     temporary = root / f"{TMP_PREFIX}{directory.name}-{uuid.uuid4().hex[:8]}"
     try:
         temporary.mkdir(parents=True)

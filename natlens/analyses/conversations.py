@@ -14,12 +14,24 @@ from importlib import resources
 from pathlib import Path
 
 import pyarrow as pa
+from sqlglot import exp
 
-from natlens.analyses.queries import load_sql
 from natlens.case import Case
-from natlens.engine import Engine, sql_string
+from natlens.engine import Engine
 from natlens.errors import UsageError
 from natlens.formats.describe_json import SG_PROTOCOLS, Context
+from natlens.sqltree import (
+    chain,
+    column,
+    cte,
+    ctes_of,
+    fragment,
+    rename_tables,
+    select_all,
+    template,
+    values_table,
+    with_ctes,
+)
 
 # aws-facts section 4: a NAT gateway times out a connection idle for 350 s; the same 5-tuple after
 # that is a new connection.
@@ -64,10 +76,19 @@ def service_ports() -> dict[str, tuple[int, ...]]:
     return {k: tuple(sorted(v)) for k, v in ports.items()}
 
 
-def private_sql(address: str, v4: str, cidrs: list[str]) -> str:
+def _expr(value: exp.Expr | str) -> exp.Expr:
+    return column(value) if isinstance(value, str) else value
+
+
+def _or(conditions: list[exp.Expr]) -> exp.Expr:
+    return exp.or_(*conditions) if conditions else exp.false()
+
+
+def private_sql(address: exp.Expr | str, v4: exp.Expr | str, cidrs: list[str]) -> exp.Expr:
     """1 when the address is private or inside one of ``cidrs`` (the VPC's, IPv4 or IPv6;
     pass IPv4 ones only where IPv6 cannot matter: the IPv6 test is long)."""
-    ranges = []
+    address, v4 = _expr(address), _expr(v4)
+    ranges: list[exp.Expr] = []
     v6_ranges = []
     for cidr in [*PRIVATE_V4, *cidrs]:
         try:
@@ -76,16 +97,22 @@ def private_sql(address: str, v4: str, cidrs: list[str]) -> str:
             continue
         if network.version == 4:
             low, high = int(network.network_address), int(network.broadcast_address)
-            ranges.append(f"{v4} BETWEEN {low} AND {high}")
+            ranges.append(fragment("$v4 BETWEEN $low AND $high", v4=v4, low=low, high=high))
         else:
             v6_ranges.append(v6_range(network))
-    v6 = " OR ".join(f"lower({address}) LIKE '{p}%'" for p in PRIVATE_V6_PREFIXES)
+    v6 = [fragment("lower($a) LIKE $p", a=address, p=f"{p}%") for p in PRIVATE_V6_PREFIXES]
     if v6_ranges:
         hexed = v6_hex_sql(address)
-        v6 += "".join(f" OR {hexed} BETWEEN '{low}' AND '{high}'" for low, high in v6_ranges)
-    return (
-        f"CASE WHEN ({v4} IS NOT NULL AND ({' OR '.join(ranges)})) "
-        f"OR ({v4} IS NULL AND ({v6})) THEN 1 ELSE 0 END"
+        v6 += [
+            fragment("$hex BETWEEN $low AND $high", hex=hexed, low=low, high=high)
+            for low, high in v6_ranges
+        ]
+    return fragment(
+        "CASE WHEN ($v4 IS NOT NULL AND ($v4_ranges)) OR ($v4 IS NULL AND ($v6_ranges)) "
+        "THEN 1 ELSE 0 END",
+        v4=v4,
+        v4_ranges=_or(ranges),
+        v6_ranges=_or(v6),
     )
 
 
@@ -94,41 +121,51 @@ def v6_range(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> tuple[st
     return f"{int(network.network_address):032x}", f"{int(network.broadcast_address):032x}"
 
 
-def v6_hex_sql(column: str) -> str:
+def v6_hex_sql(address: exp.Expr | str) -> exp.Expr:
     """An IPv6 address's text as its 32 hex digits, in SQL every engine runs, so that CIDR
     tests are comparisons of equal-length text: ``::`` expanded to the zero groups it stands
     for, each group zero-padded. Meaningless (never NULL) for other text: callers test IPv4
     first. Kept small: Spark plans every copy of it."""
-    colons = f"(length({column}) - length(replace({column}, ':', '')))"
+    a = _expr(address)
     # "::1" expands to ":0:...:1": its first group is the empty text before the first colon
-    offset = f"(CASE WHEN substr({column}, 1, 1) = ':' THEN 1 ELSE 0 END)"
-    trailing = f"(CASE WHEN substr({column}, length({column}), 1) = ':' THEN 1 ELSE 0 END)"
+    offset = fragment("(CASE WHEN substr($a, 1, 1) = ':' THEN 1 ELSE 0 END)", a=a)
     # with :: inside, the colons count the groups written; at either end, one fewer
-    missing = f"8 - {colons} + {offset} + {trailing}"
-    full = f"replace({column}, '::', concat(':', repeat('0:', {missing})))"
-    groups = ", ".join(
-        f"lpad(lower(split_part({full}, ':', {k} + {offset})), 4, '0')" for k in range(1, 9)
+    full = fragment(
+        "replace($a, '::', concat(':', repeat('0:', 8 - (length($a) - length(replace($a, ':', "
+        "''))) + $offset + (CASE WHEN substr($a, length($a), 1) = ':' THEN 1 ELSE 0 END))))",
+        a=a,
+        offset=offset,
     )
-    return f"concat({groups})"
+    groups = [
+        fragment(
+            "lpad(lower(split_part($full, ':', $k + $offset)), 4, '0')",
+            full=full,
+            k=k,
+            offset=offset,
+        )
+        for k in range(1, 9)
+    ]
+    return exp.Concat(expressions=groups, safe=True, coalesce=True)
 
 
-def _rank(side: str, peer: str) -> str:
+def _rank(side: str, peer: str) -> exp.Expr:
     ports = service_ports()
-    tcp = ", ".join(map(str, ports["tcp"]))
-    udp = ", ".join(map(str, ports["udp"]))
-    port = f"{side}_port"
-    return (
+    port = exp.column(f"{side}_port")
+    return fragment(
         "CASE"
         " WHEN protocol NOT IN (6, 17) THEN CAST(NULL AS INTEGER)"
         # AWS: NAT gateways, load balancers and Lambda use source ports 1024-65535.
-        f" WHEN {port} >= 1024 AND ({side}_wide_ports = 'any'"
-        f" OR ({side}_wide_ports = 'internet' AND {peer}_private = 0)"
-        f" OR ({side}_wide_ports = 'private' AND {peer}_private = 1)) THEN 0"
-        f" WHEN {port} < 1024 THEN 3"
-        f" WHEN (protocol = 6 AND {port} IN ({tcp})) OR (protocol = 17 AND {port} IN ({udp}))"
-        " THEN 2"
-        f" WHEN {port} >= 32768 THEN 0"
-        " ELSE 1 END"
+        " WHEN $port >= 1024 AND ($wide = 'any' OR ($wide = 'internet' AND $peer_private = 0)"
+        " OR ($wide = 'private' AND $peer_private = 1)) THEN 0"
+        " WHEN $port < 1024 THEN 3"
+        " WHEN (protocol = 6 AND $tcp) OR (protocol = 17 AND $udp) THEN 2"
+        " WHEN $port >= 32768 THEN 0"
+        " ELSE 1 END",
+        port=port,
+        wide=exp.column(f"{side}_wide_ports"),
+        peer_private=exp.column(f"{peer}_private"),
+        tcp=port.isin(*ports["tcp"]),
+        udp=port.isin(*ports["udp"]),
     )
 
 
@@ -139,94 +176,105 @@ INTERFACE_SLOTS = 6
 _KINDS = ("relayed = 0", "relayed = 1", "relayed >= 2")
 
 
-def _kind_sums() -> str:
+def _kind_sums() -> list[exp.Expr]:
     parts = []
     for direction, flag in (("fwd", 1), ("rev", 0)):
         for measure in ("packets", "bytes"):
             for k, test in enumerate(_KINDS):
                 parts.append(
-                    f"sum(CASE WHEN fwd = {flag} AND {test} THEN {measure} ELSE 0 END)"
-                    f" AS {direction}_{measure}_{k}"
+                    exp.alias_(
+                        fragment(
+                            "sum(CASE WHEN fwd = $flag AND $test THEN $measure ELSE 0 END)",
+                            flag=flag,
+                            test=fragment(test),
+                            measure=exp.column(measure),
+                        ),
+                        f"{direction}_{measure}_{k}",
+                    )
                 )
-    return ",\n        ".join(parts)
+    return parts
 
 
-def _kind_max() -> str:
+def _kind_max() -> list[exp.Expr]:
     parts = []
     for direction in ("fwd", "rev"):
         for measure in ("packets", "bytes"):
-            kinds = ", ".join(f"{direction}_{measure}_{k}" for k in range(len(_KINDS)))
-            parts.append(f"CAST(max(greatest({kinds})) AS BIGINT) AS {direction}_{measure}")
-    return ",\n        ".join(parts)
+            kinds = [exp.column(f"{direction}_{measure}_{k}") for k in range(len(_KINDS))]
+            parts.append(
+                exp.alias_(
+                    fragment(
+                        "CAST(max($greatest) AS BIGINT)",
+                        greatest=exp.Greatest(this=kinds[0], expressions=kinds[1:]),
+                    ),
+                    f"{direction}_{measure}",
+                )
+            )
+    return parts
 
 
-def values_sql(
-    rows: list[tuple[object, ...]], columns: tuple[str, ...], types: tuple[str, ...]
-) -> str:
-    """Rows (the context's addresses, ids and rules) as a SELECT with these typed columns; an
-    empty SELECT of the same columns when there are none. Text enters as quoted literals."""
-    if not rows:
-        nulls = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in zip(columns, types, strict=True))
-        return f"    SELECT {nulls}\n    WHERE 1 = 0"
-
-    def literal(value: object, kind: str) -> str:
-        if value is None:
-            return f"CAST(NULL AS {kind})" if kind != "VARCHAR" else "NULL"
-        if isinstance(value, int):
-            return f"CAST({int(value)} AS {kind})"
-        return sql_string(str(value))
-
-    values = ",\n        ".join(
-        "(" + ", ".join(literal(v, t) for v, t in zip(row, types, strict=True)) + ")"
-        for row in rows
-    )
-    return f"    SELECT * FROM (VALUES\n        {values}\n    ) AS v({', '.join(columns)})"
+def _interface_slots() -> list[exp.Expr]:
+    return [
+        exp.alias_(
+            fragment("max(CASE WHEN interface_number = $k THEN interface_id END)", k=k),
+            f"interface_{k}",
+        )
+        for k in range(1, INTERFACE_SLOTS + 1)
+    ]
 
 
-def text_rows_sql(rows: Sequence[Mapping[str, object]], columns: tuple[str, ...]) -> str:
+def text_rows_sql(rows: Sequence[Mapping[str, object]], columns: tuple[str, ...]) -> exp.Select:
     """Rows of text (the context's addresses and ids) as a SELECT with these columns."""
-    return values_sql(
+    return values_table(
         [tuple(row[c] for c in columns) for row in rows], columns, ("VARCHAR",) * len(columns)
     )
 
 
-def _known_hosts(context: Context | None) -> str:
+def _known_hosts(context: Context | None) -> exp.Select:
     rows = context.address_roles() if context else []
     return text_rows_sql(rows, ("address", "role", "resource_id", "interface_id"))
 
 
-def v4_sql(column: str) -> str:
+def v4_sql(address: exp.Expr | str) -> exp.Expr:
     """An IPv4 address's text as an integer, in SQL every engine runs; NULL for IPv6."""
-    octets = " + ".join(
-        f"CAST(split_part({column}, '.', {k + 1}) AS BIGINT) * {256 ** (3 - k)}" for k in range(4)
+    return fragment(
+        r"CASE WHEN regexp_matches($a, '^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$') THEN"
+        " CAST(split_part($a, '.', 1) AS BIGINT) * 16777216"
+        " + CAST(split_part($a, '.', 2) AS BIGINT) * 65536"
+        " + CAST(split_part($a, '.', 3) AS BIGINT) * 256"
+        " + CAST(split_part($a, '.', 4) AS BIGINT) * 1 END",
+        a=_expr(address),
     )
-    pattern = r"'^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$'"
-    return f"CASE WHEN regexp_matches({column}, {pattern}) THEN {octets} END"
 
 
-def external_table_prelude() -> str:
+# An existing table with AWS's Athena columns only: the columns natlens reads.
+_AWS_COLUMNS = ("interface_id", "srcaddr", "dstaddr", "srcport", "dstport", "protocol", "packets",
+                "bytes", "start", "end", "action", "log_status", "tcp_flags", "pkt_srcaddr",
+                "pkt_dstaddr")  # fmt: skip
+
+
+def external_table_prelude() -> exp.CTE:
     """For a flow-log table with AWS's Athena columns only (no natlens derived columns): the
     columns the analysis reads, computed from AWS's, as a CTE named ``flow_records``."""
-    derived = ",\n        ".join(
-        f"{v4_sql(name)} AS {name}_v4"
+    columns: list[exp.Expr] = [exp.column(c, quoted=c == "end") for c in _AWS_COLUMNS]
+    columns += [
+        exp.alias_(v4_sql(name), f"{name}_v4")
         for name in ("srcaddr", "dstaddr", "pkt_srcaddr", "pkt_dstaddr")
-    )
-    return (
-        "flow_records AS (\n    SELECT\n        interface_id, srcaddr, dstaddr, srcport, dstport, "
-        'protocol, packets, bytes, start, "end", action, log_status, tcp_flags,\n'
-        "        pkt_srcaddr, pkt_dstaddr,\n"
-        f"        {derived},\n"
-        "        CAST(NULL AS VARCHAR) AS source, CAST(NULL AS BIGINT) AS line\n"
-        "    FROM flows\n),\n"
-    )
+    ]
+    columns += [fragment("CAST(NULL AS VARCHAR) AS source"),
+                fragment("CAST(NULL AS BIGINT) AS line")]  # fmt: skip
+    return cte("flow_records", exp.select(*columns).from_("flows"))
 
 
-def _rule_in(peer: str, ipv6: bool) -> str:
+def _rule_in(peer: str, ipv6: bool) -> exp.Expr:
     """Whether ``peer`` lies in the rule's source CIDR (``sg_rules``'s columns)."""
     v4 = v4_sql(peer)
-    test = f"({v4} IS NOT NULL AND {v4} BETWEEN r.v4_low AND r.v4_high)"
+    test = fragment("($v4 IS NOT NULL AND $v4 BETWEEN r.v4_low AND r.v4_high)", v4=v4)
     if ipv6:
-        test += f" OR ({v4} IS NULL AND {v6_hex_sql(peer)} BETWEEN r.v6_low AND r.v6_high)"
+        hexed = v6_hex_sql(peer)
+        test = fragment(
+            "$test OR ($v4 IS NULL AND $hex BETWEEN r.v6_low AND r.v6_high)",
+            test=test, v4=v4, hex=hexed,
+        )  # fmt: skip
     return test
 
 
@@ -274,21 +322,23 @@ SG_TYPES = ("VARCHAR", "INTEGER", "INTEGER", "INTEGER", "BIGINT", "BIGINT", "VAR
             "VARCHAR", "VARCHAR")  # fmt: skip
 
 
-def _time_filter(options: ConversationOptions, table: str = "") -> str:
+def _time_filter(options: ConversationOptions, table: str = "") -> exp.Expr | None:
     """The records that overlap --since/--until: end at or after since, start at or before
-    until (``table``: a prefix such as ``f.``)."""
-    text = ""
+    until (``table``: a table alias such as ``f``); None for all."""
+    conditions: list[exp.Expr] = []
     if options.since is not None:
-        text += f' AND {table}"end" >= {int(options.since)}'
+        end = exp.column("end", table=table or None, quoted=True)
+        conditions.append(end >= exp.Literal.number(int(options.since)))
     if options.until is not None:
-        text += f" AND {table}start <= {int(options.until)}"
-    return text
+        conditions.append(exp.column("start", table=table or None) <= int(options.until))
+    return exp.and_(*conditions) if conditions else None
 
 
 def conversation_ctes(
     options: ConversationOptions, in_case: bool = True, provenance: bool = False
-) -> str:
-    """The CTEs every conversation-based analysis starts from, ending with ``explained``.
+) -> exp.Query:
+    """The CTEs every conversation-based analysis starts from, ending with ``explained``, as
+    ``WITH ... SELECT * FROM explained``.
     ``in_case=False``: read an existing flow-log table with AWS's columns only (Athena's).
     ``provenance``: carry each record's source and line (only to map records to conversations:
     the long paths weigh on the sort that splits sessions)."""
@@ -297,9 +347,8 @@ def conversation_ctes(
     v4_cidrs = context.vpc_cidrs() if context else []
     sg_rows = sg_rule_rows(context)
     ipv6_rules = any(row[6] is not None for row in sg_rows)
-    sql = load_sql("conversations").format(
-        known_hosts=_known_hosts(context),
-        sg_rules=values_sql(sg_rows, SG_COLUMNS, SG_TYPES),
+    query = template(
+        "conversations",
         peer_in_rule=_rule_in("c.peer", ipv6_rules),
         instance_weight=0 if context and context.has_network_load_balancer() else 2,
         src_private=private_sql("srcaddr", "srcaddr_v4", cidrs),
@@ -311,30 +360,32 @@ def conversation_ctes(
         lo_private=private_sql("lo_addr", v4_sql("lo_addr"), cidrs),
         hi_private=private_sql("hi_addr", v4_sql("hi_addr"), cidrs),
         time_filter=_time_filter(options),
-        f_time_filter=_time_filter(options, "f."),
+        f_time_filter=_time_filter(options, "f"),
         idle=IDLE_TIMEOUT,
         fan_in=FAN_IN,
         kind_sums=_kind_sums(),
         kind_max=_kind_max(),
-        interface_slots=",\n        ".join(
-            f"max(CASE WHEN interface_number = {k} THEN interface_id END) AS interface_{k}"
-            for k in range(1, INTERFACE_SLOTS + 1)
-        ),
+        interface_slots=_interface_slots(),
         lo_rank=_rank("lo", "hi"),
         hi_rank=_rank("hi", "lo"),
-        provenance=",\n        source,\n        line" if provenance else "",
+        provenance=[exp.column("source"), exp.column("line")] if provenance else [],
     )
+    ctes = [
+        cte("known_hosts", _known_hosts(context)),
+        # per private address, the inbound security group rules that admit internet addresses;
+        # protocol -2 marks an address whose groups are known (and may admit nothing)
+        cte("sg_rules", values_table(sg_rows, SG_COLUMNS, SG_TYPES)),
+    ]
     if not in_case:
-        sql = sql.replace(
-            "WITH known_hosts AS (", f"WITH {external_table_prelude()}known_hosts AS ("
-        )
-        sql = sql.replace("    FROM flows\n    WHERE", "    FROM flow_records\n    WHERE")
-        sql = sql.replace("    FROM flows AS f\n", "    FROM flow_records AS f\n")
-    return sql
+        rename_tables(query, {"flows": "flow_records"})
+        ctes.insert(0, external_table_prelude())
+    return with_ctes([*ctes, *ctes_of(query)], query)
 
 
-def client_sql(lo: str, hi: str) -> str:
-    return f"CASE WHEN lo_is_client = 1 THEN {lo} ELSE {hi} END"
+def client_sql(lo: str, hi: str) -> exp.Expr:
+    return fragment(
+        "CASE WHEN lo_is_client = 1 THEN $lo ELSE $hi END", lo=column(lo), hi=column(hi)
+    )
 
 
 # An empty list of strings: engines differ on aggregates over nothing (NULL in DuckDB, an empty
@@ -342,25 +393,29 @@ def client_sql(lo: str, hi: str) -> str:
 EMPTY_LIST = "CAST([] AS VARCHAR[])"
 
 
-def codes(column: str) -> str:
+def codes(list_text: exp.Expr | str) -> exp.Expr:
     """Comma-joined codes (what portable SQL can build from conditions) as a list."""
-    return (
-        f"CASE WHEN coalesce({column}, '') = '' THEN {EMPTY_LIST} "
-        f"ELSE string_split({column}, ',') END"
+    return fragment(
+        f"CASE WHEN coalesce($text, '') = '' THEN {EMPTY_LIST} ELSE string_split($text, ',') END",
+        text=_expr(list_text),
     )
 
 
-def conversation_id_sql(table: str = "") -> str:
+_ID_COLUMNS = ("lo_addr", "lo_port", "hi_addr", "hi_port", "protocol", "first_seen")
+
+
+def conversation_id_sql(table: str = "") -> exp.Expr:
     """A conversation's id: a hash of its endpoints, protocol and first record's start."""
-    t = f"{table}." if table else ""
-    texts = (f"{t}lo_addr", f"{t}hi_addr")
-    numbers = (f"{t}lo_port", f"{t}hi_port", f"{t}protocol", f"{t}first_seen")
-    casts = [f"CAST({n} AS VARCHAR)" for n in numbers]
-    parts = ", ".join([texts[0], casts[0], texts[1], *casts[1:]])
-    return f"substr(md5(concat_ws('|', {parts})), 1, 16)"
+    t = table or None
+    return fragment(
+        "substr(md5(concat_ws('|', $lo_addr, CAST($lo_port AS VARCHAR), $hi_addr, "
+        "CAST($hi_port AS VARCHAR), CAST($protocol AS VARCHAR), CAST($first_seen AS VARCHAR))),"
+        " 1, 16)",
+        **{n: exp.column(n, table=t) for n in _ID_COLUMNS},
+    )
 
 
-SELECT_COLUMNS = {
+SELECT_COLUMNS: dict[str, exp.Expr] = {
     "conversation": conversation_id_sql(),
     "client_addr": client_sql("lo_addr", "hi_addr"),
     "client_port": client_sql("lo_port", "hi_port"),
@@ -368,21 +423,26 @@ SELECT_COLUMNS = {
     "server_port": client_sql("hi_port", "lo_port"),
     # Unknown is shown as unknown (NULL, '-' in a table), never as the number that stood in
     # for it while pairing (protocol -1, time 0).
-    "protocol": "nullif(protocol, -1)",
-    "first_seen": "nullif(first_seen, 0)",
-    "last_seen": "nullif(last_seen, 0)",
+    "protocol": fragment("nullif(protocol, -1)"),
+    "first_seen": fragment("nullif(first_seen, 0)"),
+    "last_seen": fragment("nullif(last_seen, 0)"),
     "packets_to_server": client_sql("fwd_packets", "rev_packets"),
     "bytes_to_server": client_sql("fwd_bytes", "rev_bytes"),
     "packets_to_client": client_sql("rev_packets", "fwd_packets"),
     "bytes_to_client": client_sql("rev_bytes", "fwd_bytes"),
-    "records": "records",
-    "interfaces": "list_filter(["
-    + ", ".join(f"interface_{k}" for k in range(1, INTERFACE_SLOTS + 1))
-    + "], x -> x IS NOT NULL)",
-    "interface_count": "interface_count",
-    "actions": "nullif(concat_ws(',', CASE WHEN fwd_accept + rev_accept > 0 THEN 'ACCEPT' END, "
-    "CASE WHEN fwd_reject + rev_reject > 0 THEN 'REJECT' END), '')",
-    "confidence": "confidence",
+    "records": exp.column("records"),
+    "interfaces": fragment(
+        "list_filter($slots, x -> x IS NOT NULL)",
+        slots=exp.Array(
+            expressions=[exp.column(f"interface_{k}") for k in range(1, INTERFACE_SLOTS + 1)]
+        ),
+    ),
+    "interface_count": exp.column("interface_count"),
+    "actions": fragment(
+        "nullif(concat_ws(',', CASE WHEN fwd_accept + rev_accept > 0 THEN 'ACCEPT' END, "
+        "CASE WHEN fwd_reject + rev_reject > 0 THEN 'REJECT' END), '')"
+    ),
+    "confidence": exp.column("confidence"),
     "evidence": codes("evidence_text"),
     "against": codes("against_text"),
     "client_role": client_sql("lo_role", "hi_role"),
@@ -390,44 +450,26 @@ SELECT_COLUMNS = {
     "client_resource": client_sql("lo_resource", "hi_resource"),
     "server_resource": client_sql("hi_resource", "lo_resource"),
     # where the roles came from: the describe-* JSON, or inferred from the logs
-    "roles_from": "CASE WHEN lo_origin = 'inferred' OR hi_origin = 'inferred' THEN 'inferred' "
-    "WHEN lo_origin = 'context' OR hi_origin = 'context' THEN 'context' ELSE 'none' END",
+    "roles_from": fragment(
+        "CASE WHEN lo_origin = 'inferred' OR hi_origin = 'inferred' THEN 'inferred' "
+        "WHEN lo_origin = 'context' OR hi_origin = 'context' THEN 'context' ELSE 'none' END"
+    ),
 }
-ORDER = "first_seen, client_addr, client_port, server_addr, server_port, protocol"
+ORDER = ("first_seen", "client_addr", "client_port", "server_addr", "server_port", "protocol")
 
 
-# Per interface, the one IPv6 address in every IPv6 record it logged: its own (a record holds
-# the interface's address as source or destination unless the interface forwards packets).
-OWN_IPV6_SQL = """
-WITH v6 AS (
-    SELECT interface_id, srcaddr, dstaddr FROM flows
-    WHERE srcaddr LIKE '%:%' AND dstaddr LIKE '%:%' AND interface_id IS NOT NULL
-        AND srcaddr <> dstaddr
-),
-sides AS (
-    SELECT interface_id, srcaddr AS address FROM v6
-    UNION ALL
-    SELECT interface_id, dstaddr AS address FROM v6
-),
-seen AS (SELECT interface_id, address, count(*) AS n FROM sides GROUP BY interface_id, address),
-totals AS (SELECT interface_id, count(*) AS n FROM v6 GROUP BY interface_id)
-SELECT s.interface_id, min(s.address) AS address
-FROM seen AS s JOIN totals AS t ON s.interface_id = t.interface_id AND s.n = t.n
-GROUP BY s.interface_id
-HAVING count(*) = 1
-"""
 VPC_IPV6_PREFIX = 56  # AWS gives a VPC a /56 of IPv6 (its own, or one from an IPAM pool)
 
 
 def infer_inside(engine: Engine, options: ConversationOptions) -> ConversationOptions:
     """Without the VPC's IPv6 CIDRs from the context, the /56 blocks of the interfaces' own
-    IPv6 addresses (OWN_IPV6_SQL) count as inside: an IPv6 address is global, so nothing else
+    IPv6 addresses (own_ipv6.sql) count as inside: an IPv6 address is global, so nothing else
     tells the VPC's side from the internet's. An interface that talked to one peer only is
     left out (both addresses are in all its records)."""
     if options.inside_cidrs or (options.context and options.context.vpc_ipv6_cidrs()):
         return options
     blocks: set[str] = set()
-    for row in engine.query(OWN_IPV6_SQL).to_pylist():
+    for row in engine.query(template("own_ipv6")).to_pylist():
         try:
             address = ipaddress.IPv6Address(str(row["address"]))
         except ValueError:
@@ -437,16 +479,16 @@ def infer_inside(engine: Engine, options: ConversationOptions) -> ConversationOp
     return replace(options, inside_cidrs=tuple(sorted(blocks))) if blocks else options
 
 
-def explained_from(engine: Engine, case: Case, options: ConversationOptions) -> str:
-    """The head of a query that provides ``explained``: the case's derived copy, made once per
-    case and options (``cache.py``), or the whole computation when the case cannot keep it."""
+def explained_from(engine: Engine, case: Case, options: ConversationOptions) -> exp.Query:
+    """A query whose CTEs provide ``explained``: the case's derived copy, made once per case
+    and options (``cache.py``), or the whole computation when the case cannot keep it."""
     from natlens.analyses.cache import derived_table
     from natlens.analyses.context_check import prepare
 
     options = infer_inside(engine, prepare(engine, case, options))
     ctes = conversation_ctes(options)
-    if derived_table(engine, case, FACTS, ctes + "SELECT * FROM explained\n"):
-        return f"WITH explained AS (SELECT * FROM {FACTS})\n"
+    if derived_table(engine, case, FACTS, ctes):
+        return with_ctes([cte("explained", select_all(FACTS))], select_all("explained"))
     return ctes
 
 
@@ -477,46 +519,50 @@ def missing_fields(case: Case) -> frozenset[str]:
 def conversations_sql(
     options: ConversationOptions | None = None,
     in_case: bool = True,
-    head: str | None = None,
+    head: exp.Query | None = None,
     missing: frozenset[str] = frozenset(),
-) -> str:
+) -> exp.Query:
     """``head``: what provides ``explained`` (default: the whole computation). ``missing``:
     fields no record had (``missing_fields``): their columns are NULL."""
     options = options or ConversationOptions()
-    where = []
+    where: list[exp.Expr] = []
     if options.ip:
-        ip = sql_string(check_ip(options.ip))
-        where.append(f"(lo_addr = {ip} OR hi_addr = {ip})")
+        ip = check_ip(options.ip)
+        where.append(fragment("lo_addr = $ip OR hi_addr = $ip", ip=ip))
     if options.port is not None:
         if not 0 <= options.port <= 65535:
             raise UsageError("--port must be 0-65535")
-        where.append(f"(lo_port = {options.port} OR hi_port = {options.port})")
-    columns = ",\n    ".join(
-        f"{'NULL' if any(f in missing for f in _FROM_FIELD.get(name, ())) else expr} AS {name}"
+        where.append(fragment("lo_port = $port OR hi_port = $port", port=options.port))
+    columns = [
+        exp.alias_(
+            exp.null() if any(f in missing for f in _FROM_FIELD.get(name, ())) else expr, name
+        )
         for name, expr in SELECT_COLUMNS.items()
-    )
-    if head is None:
-        head = conversation_ctes(options, in_case)
-    sql = head + f"SELECT\n    {columns}\nFROM explained\n"
+    ]
+    query = exp.select(*columns).from_("explained").order_by(*ORDER)
     if where:
-        sql += "WHERE " + " AND ".join(where) + "\n"
-    return sql + f"ORDER BY {ORDER}\n"
+        query = query.where(*(exp.paren(w) for w in where))
+    if head is None:
+        return chain(conversation_ctes(options, in_case), query, copy=False)
+    return chain(head, query)
 
 
-def record_initiators_sql(options: ConversationOptions | None = None) -> str:
+def record_initiators_sql(options: ConversationOptions | None = None) -> exp.Query:
     """Per flow record (source, line): whether natlens says its sender started the connection
     (``src``) or answered (``dst``), with the conversation's confidence. For accuracy checks."""
     options = options or ConversationOptions()
-    return conversation_ctes(options, provenance=True) + (
-        "SELECT s.source, s.line,\n"
-        "    CASE WHEN s.fwd = e.lo_is_client THEN 'src' ELSE 'dst' END AS initiator,\n"
-        "    e.confidence, e.evidence_text AS evidence, e.protocol,\n"
-        f"    {conversation_id_sql('e')} AS conversation\n"
-        "FROM sessioned AS s\n"
-        "JOIN explained AS e ON s.lo_addr = e.lo_addr AND s.lo_port = e.lo_port\n"
-        "    AND s.hi_addr = e.hi_addr AND s.hi_port = e.hi_port AND s.protocol = e.protocol\n"
-        "    AND s.session = e.session\n"
+    query = fragment(
+        "SELECT s.source, s.line,"
+        " CASE WHEN s.fwd = e.lo_is_client THEN 'src' ELSE 'dst' END AS initiator,"
+        " e.confidence, e.evidence_text AS evidence, e.protocol, $id AS conversation"
+        " FROM sessioned AS s"
+        " JOIN explained AS e ON s.lo_addr = e.lo_addr AND s.lo_port = e.lo_port"
+        " AND s.hi_addr = e.hi_addr AND s.hi_port = e.hi_port AND s.protocol = e.protocol"
+        " AND s.session = e.session",
+        id=conversation_id_sql("e"),
     )
+    assert isinstance(query, exp.Query)
+    return chain(conversation_ctes(options, provenance=True), query, copy=False)
 
 
 def check_ip(value: str) -> str:
@@ -538,7 +584,7 @@ def conversations(
     return conversation_batches(engine, case, options).read_all()
 
 
-def _query(engine: Engine, case: Case, options: ConversationOptions | None) -> str:
+def _query(engine: Engine, case: Case, options: ConversationOptions | None) -> exp.Query:
     options = options or ConversationOptions()
     engine.register_case(case)
     return conversations_sql(

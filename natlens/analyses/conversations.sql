@@ -15,15 +15,11 @@
 --   described   roles (context or inferred), private or public, peers of each side (fan-in)
 --   scored      each piece of evidence as a signed weight: > 0 says lo opened it, < 0 says hi
 --   decided     the sum decides; its size is the confidence
-WITH known_hosts AS (
-{known_hosts}
-),
-sg_rules AS (
-    -- per private address, the inbound security group rules that admit internet addresses;
-    -- protocol -2 marks an address whose groups are known (and may admit nothing)
-{sg_rules}
-),
-base AS (
+--
+-- conversations.py puts in front the context's rows (known_hosts: addresses and their roles;
+-- sg_rules: per private address, the inbound security group rules that admit internet
+-- addresses) and fills in each $placeholder.
+WITH base AS (
     SELECT
         interface_id,
         srcaddr,
@@ -39,10 +35,12 @@ base AS (
         coalesce(start, 0) AS start,
         coalesce("end", start, 0) AS "end",
         action,
-        tcp_flags{provenance}
+        tcp_flags,
+        $provenance
     FROM flows
     WHERE srcaddr IS NOT NULL AND dstaddr IS NOT NULL
-        AND coalesce(log_status, 'OK') = 'OK'{time_filter}
+        AND coalesce(log_status, 'OK') = 'OK'
+        AND $time_filter
 ),
 edge_records AS (
     -- Who sends to whom, once per logged address pair: what the roles are inferred from.
@@ -55,15 +53,16 @@ edge_records AS (
         max(CASE WHEN protocol IN (6, 17) AND srcport < 1024 THEN 1 ELSE 0 END) AS low_src_port
     FROM flows
     WHERE srcaddr IS NOT NULL AND dstaddr IS NOT NULL
-        AND coalesce(log_status, 'OK') = 'OK'{time_filter}
+        AND coalesce(log_status, 'OK') = 'OK'
+        AND $time_filter
     GROUP BY srcaddr, dstaddr, srcaddr_v4, dstaddr_v4
 ),
 edges AS (
     SELECT
         srcaddr,
         dstaddr,
-        {src_private} AS src_private,
-        {dst_private} AS dst_private,
+        $src_private AS src_private,
+        $dst_private AS dst_private,
         low_src_port
     FROM edge_records
 ),
@@ -74,8 +73,9 @@ relays AS (
     FROM flows
     WHERE srcaddr IS NOT NULL AND dstaddr IS NOT NULL AND pkt_dstaddr IS NOT NULL
         AND pkt_dstaddr <> dstaddr AND srcaddr <> dstaddr
-        AND coalesce(log_status, 'OK') = 'OK'{time_filter}
-        AND {pkt_dst_private} = 0
+        AND coalesce(log_status, 'OK') = 'OK'
+        AND $time_filter
+        AND $pkt_dst_private = 0
     GROUP BY dstaddr
 ),
 gateway_out AS (
@@ -102,8 +102,9 @@ legs_in AS (
     -- records with pkt-* fields show relays instead (and skip whole row groups here)
     WHERE f.pkt_dstaddr IS NULL
         AND f.srcaddr <> f.dstaddr AND f.protocol IN (6, 17) AND f.packets >= 3
-        AND coalesce(f.log_status, 'OK') = 'OK'{f_time_filter}
-        AND {f_src_private} = 1
+        AND coalesce(f.log_status, 'OK') = 'OK'
+        AND $f_time_filter
+        AND $f_src_private = 1
 ),
 legs_out AS (
     -- the same, each minute also standing for its neighbours: pairs are found by equality
@@ -115,8 +116,9 @@ legs_out AS (
         FROM flows AS f
         JOIN gateway_out AS g ON f.srcaddr = g.address
         WHERE f.pkt_dstaddr IS NULL AND f.protocol IN (6, 17) AND f.packets >= 3
-            AND coalesce(f.log_status, 'OK') = 'OK'{f_time_filter}
-            AND {f_dst_private} = 0
+            AND coalesce(f.log_status, 'OK') = 'OK'
+            AND $f_time_filter
+            AND $f_dst_private = 0
     ) AS o
     CROSS JOIN (SELECT -1 AS shift UNION ALL SELECT 0 UNION ALL SELECT 1) AS n
 ),
@@ -159,7 +161,7 @@ hosts AS (
             -- an instance without a public address (or an IPv6 one behind an egress-only
             -- gateway) receives internet packets only as replies, unless a network load
             -- balancer keeps its clients' addresses (then 0)
-            WHEN role = 'instance' THEN {instance_weight}
+            WHEN role = 'instance' THEN $instance_weight
             ELSE 0
         END AS nat_weight,
         -- toward whom its source ports are ephemeral anywhere in 1024-65535 (AWS: NAT
@@ -208,7 +210,8 @@ keyed AS (
         interface_id,
         -- Which of the logged addresses are not the real ones (pkt-*): with the interface, a
         -- sighting of the connection (a firewall endpoint logs packets in and out again).
-        CASE WHEN srcaddr <> a_addr THEN 1 ELSE 0 END + CASE WHEN dstaddr <> b_addr THEN 2 ELSE 0 END
+        CASE WHEN srcaddr <> a_addr THEN 1 ELSE 0 END
+            + CASE WHEN dstaddr <> b_addr THEN 2 ELSE 0 END
             AS relayed,
         via_nat,
         via_inferred,
@@ -218,7 +221,8 @@ keyed AS (
         start,
         "end",
         CASE WHEN action = 'ACCEPT' THEN 1 WHEN action = 'REJECT' THEN 2 ELSE 0 END AS verdict,
-        tcp_flags{provenance}
+        tcp_flags,
+        $provenance
     FROM oriented
 ),
 ordered AS (
@@ -236,7 +240,7 @@ ordered AS (
 sessioned AS (
     SELECT
         *,
-        sum(CASE WHEN previous_end IS NULL OR start > previous_end + {idle} THEN 1 ELSE 0 END)
+        sum(CASE WHEN previous_end IS NULL OR start > previous_end + $idle THEN 1 ELSE 0 END)
             OVER (
                 PARTITION BY lo_addr, lo_port, hi_addr, hi_port, protocol
                 ORDER BY start
@@ -251,7 +255,7 @@ sightings AS (
     -- addressed, 1 relayed out, 2 relayed in) are counted, the largest kind wins.
     SELECT
         lo_addr, lo_port, hi_addr, hi_port, protocol, session, interface_id,
-        {kind_sums},
+        $kind_sums,
         count(*) AS records,
         min(start) AS first_seen,
         max("end") AS last_seen,
@@ -291,7 +295,7 @@ convs AS (
     SELECT
         lo_addr, lo_port, hi_addr, hi_port, protocol, session,
         -- Each interface saw the same packets: count them once.
-        {kind_max},
+        $kind_max,
         CAST(sum(records) AS BIGINT) AS records,
         min(first_seen) AS first_seen,
         max(last_seen) AS last_seen,
@@ -312,13 +316,13 @@ convs AS (
         min(relay_min) AS relay_min,
         max(relay_max) AS relay_max,
         count(interface_id) AS interface_count,
-        {interface_slots}
+        $interface_slots
     FROM numbered
     GROUP BY lo_addr, lo_port, hi_addr, hi_port, protocol, session
 ),
 private_convs AS (
     -- private or public, once per conversation rather than per record
-    SELECT *, {lo_private} AS lo_private, {hi_private} AS hi_private
+    SELECT *, $lo_private AS lo_private, $hi_private AS hi_private
     FROM convs
 ),
 sg_sides AS (
@@ -340,7 +344,7 @@ sg_matches AS (
         CASE
             WHEN r.protocol IN (-1, c.protocol)
                 AND c.inside_port BETWEEN r.from_port AND r.to_port
-                AND ({peer_in_rule}) THEN 1
+                AND ($peer_in_rule) THEN 1
             ELSE 0
         END AS admits,
         -- a rule for this one service (not a whole ephemeral range): a port meant to be reached
@@ -424,8 +428,8 @@ ranked AS (
     -- toward the internet, 1024-65535). NULL where ports mean nothing (ICMP).
     SELECT
         *,
-        {lo_rank} AS lo_rank,
-        {hi_rank} AS hi_rank
+        $lo_rank AS lo_rank,
+        $hi_rank AS hi_rank
     FROM described
 ),
 scored AS (
@@ -509,8 +513,8 @@ scored AS (
         END AS s_port,
         CASE
             WHEN protocol NOT IN (6, 17) THEN 0
-            WHEN hi_peers >= {fan_in} AND lo_peers = 1 THEN 1
-            WHEN lo_peers >= {fan_in} AND hi_peers = 1 THEN -1
+            WHEN hi_peers >= $fan_in AND lo_peers = 1 THEN 1
+            WHEN lo_peers >= $fan_in AND hi_peers = 1 THEN -1
             ELSE 0
         END AS s_fanin,
         CASE
@@ -626,3 +630,4 @@ explained AS (
         ) AS against_text
     FROM decided
 )
+SELECT * FROM explained

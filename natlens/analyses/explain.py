@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+from sqlglot import exp
 
 from natlens.analyses.conversations import (
     PRIVATE_V4,
@@ -22,7 +23,8 @@ from natlens.analyses.conversations import (
 from natlens.analyses.inbound import verdicts_from
 from natlens.analyses.records import default_columns
 from natlens.case import Case
-from natlens.engine import Engine, sql_string
+from natlens.engine import Engine
+from natlens.sqltree import fragment
 
 CONVERSATION_COLUMNS = (
     "client_addr", "client_port", "server_addr", "server_port", "protocol", "first_seen",
@@ -120,31 +122,36 @@ def _key_records(engine: Engine, convs: pa.Table, present: set[str]) -> pa.Table
     columns = [c for c in RECORD_COLUMNS if c in present]
     if not columns or convs.num_rows == 0:  # an empty case, or an address in no conversation
         return pa.table({c: pa.array([], pa.string()) for c in columns or ["srcaddr"]})
+    src = "coalesce(pkt_srcaddr, srcaddr)" if "pkt_srcaddr" in present else "srcaddr"
+    dst = "coalesce(pkt_dstaddr, dstaddr)" if "pkt_dstaddr" in present else "dstaddr"
+    end = f"{src} = $a AND coalesce(srcport, 0) = $pa AND {dst} = $b AND coalesce(dstport, 0) = $pb"
     conditions = []
     for row in convs.slice(0, 3).to_pylist():
-        ends = []
-        for a, pa_, b, pb in (
-            (row["client_addr"], row["client_port"], row["server_addr"], row["server_port"]),
-            (row["server_addr"], row["server_port"], row["client_addr"], row["client_port"]),
-        ):
-            src = "coalesce(pkt_srcaddr, srcaddr)" if "pkt_srcaddr" in present else "srcaddr"
-            dst = "coalesce(pkt_dstaddr, dstaddr)" if "pkt_dstaddr" in present else "dstaddr"
-            ends.append(
-                f"({src} = {sql_string(a)} AND coalesce(srcport, 0) = {int(pa_ or 0)} "
-                f"AND {dst} = {sql_string(b)} AND coalesce(dstport, 0) = {int(pb or 0)})"
-            )
+        client = (row["client_addr"], _number(row["client_port"], 0))
+        server = (row["server_addr"], _number(row["server_port"], 0))
+        ends = [
+            exp.paren(fragment(end, a=a, pa=pa_, b=b, pb=pb))
+            for (a, pa_), (b, pb) in ((client, server), (server, client))
+        ]
         conditions.append(
-            f"(coalesce(protocol, -1) = {_number(row['protocol'], -1)} "
-            f"AND coalesce(start, 0) <= {_number(row['last_seen'], 0)} "
-            f'AND coalesce("end", start, 0) >= {_number(row["first_seen"], 0)} '
-            f"AND ({' OR '.join(ends)}))"
+            fragment(
+                "coalesce(protocol, -1) = $protocol AND coalesce(start, 0) <= $last AND "
+                'coalesce("end", start, 0) >= $first AND ($ends)',
+                protocol=_number(row["protocol"], -1),
+                last=_number(row["last_seen"], 0),
+                first=_number(row["first_seen"], 0),
+                ends=exp.or_(*ends),
+            )
         )
-    where = " OR ".join(conditions) or "1 = 0"
-    return engine.query(
-        f"SELECT {', '.join(columns)} FROM flows WHERE {where} "
-        "ORDER BY start, interface_id, srcaddr, dstaddr, srcport, dstport, source, line "
-        f"LIMIT {3 * LIMIT}"
+    order = ("start", "interface_id", "srcaddr", "dstaddr", "srcport", "dstport", "source", "line")
+    query = (
+        exp.select(*(exp.column(c, quoted=c == "end") for c in columns))
+        .from_("flows")
+        .where(exp.or_(*(exp.paren(c) for c in conditions)) if conditions else exp.false())
+        .order_by(*order)
+        .limit(3 * LIMIT)
     )
+    return engine.query(query)
 
 
 def _number(value: object, unknown: int) -> int:

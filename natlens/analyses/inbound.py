@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+from sqlglot import exp
 
 from natlens.analyses.conversations import (
     ConversationOptions,
@@ -19,11 +20,11 @@ from natlens.analyses.conversations import (
     conversation_ctes,
     explained_from,
 )
-from natlens.analyses.queries import load_sql
 from natlens.case import Case
-from natlens.engine import Engine, sql_string
+from natlens.engine import Engine
 from natlens.formats.describe_json import Context
 from natlens.schema import EVIDENCE
+from natlens.sqltree import chain, fragment, template
 
 # AWS: a NAT gateway uses ports 1024-65535, so the replies to instances' connections arrive on
 # them; a network ACL on its subnet can deny everything below 1024 without breaking a reply.
@@ -31,25 +32,41 @@ NAT_PORTS_FIRST = 1024
 
 
 def inbound_sql(
-    options: ConversationOptions | None = None, in_case: bool = True, head: str | None = None
-) -> str:
+    options: ConversationOptions | None = None,
+    in_case: bool = True,
+    head: exp.Query | None = None,
+) -> exp.Query:
     """``head``: what provides ``explained`` (default: the whole computation)."""
     options = options or ConversationOptions()
     kept = [c for c in EVIDENCE if c != "no-evidence"]
-    flags = ",\n        ".join(
-        f"max(CASE WHEN concat(',', evidence_text, ',') LIKE '%,{code},%' THEN 1 ELSE 0 END)"
-        f" AS ev_{k}"
+    flags = [
+        exp.alias_(
+            fragment(
+                "max(CASE WHEN concat(',', evidence_text, ',') LIKE $code THEN 1 ELSE 0 END)",
+                code=f"%,{code},%",
+            ),
+            f"ev_{k}",
+        )
         for k, code in enumerate(kept)
-    )
-    names = ", ".join(f"CASE WHEN ev_{k} = 1 THEN '{code}' END" for k, code in enumerate(kept))
-    where = ""
+    ]
+    names = [
+        fragment("CASE WHEN $flag = 1 THEN $code END", flag=exp.column(f"ev_{k}"), code=code)
+        for k, code in enumerate(kept)
+    ]
+    where = None
     if options.ip:
-        where = f"WHERE address = {sql_string(check_ip(options.ip))}\n"
-    if head is None:
-        head = conversation_ctes(options, in_case)
-    return head.rstrip() + load_sql("inbound").format(
-        evidence_flags=flags, evidence=codes(f"concat_ws(',', {names})"), where=where
+        where = fragment("address = $ip", ip=check_ip(options.ip))
+    tail = template(
+        "inbound",
+        evidence_flags=flags,
+        evidence=codes(
+            exp.ConcatWs(expressions=[exp.Literal.string(","), *names], safe=True, coalesce=True)
+        ),
+        where=where,
     )
+    if head is None:
+        return chain(conversation_ctes(options, in_case), tail, copy=False)
+    return chain(head, tail)
 
 
 def inbound(engine: Engine, case: Case, options: ConversationOptions | None = None) -> pa.Table:
@@ -64,7 +81,7 @@ def flags_logged(engine: Engine) -> bool:
     return bool(found.num_rows > 0)
 
 
-def verdicts_from(engine: Engine, head: str, options: ConversationOptions) -> pa.Table:
+def verdicts_from(engine: Engine, head: exp.Query, options: ConversationOptions) -> pa.Table:
     """The verdicts, with their recommendations, from ``head``, which provides ``explained``."""
     table = engine.query(inbound_sql(options, head=head))
     rows = table.to_pylist()

@@ -1,7 +1,6 @@
-,
 -- Inbound verdicts: for every internet address that sent ACCEPT records into the VPC, why they
 -- were there. One row per (address, conversation) first, then one per address.
-inbound_parts AS (
+WITH inbound_parts AS (
     SELECT
         CASE WHEN lo_private = 0 THEN lo_addr ELSE hi_addr END AS address,
         CASE WHEN lo_private = 0 THEN lo_port ELSE hi_port END AS outside_port,
@@ -108,7 +107,7 @@ inbound AS (
             AS service_ports,
         max(CASE WHEN inside_origin = 'inferred' THEN 1 ELSE 0 END) AS inferred,
         max(CASE WHEN inside_origin = 'context' THEN 1 ELSE 0 END) AS from_context,
-        {evidence_flags}
+        $evidence_flags
     FROM inbound_causes
     GROUP BY address
 )
@@ -142,6 +141,7 @@ SELECT
     -- where natlens learned which addresses are NAT gateways and instances
     CASE WHEN inferred = 1 THEN 'inferred' WHEN from_context = 1 THEN 'context' ELSE 'none' END
         AS roles_from,
-    {evidence} AS evidence
+    $evidence AS evidence
 FROM inbound
-{where}ORDER BY address
+WHERE $where
+ORDER BY address

@@ -1,4 +1,3 @@
-,
 -- NAT links: which instance is behind each connection a NAT gateway made to the internet.
 --
 --   named          conversations with their client and server
@@ -11,9 +10,11 @@
 --                                  NAT gateway's interface (same address, port, time) the NAT
 --                    nat-legs      only the private leg: the destination is unknown
 --   public_legs    the NAT gateway's side: its address and translated port to the internet
-named AS (
+--
+-- nat.py puts in front context_nats, the NAT gateways' private addresses the context names.
+WITH named AS (
     SELECT
-        {named_columns}
+        $named_columns
     FROM explained
 ),
 gateway_public AS (
@@ -44,9 +45,6 @@ nat_addresses_seen AS (
         AND p.first_seen BETWEEN g.first_seen - 2 AND g.first_seen + 2
     GROUP BY g.address
     HAVING 2 * sum(CASE WHEN p.address IS NOT NULL THEN 1 ELSE 0 END) < count(*)
-),
-context_nats AS (
-{context_nats}
 ),
 nat_addresses AS (
     SELECT address, nat_gateway, nat_interface FROM nat_addresses_seen
@@ -133,7 +131,7 @@ paired AS (
         ON p.client_addr = d.client_addr AND p.client_port = d.client_port
         AND p.server_port = d.server_port AND p.protocol = d.protocol
     WHERE d.relay_nat IS NULL
-        AND p.first_seen BETWEEN d.first_seen - {slack} AND d.first_seen + {slack}
+        AND p.first_seen BETWEEN d.first_seen - $slack AND d.first_seen + $slack
 ),
 private_paired AS (
     SELECT DISTINCT private_conversation FROM paired WHERE k = 1
@@ -190,7 +188,7 @@ instance_legs AS (
     WHERE u.private_conversation IS NULL
 ),
 instance_buckets AS (
-    SELECT *, CAST(floor(first_seen / {slack}) AS BIGINT) AS bucket
+    SELECT *, CAST(floor(first_seen / $slack) AS BIGINT) AS bucket
     FROM instance_legs
 ),
 public_legs AS (
@@ -214,3 +212,4 @@ public_legs AS (
     LEFT JOIN owners AS o ON o.address = c.client_addr
     WHERE c.server_private = 0
 )
+SELECT * FROM public_legs

@@ -1,4 +1,4 @@
-"""The analyses whose SQL a user can print, and the SQL files they are built from.
+"""The analyses whose SQL a user can print.
 
 ``QUERIES`` names every analysis whose SQL a user can print for their own engine
 (``natlens sql --dialect athena NAME``); each entry gives the query with its default settings,
@@ -8,14 +8,11 @@ for a natlens case's table or (``in_case=False``) an existing table with AWS's c
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import resources
+
+from natlens.engine import SQL
 
 
-def load_sql(name: str) -> str:
-    return resources.files("natlens.analyses").joinpath(f"{name}.sql").read_text()
-
-
-def _records(in_case: bool) -> str:
+def _records(in_case: bool) -> SQL:
     from natlens.analyses.records import records_sql
     from natlens.schema import DEFAULT_FORMAT, FLOW_FIELDS, column_name
 
@@ -24,19 +21,19 @@ def _records(in_case: bool) -> str:
     return records_sql([column_name(f) for f in DEFAULT_FORMAT], None, in_case=False)
 
 
-def _conversations(in_case: bool) -> str:
+def _conversations(in_case: bool) -> SQL:
     from natlens.analyses.conversations import conversations_sql
 
     return conversations_sql(in_case=in_case)
 
 
-def _inbound(in_case: bool) -> str:
+def _inbound(in_case: bool) -> SQL:
     from natlens.analyses.inbound import inbound_sql
 
     return inbound_sql(in_case=in_case)
 
 
-QUERIES: dict[str, Callable[[bool], str]] = {
+QUERIES: dict[str, Callable[[bool], SQL]] = {
     "records": _records,
     "conversations": _conversations,
     "inbound": _inbound,

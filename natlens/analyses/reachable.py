@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+from sqlglot import exp
 
 from natlens.analyses.conversations import (
     PRIVATE_V4,
@@ -33,9 +34,10 @@ from natlens.analyses.conversations import (
     explained_from,
 )
 from natlens.case import Case
-from natlens.engine import Engine, sql_string
+from natlens.engine import Engine
 from natlens.errors import UsageError
 from natlens.formats.describe_json import Context, ecs_task, is_nat_interface, service_role
+from natlens.sqltree import fragment
 from natlens.topology.nacl import acl_of
 from natlens.topology.network import NetworkAcl, network, vpcs
 from natlens.vocabulary import Target
@@ -233,13 +235,17 @@ def _observed(
     if not addresses:
         return {}
     engine.register_case(case)
-    listed = ", ".join(sql_string(str(ipaddress.ip_address(a))) for a in addresses)
+    listed = [str(ipaddress.ip_address(a)) for a in addresses]
     inner = conversations_sql(options, head=explained_from(engine, case, options))
-    table = engine.query(
-        "SELECT server_addr, server_port, protocol, client_addr, packets_to_server, "
-        f"packets_to_client, first_seen, last_seen FROM ({inner}) AS c "
-        f"WHERE server_addr IN ({listed}) AND coalesce(client_role, 'internet') = 'internet'"
+    columns = ("server_addr", "server_port", "protocol", "client_addr", "packets_to_server",
+               "packets_to_client", "first_seen", "last_seen")  # fmt: skip
+    query = (
+        exp.select(*columns)
+        .from_(inner.subquery("c"))
+        .where(exp.column("server_addr").isin(*listed))
+        .where(fragment("coalesce(client_role, 'internet') = 'internet'"))
     )
+    table = engine.query(query)
     out: dict[str, list[dict[str, Any]]] = {}
     for row in table.to_pylist():
         try:
