@@ -11,10 +11,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from natlens.case import Case
-from natlens.engine import DuckDBEngine, sql_string
+from natlens.engine import DuckDBEngine
 from natlens.formats.describe_json import load_context
 from natlens.ingest import IngestOptions, IngestReport, ingest
 from natlens.simulate import SimulateOptions, simulate
+from natlens.sqltree import fragment
 
 SCENARIO = "fw-after-nat"
 
@@ -89,17 +90,19 @@ def _one_address(case: Case, world_dir: Path) -> list[Section]:
         if not row:
             return []
         address = row[0]["server_ip"]
-        literal = sql_string(address)
         table = engine.query(
-            f"""
-            SELECT interface_id, srcaddr, srcport, dstaddr, dstport, pkt_srcaddr, pkt_dstaddr,
-                   tcp_flags, packets, flow_direction
-            FROM flows
-            WHERE (srcaddr = {literal} OR dstaddr = {literal} OR pkt_srcaddr = {literal}
-                   OR pkt_dstaddr = {literal}) AND dstport IS NOT NULL
-            ORDER BY start, tcp_flags, interface_id, srcaddr, dstaddr
-            LIMIT 12
-            """
+            fragment(
+                """
+                SELECT interface_id, srcaddr, srcport, dstaddr, dstport, pkt_srcaddr,
+                       pkt_dstaddr, tcp_flags, packets, flow_direction
+                FROM flows
+                WHERE (srcaddr = $a OR dstaddr = $a OR pkt_srcaddr = $a OR pkt_dstaddr = $a)
+                    AND dstport IS NOT NULL
+                ORDER BY start, tcp_flags, interface_id, srcaddr, dstaddr
+                LIMIT 12
+                """,
+                a=str(address),
+            )
         )
     text = (
         f"Every record that names {address}: one short HTTPS connection, seen on the instance's "
