@@ -39,13 +39,13 @@ def derived_table(engine: Engine, case: Case, name: str, sql: SQL) -> bool:
     # Each engine keeps its own copy: the answers are the same (the tests compare them), and
     # each engine is then tested on its own work.
     # The manifest's tables list every part file and its row count.
-    text = to_sql(sql)
+    text = to_sql(sql)  # written out once: the key, and the query run
     state = json.dumps([engine.name, engine.window, text, case.manifest["tables"]], sort_keys=True)
     key = hashlib.sha256(state.encode()).hexdigest()[:16]
     root = case.path / DERIVED
     directory = root / f"{name}-{key}"
     for _attempt in range(3):
-        if not (directory / COMPLETE).exists() and not _build(engine, root, directory, sql, key):
+        if not (directory / COMPLETE).exists() and not _build(engine, root, directory, text, key):
             return False
         held = _hold(directory)
         if held is not None:
