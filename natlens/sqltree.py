@@ -123,17 +123,27 @@ def column(name: str) -> exp.Column:
     return exp.column(field, table=table or None)
 
 
-def ctes_of(query: exp.Query) -> list[exp.CTE]:
+def _with(query: exp.Query) -> exp.With | None:
     with_ = query.args.get("with_") or query.args.get("with")
+    return with_ if isinstance(with_, exp.With) else None
+
+
+def ctes_of(query: exp.Query) -> list[exp.CTE]:
+    with_ = _with(query)
     return list(with_.expressions) if with_ else []
 
 
-def with_ctes(ctes: Iterable[exp.CTE], body: exp.Query) -> exp.Query:
+def with_ctes(ctes: Iterable[exp.CTE], body: exp.Query, comments: Sequence[str] = ()) -> exp.Query:
     """``body`` (its own CTEs dropped) under ``WITH ctes``, in place: the CTEs move into it
-    (copying a query of a few dozen stages costs more than building it)."""
+    (copying a query of a few dozen stages costs more than building it). The comments at the
+    head of the file (``comments`` first) stay at the head of the query."""
     ctes = list(ctes)
+    old = _with(body)
+    kept = [*comments, *(old.comments or [] if old else [])]
     key = "with_" if "with_" in body.arg_types else "with"
     body.set(key, exp.With(expressions=ctes) if ctes else None)
+    if ctes and kept:
+        body.args[key].add_comments(kept)
     return body
 
 
@@ -142,7 +152,9 @@ def chain(head: exp.Query, tail: exp.Query, copy: bool = True) -> exp.Query:
     an earlier one provides. ``tail`` changes in place; ``head``'s CTEs are copied unless
     ``copy`` is False (a head made for this query only)."""
     first = [c.copy() for c in ctes_of(head)] if copy else ctes_of(head)
-    return with_ctes([*first, *ctes_of(tail)], tail)
+    head_with = _with(head)
+    comments = list(head_with.comments or []) if head_with else []
+    return with_ctes([*first, *ctes_of(tail)], tail, comments)
 
 
 def cte(name: str, query: exp.Query) -> exp.CTE:

@@ -142,3 +142,13 @@ def test_every_analysis_query_is_portable_and_translates() -> None:
         assert check_portable(query) == []
         for dialect in DIALECTS:
             assert translate(query, dialect)
+
+
+def test_printed_queries_keep_each_files_opening_comment() -> None:
+    """A person reading ``natlens sql inbound`` sees what each stage is, in order."""
+    from natlens.analyses.inbound import inbound_sql
+
+    text = translate(inbound_sql(), "athena")
+    first = text.index("Conversations: both directions of a connection")
+    second = text.index("Inbound verdicts: for every internet address")
+    assert first < second < text.index("inbound_parts AS (")
