@@ -44,7 +44,8 @@ from natlens.engine import DuckDBEngine
 from natlens.formats.describe_json import load_context
 from natlens.formats.logformat import parse_log_format
 from natlens.ingest import IngestOptions, ingest
-from natlens.simulate import SCENARIOS, SimulateOptions, simulate
+from natlens.simulate.run import SimulateOptions, simulate
+from natlens.simulate.scenarios import SCENARIOS
 
 FORMATS = ("default", "v5")
 

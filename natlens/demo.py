@@ -14,7 +14,7 @@ from natlens.case import Case
 from natlens.engine import DuckDBEngine
 from natlens.formats.describe_json import load_context
 from natlens.ingest import IngestOptions, IngestReport, ingest
-from natlens.simulate import SimulateOptions, simulate
+from natlens.simulate.run import SimulateOptions, simulate
 from natlens.sqltree import fragment
 
 SCENARIO = "fw-after-nat"

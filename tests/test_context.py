@@ -6,7 +6,7 @@ import json
 import shutil
 
 from natlens.formats.describe_json import load_context
-from natlens.simulate import SimulateOptions, simulate
+from natlens.simulate.run import SimulateOptions, simulate
 from tests.conftest import FIXTURES
 
 

@@ -127,3 +127,35 @@ def test_python_dash_m_cli() -> None:
     done = subprocess.run([sys.executable, "-m", "natlens.cli", "--version"], capture_output=True,
                           text=True, check=True)  # fmt: skip
     assert done.stdout.startswith("natlens ")
+
+
+# What starting the command line must not load (issue 15: start-up): the engines, Arrow, the
+# simulator, the network model. Each comes in with the command that uses it.
+HEAVY = ("duckdb", "pyarrow", "numpy", "sqlglot", "pyspark", "boto3", "natlens.simulate.run",
+         "natlens.topology.checks", "natlens.render.registry", "natlens.engine")  # fmt: skip
+
+
+def test_the_command_line_starts_without_the_heavy_modules() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, contextlib, io\n"
+        "from natlens.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main(['topology', '--help'])\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main(['simulate', '--help'])\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+
+
+def test_every_check_in_the_catalog_has_its_code() -> None:
+    from natlens.topology.catalog import CATALOG
+    from natlens.topology.checks import CHECKS
+
+    assert list(CHECKS) == list(CATALOG)
+    assert all((c.severity, c.title) == CATALOG[c.id] for c in CHECKS.values())

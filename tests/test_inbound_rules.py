@@ -457,7 +457,7 @@ def test_the_terminal_table_shows_control_characters_never_obeys_them() -> None:
 
     import pyarrow as pa
 
-    from natlens.render import render
+    from natlens.render.registry import render
 
     out = io.StringIO()
     hostile = "sg-1\x1b[2J\x07 tcp 22 from 0.0.0.0/0"

@@ -26,7 +26,7 @@ from natlens.engine import DuckDBEngine, check_portable
 from natlens.errors import UsageError
 from natlens.formats.describe_json import load_context
 from natlens.ingest import IngestOptions, ingest
-from natlens.simulate import SimulateOptions, simulate
+from natlens.simulate.run import SimulateOptions, simulate
 from tests.conftest import FIXTURES, fresh_copy
 
 DOCS = Path(__file__).parents[1] / "docs"

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from natlens.formats.network_firewall import SCHEMA, looks_like_event, parse_lines
-from natlens.simulate import SimulateOptions, simulate
+from natlens.simulate.run import SimulateOptions, simulate
 from tests.conftest import FIXTURES
 
 EXAMPLES = FIXTURES / "network-firewall" / "aws-examples.log"

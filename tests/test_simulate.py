@@ -12,8 +12,9 @@ import duckdb
 import pytest
 
 from natlens.ingest import IngestOptions, ingest
-from natlens.simulate import DELIVERIES, SCENARIOS, SimulateOptions, simulate
 from natlens.simulate.flowlogs import resolve_format
+from natlens.simulate.run import SimulateOptions, simulate
+from natlens.simulate.scenarios import DELIVERIES, SCENARIOS
 
 
 @pytest.fixture(scope="module")

@@ -72,7 +72,7 @@ def cmd_case_check(args: argparse.Namespace) -> int:
 
 def cmd_records(args: argparse.Namespace) -> int:
     from natlens.analyses.records import default_columns, records
-    from natlens.render import render
+    from natlens.render.registry import render
     from natlens.schema import FLOWS_SCHEMA
 
     with case_and_engine(args) as (case, engine):
@@ -133,7 +133,7 @@ def cmd_conversations(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from natlens.analyses.conversations import conversation_batches, export_conversations
-    from natlens.render import render
+    from natlens.render.registry import render
 
     options = conversation_options(args)
     with case_and_engine(args, options) as (case, engine):
@@ -207,7 +207,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from natlens.simulate import SimulateOptions, simulate
+    from natlens.simulate.run import SimulateOptions, simulate
 
     summary = simulate(
         args.outdir,
@@ -264,7 +264,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from natlens.demo import run_demo
-    from natlens.render import render
+    from natlens.render.registry import render
 
     with contextlib.ExitStack() as stack:
         if args.directory:

@@ -143,7 +143,7 @@ def render_analysis(
 ) -> None:
     """Run ``produce(engine, case)`` and render its rows (a table or a stream, read before the
     engine closes) in the chosen format; ``options`` hold the context to check."""
-    from natlens.render import render
+    from natlens.render.registry import render
 
     with case_and_engine(args, options) as (case, engine):
         rows = produce(engine, case)

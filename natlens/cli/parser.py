@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     _analysis_commands(commands)
     _topology_commands(commands)
 
-    from natlens.simulate import DELIVERIES, SCENARIOS
+    from natlens.simulate.scenarios import DELIVERIES, SCENARIOS
 
     simulate = _command(
         commands,
@@ -369,7 +369,7 @@ def _aws_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _topology_commands(commands: _Commands) -> None:
-    from natlens.topology.checks import CHECKS, SEVERITIES
+    from natlens.topology.catalog import CATALOG, SEVERITIES
 
     context = commands.add_parser(
         "context",
@@ -394,7 +394,7 @@ def _topology_commands(commands: _Commands) -> None:
     _aws_options(collect)
     collect.set_defaults(run=cmd_context_collect)
 
-    checks = "\n".join(f"  {c.id:<28} {c.severity:<7} {c.title}" for c in CHECKS.values())
+    checks = "\n".join(f"  {i:<28} {s:<7} {title}" for i, (s, title) in CATALOG.items())
     topology = commands.add_parser(
         "topology",
         help="where the firewall sits, what breaks, and the exact route changes that fix it",

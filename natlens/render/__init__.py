@@ -1,5 +1,3 @@
-"""Renderers: result tables to text (registry.render), reports for people, terminal safety."""
-
-from natlens.render.registry import RENDERERS, Rows, render
-
-__all__ = ["RENDERERS", "Rows", "render"]
+"""Renderers: result tables to text (``registry.render``), reports for people, terminal
+safety (``terminal``). Nothing is imported here: ``terminal`` stays light for the modules that
+only escape text."""

@@ -38,11 +38,10 @@ from natlens.simulate.flowlogs import (
     merge_same_flow,
     resolve_format,
 )
-from natlens.simulate.scenarios import SCENARIOS, FlowLogSpec, Scenario
+from natlens.simulate.scenarios import DELIVERIES, SCENARIOS, FlowLogSpec, Scenario
 from natlens.simulate.traffic import TrafficGenerator
 from natlens.simulate.world import World, build_world
 
-DELIVERIES = ("s3-text", "parquet", "cloudwatch-export", "cloudwatch-json")
 START = 1717200000  # 2024-06-01T00:00:00Z: a fixed start keeps the output the same for a seed
 SLICE = 300
 SLICE_RECORDS = 400_000

@@ -74,6 +74,10 @@ class Scenario:
 
 _BASE = Scenario("nat-basic", "")
 
+# How the logs reach natlens (simulate --delivery): S3 text, S3 Parquet, a CloudWatch Logs
+# export, CloudWatch Logs JSON events.
+DELIVERIES = ("s3-text", "parquet", "cloudwatch-export", "cloudwatch-json")
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (

@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from natlens.topology.catalog import CATALOG
 from natlens.topology.commands import Command
 from natlens.topology.nacl import (
     EPHEMERAL,
@@ -20,8 +21,6 @@ from natlens.topology.network import NetworkAcl, Vpc
 from natlens.topology.plans import Planner, endpoint_in, firewall_before_nat, inspect_direct, nat_in
 from natlens.topology.trace import Trace
 from natlens.vocabulary import Layout, Role, Severity, Target
-
-SEVERITIES = tuple(Severity)
 
 
 @dataclass
@@ -69,13 +68,15 @@ _ID = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 
 def check(
-    identity: str, severity: Severity, title: str
+    identity: str,
 ) -> Callable[[Callable[[View], list[Finding]]], Callable[[View], list[Finding]]]:
-    """Register a check; ids are checked when the module loads, so a typo cannot ship."""
+    """Register a check under its id in ``catalog.CATALOG`` (which gives its severity and
+    title); ids are checked when the module loads, so a typo cannot ship."""
 
     def register(run: Callable[[View], list[Finding]]) -> Callable[[View], list[Finding]]:
-        if not _ID.match(identity) or identity in CHECKS or severity not in SEVERITIES:
-            raise ValueError(f"bad topology check registration: {identity} {severity}")
+        if not _ID.match(identity) or identity in CHECKS or identity not in CATALOG:
+            raise ValueError(f"bad topology check registration: {identity}")
+        severity, title = CATALOG[identity]
         CHECKS[identity] = Check(identity, severity, title, run)
         return run
 
@@ -131,7 +132,7 @@ AFTER_MOVE = (
 )
 
 
-@check("firewall-after-nat", Severity.MEDIUM, "The firewall sits after the NAT gateway")
+@check("firewall-after-nat")
 def firewall_after_nat(view: View) -> list[Finding]:
     findings = []
     for az, traces in sorted(_by_az(view.internet()).items(), key=lambda i: str(i[0])):
@@ -170,7 +171,7 @@ def firewall_after_nat(view: View) -> list[Finding]:
     return findings
 
 
-@check("asymmetric-return-path", Severity.HIGH, "One direction bypasses the firewall")
+@check("asymmetric-return-path")
 def asymmetric_return_path(view: View) -> list[Finding]:
     findings = []
     broken = [t for t in view.traces if t.back is not None and not t.symmetric]
@@ -267,7 +268,7 @@ def _symmetric_plan(
             inspect_direct(planner, subnet, endpoint, gateway)
 
 
-@check("egress-bypasses-firewall", Severity.HIGH, "Internet traffic bypasses the firewall")
+@check("egress-bypasses-firewall")
 def egress_bypasses_firewall(view: View) -> list[Finding]:
     if not view.vpc.endpoints:
         return []
@@ -320,11 +321,7 @@ def egress_bypasses_firewall(view: View) -> list[Finding]:
     return findings
 
 
-@check(
-    "cross-az-hop",
-    Severity.MEDIUM,
-    "A subnet uses a NAT gateway or firewall endpoint in another AZ",
-)
+@check("cross-az-hop")
 def cross_az_hop(view: View) -> list[Finding]:
     findings = []
     for t in view.internet(None):
@@ -377,7 +374,7 @@ def cross_az_hop(view: View) -> list[Finding]:
     return findings
 
 
-@check("blackhole-route", Severity.HIGH, "A route points at a target that no longer exists")
+@check("blackhole-route")
 def blackhole_route(view: View) -> list[Finding]:
     findings = []
     traced = {
@@ -448,11 +445,7 @@ def blackhole_route(view: View) -> list[Finding]:
     return findings
 
 
-@check(
-    "nacl-admits-unsolicited",
-    Severity.LOW,
-    "The NAT gateway's network ACL admits unsolicited traffic",
-)
+@check("nacl-admits-unsolicited")
 def nacl_admits_unsolicited(view: View) -> list[Finding]:
     findings = []
     vpc = view.vpc
@@ -516,7 +509,7 @@ def nacl_admits_unsolicited(view: View) -> list[Finding]:
     return findings
 
 
-@check("firewall-endpoint-not-ready", Severity.MEDIUM, "A firewall endpoint is not ready")
+@check("firewall-endpoint-not-ready")
 def firewall_endpoint_not_ready(view: View) -> list[Finding]:
     findings = []
     for endpoint in sorted(view.vpc.endpoints.values(), key=lambda e: e.id):
@@ -543,7 +536,7 @@ def firewall_endpoint_not_ready(view: View) -> list[Finding]:
     return findings
 
 
-@check("egress-dead-end", Severity.HIGH, "Traffic for the internet stops inside the VPC")
+@check("egress-dead-end")
 def egress_dead_end(view: View) -> list[Finding]:
     findings = []
     for t in view.internet(None):

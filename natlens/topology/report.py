@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from natlens.formats.describe_json import Context
-from natlens.topology.checks import CHECKS, SEVERITIES, Finding, View
+from natlens.topology.catalog import SEVERITIES
+from natlens.topology.checks import CHECKS, Finding, View
 from natlens.topology.commands import Command
 from natlens.topology.network import Vpc, vpcs
 from natlens.topology.trace import DEFAULT_DESTINATIONS, Trace, trace_all
