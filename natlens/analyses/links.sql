@@ -3,76 +3,135 @@
 -- prefix of these CTEs (nat_, fw_). outside_rows's columns: outside_id, nat_addr, destination,
 -- destination_port, protocol, first_seen, last_seen, packets/bytes out and in.
 --
---   link_outside    each outside row in its time bucket and the two beside it
---   link_pairs      the instance legs that could be behind it: same destination (or same NAT
---                   address when the instance's destination is unknown), port, protocol, time
+--   link_matches    the instance legs that could be behind it: same destination (or same NAT
+--                   address when the leg names no destination), port and protocol, and a
+--                   start within 2 s, open at its start, or the same bytes out (within $slack s)
+--   link_pairs      each such pair's measures
 --   link_scored     each pair's score: start and end times, packets, bytes, what is known
 --   link_margins    per outside row, the best instance's score and the next one's
 --   link_links      the decision: the top instance when no other scores as well, and how sure
-WITH link_outside AS (
-    SELECT o.*, CAST(floor(o.first_seen / $slack) AS BIGINT) + f.d AS bucket
+WITH link_legs AS (
+    -- each instance leg on its key: the destination it names (by_destination = 1) or, when it
+    -- names none (the NAT gateway's private leg alone), the NAT gateway's address (0)
+    SELECT
+        *,
+        CASE WHEN destination IS NULL THEN 0 ELSE 1 END AS by_destination,
+        coalesce(destination, nat_addr) AS k_addr,
+        CAST(floor(first_seen / 2) AS BIGINT) AS near_bucket
+    FROM instance_buckets
+),
+link_shifts AS (
+    SELECT -1 AS d UNION ALL SELECT 0 AS d UNION ALL SELECT 1 AS d
+),
+link_outside AS (
+    -- each outside row on both keys, in its time buckets
+    SELECT
+        o.*,
+        k.by_destination,
+        CASE WHEN k.by_destination = 1 THEN o.destination ELSE o.nat_addr END AS k_addr,
+        CAST(floor(o.first_seen / 4) AS BIGINT) AS open_bucket
     FROM outside_rows AS o
-    CROSS JOIN (SELECT -1 AS d UNION ALL SELECT 0 AS d UNION ALL SELECT 1 AS d) AS f
+    CROSS JOIN (SELECT 1 AS by_destination UNION ALL SELECT 0 AS by_destination) AS k
+),
+link_beside AS (
+    -- ... and beside them: the 2-second and the $slack-second buckets either side
+    SELECT
+        o.*,
+        CAST(floor(o.first_seen / 2) AS BIGINT) + s.d AS near_bucket,
+        CAST(floor(o.first_seen / $slack) AS BIGINT) + s.d AS bucket
+    FROM link_outside AS o
+    CROSS JOIN link_shifts AS s
+),
+link_open AS (
+    -- legs that started more than 2 s before an outside row and were still open when it
+    -- started (the within test below), found by the 4-second buckets their span covers (at
+    -- most $slack seconds of it: no pair is further apart)
+    SELECT l.*, CAST(floor((l.first_seen - 2) / 4) AS BIGINT) + n.k AS open_bucket
+    FROM link_legs AS l
+    JOIN (
+        SELECT a.d + 1 + 3 * (b.d + 1) + 9 * (c.d + 1) AS k
+        FROM link_shifts AS a CROSS JOIN link_shifts AS b CROSS JOIN link_shifts AS c
+    ) AS n
+        ON n.k <= CAST(floor(least(l.last_seen + 2, l.first_seen + $slack) / 4) AS BIGINT)
+            - CAST(floor((l.first_seen - 2) / 4) AS BIGINT)
+),
+link_matches AS (
+    -- The legs that can be behind an outside row, found by equality (so that the pairs grow
+    -- with the candidates, not with the traffic to a destination): legs that started within
+    -- 2 s of it; legs open when it started; legs with the same bytes out within $slack s.
+    -- The three are apart (start gap, within), so no pair is found twice.
+    SELECT
+        o.outside_id, o.first_seen AS o_first_seen, o.last_seen AS o_last_seen,
+        o.packets_out AS o_packets_out, o.packets_in AS o_packets_in, o.bytes_out AS o_bytes_out,
+        o.bytes_in AS o_bytes_in,
+        i.conversation, i.instance_addr, i.instance_port, i.instance_id,
+        i.instance_interface, i.nat_addr, i.destination, i.method, i.private_seen, i.instance_seen,
+        i.first_seen, i.last_seen, i.packets_out, i.packets_in, i.bytes_out, i.bytes_in
+    FROM link_beside AS o
+    JOIN link_legs AS i
+        ON i.by_destination = o.by_destination AND i.k_addr = o.k_addr
+        AND i.destination_port = o.destination_port AND i.protocol = o.protocol
+        AND i.near_bucket = o.near_bucket
+    WHERE abs(i.first_seen - o.first_seen) <= 2
+        AND (o.by_destination = 0 OR i.nat_addr IS NULL OR i.nat_addr = o.nat_addr)
+    UNION ALL
+    SELECT
+        o.outside_id, o.first_seen AS o_first_seen, o.last_seen AS o_last_seen,
+        o.packets_out AS o_packets_out, o.packets_in AS o_packets_in, o.bytes_out AS o_bytes_out,
+        o.bytes_in AS o_bytes_in,
+        i.conversation, i.instance_addr, i.instance_port, i.instance_id,
+        i.instance_interface, i.nat_addr, i.destination, i.method, i.private_seen, i.instance_seen,
+        i.first_seen, i.last_seen, i.packets_out, i.packets_in, i.bytes_out, i.bytes_in
+    FROM link_outside AS o
+    JOIN link_open AS i
+        ON i.by_destination = o.by_destination AND i.k_addr = o.k_addr
+        AND i.destination_port = o.destination_port AND i.protocol = o.protocol
+        AND i.open_bucket = o.open_bucket
+    WHERE abs(i.first_seen - o.first_seen) > 2 AND abs(i.first_seen - o.first_seen) <= $slack
+        AND o.first_seen BETWEEN i.first_seen - 2 AND i.last_seen + 2
+        AND (o.by_destination = 0 OR i.nat_addr IS NULL OR i.nat_addr = o.nat_addr)
+    UNION ALL
+    SELECT
+        o.outside_id, o.first_seen AS o_first_seen, o.last_seen AS o_last_seen,
+        o.packets_out AS o_packets_out, o.packets_in AS o_packets_in, o.bytes_out AS o_bytes_out,
+        o.bytes_in AS o_bytes_in,
+        i.conversation, i.instance_addr, i.instance_port, i.instance_id,
+        i.instance_interface, i.nat_addr, i.destination, i.method, i.private_seen, i.instance_seen,
+        i.first_seen, i.last_seen, i.packets_out, i.packets_in, i.bytes_out, i.bytes_in
+    FROM link_beside AS o
+    JOIN link_legs AS i
+        ON i.by_destination = o.by_destination AND i.k_addr = o.k_addr
+        AND i.destination_port = o.destination_port AND i.protocol = o.protocol
+        AND i.bytes_out = o.bytes_out AND i.bucket = o.bucket
+    WHERE abs(i.first_seen - o.first_seen) > 2 AND abs(i.first_seen - o.first_seen) <= $slack
+        AND NOT coalesce(o.first_seen BETWEEN i.first_seen - 2 AND i.last_seen + 2, false)
+        AND (o.by_destination = 0 OR i.nat_addr IS NULL OR i.nat_addr = o.nat_addr)
 ),
 link_pairs AS (
     SELECT
-        o.outside_id,
-        i.conversation AS instance_conversation,
-        i.instance_addr,
-        i.instance_port,
-        i.instance_id,
-        i.instance_interface,
-        i.nat_addr AS instance_nat,
-        i.destination AS instance_destination,
-        i.method,
-        i.private_seen,
-        i.instance_seen,
-        abs(i.first_seen - o.first_seen) AS start_gap,
-        CASE WHEN o.first_seen BETWEEN i.first_seen - 2 AND i.last_seen + 2 THEN 1 ELSE 0 END
+        m.outside_id,
+        m.conversation AS instance_conversation,
+        m.instance_addr,
+        m.instance_port,
+        m.instance_id,
+        m.instance_interface,
+        m.nat_addr AS instance_nat,
+        m.destination AS instance_destination,
+        m.method,
+        m.private_seen,
+        m.instance_seen,
+        abs(m.first_seen - m.o_first_seen) AS start_gap,
+        CASE WHEN m.o_first_seen BETWEEN m.first_seen - 2 AND m.last_seen + 2 THEN 1 ELSE 0 END
             AS within,
-        abs(i.last_seen - o.last_seen) AS end_gap,
-        CASE WHEN o.packets_out IS NULL THEN 0
-            WHEN i.packets_out = o.packets_out AND i.packets_in = o.packets_in THEN 2
+        abs(m.last_seen - m.o_last_seen) AS end_gap,
+        CASE WHEN m.o_packets_out IS NULL THEN 0
+            WHEN m.packets_out = m.o_packets_out AND m.packets_in = m.o_packets_in THEN 2
             ELSE 0 END AS s_packets,
-        CASE WHEN o.bytes_out IS NULL THEN 0
-            WHEN i.bytes_out = o.bytes_out AND i.bytes_in = o.bytes_in THEN 3
-            WHEN i.bytes_out = o.bytes_out THEN 1
+        CASE WHEN m.o_bytes_out IS NULL THEN 0
+            WHEN m.bytes_out = m.o_bytes_out AND m.bytes_in = m.o_bytes_in THEN 3
+            WHEN m.bytes_out = m.o_bytes_out THEN 1
             ELSE 0 END AS s_bytes
-    FROM link_outside AS o
-    JOIN instance_buckets AS i
-        ON i.destination = o.destination AND i.destination_port = o.destination_port
-        AND i.protocol = o.protocol AND i.bucket = o.bucket
-    WHERE (i.nat_addr IS NULL OR i.nat_addr = o.nat_addr)
-        AND abs(i.first_seen - o.first_seen) <= $slack
-    UNION ALL
-    SELECT
-        o.outside_id,
-        i.conversation AS instance_conversation,
-        i.instance_addr,
-        i.instance_port,
-        i.instance_id,
-        i.instance_interface,
-        i.nat_addr AS instance_nat,
-        i.destination AS instance_destination,
-        i.method,
-        i.private_seen,
-        i.instance_seen,
-        abs(i.first_seen - o.first_seen) AS start_gap,
-        CASE WHEN o.first_seen BETWEEN i.first_seen - 2 AND i.last_seen + 2 THEN 1 ELSE 0 END
-            AS within,
-        abs(i.last_seen - o.last_seen) AS end_gap,
-        CASE WHEN o.packets_out IS NULL THEN 0
-            WHEN i.packets_out = o.packets_out AND i.packets_in = o.packets_in THEN 2
-            ELSE 0 END AS s_packets,
-        CASE WHEN o.bytes_out IS NULL THEN 0
-            WHEN i.bytes_out = o.bytes_out AND i.bytes_in = o.bytes_in THEN 3
-            WHEN i.bytes_out = o.bytes_out THEN 1
-            ELSE 0 END AS s_bytes
-    FROM link_outside AS o
-    JOIN instance_buckets AS i
-        ON i.nat_addr = o.nat_addr AND i.destination_port = o.destination_port
-        AND i.protocol = o.protocol AND i.bucket = o.bucket
-    WHERE i.destination IS NULL AND abs(i.first_seen - o.first_seen) <= $slack
+    FROM link_matches AS m
 ),
 link_scored AS (
     SELECT
