@@ -124,7 +124,7 @@ def column(name: str) -> exp.Column:
 
 
 def _with(query: exp.Query) -> exp.With | None:
-    with_ = query.args.get("with_") or query.args.get("with")
+    with_ = query.args.get("with_")
     return with_ if isinstance(with_, exp.With) else None
 
 
@@ -140,10 +140,9 @@ def with_ctes(ctes: Iterable[exp.CTE], body: exp.Query, comments: Sequence[str] 
     ctes = list(ctes)
     old = _with(body)
     kept = [*comments, *(old.comments or [] if old else [])]
-    key = "with_" if "with_" in body.arg_types else "with"
-    body.set(key, exp.With(expressions=ctes) if ctes else None)
+    body.set("with_", exp.With(expressions=ctes) if ctes else None)
     if ctes and kept:
-        body.args[key].add_comments(kept)
+        body.args["with_"].add_comments(kept)
     return body
 
 
