@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from natlens.accounting import Accounting, Problem
@@ -30,8 +31,9 @@ from natlens.formats.containers import (
     TablePiece,
     TextPiece,
 )
-from natlens.formats.network_firewall import looks_like_event, parse_lines
-from natlens.formats.vpc_flow import NOT_SPACE, FlowParser, blank_block
+from natlens.formats.firewall_columns import read_block
+from natlens.formats.network_firewall import looks_like_event
+from natlens.formats.vpc_flow import FlowParser, blank_block
 from natlens.schema import FLOWS_SCHEMA
 from natlens.sources.timerange import TimeRange, merge
 from natlens.sources.units import SourceOptions, Unit, expand
@@ -366,45 +368,40 @@ def _firewall_piece(piece: TextPiece, acct: Accounting, window: TimeRange) -> pa
     block = piece.block
     total = block.count(b"\n") + (0 if block.endswith(b"\n") or not block else 1)
     acct.counts.lines += total
-    numbered: list[tuple[int, str]] = []
-    not_text = 0
-    line, at, pos = piece.first_line, 0, 0
     # A block of white space only (a file padded with a gigabyte of newlines) is counted at C
-    # speed; the search below would walk it byte by byte.
-    all_blank = blank_block(block)
-    while not all_blank and (match := NOT_SPACE.search(block, pos)) is not None:
-        start = block.rfind(b"\n", 0, match.start()) + 1
-        end = block.find(b"\n", match.start())
-        end = len(block) if end < 0 else end
-        line += block.count(b"\n", at, start)
-        at, pos = start, end + 1
-        try:
-            numbered.append((line, block[start:end].decode("utf-8")))
-        except UnicodeDecodeError:
-            not_text += 1
-            acct.problem(Problem("not-text", piece.source, line, "the line is not UTF-8 text"))
-    acct.counts.blank += total - len(numbered) - not_text
-    parsed = parse_lines(numbered, piece.source)
-    for problem in parsed.problems:
+    # speed, without a table of its lines.
+    if blank_block(block):
+        acct.counts.blank += total
+        return read_block(b"", piece.first_line, piece.source)[0]
+    table, problems, blank = read_block(block, piece.first_line, piece.source)
+    acct.counts.blank += blank
+    for problem in problems:
         acct.problem(problem)
-    rows = parsed.rows
     if window.since is not None or window.until is not None:
-        kept = [r for r in rows if _in_window(r, window)]
-        acct.counts.filtered += len(rows) - len(kept)
-        parsed.rows = kept
-    acct.counts.records += len(parsed.rows)
-    return parsed.table()
+        kept = table.filter(_in_window(table, window))
+        acct.counts.filtered += table.num_rows - kept.num_rows
+        table = kept
+    acct.counts.records += table.num_rows
+    return table
 
 
-def _in_window(row: dict[str, Any], window: TimeRange) -> bool:
-    """An event overlaps --since/--until: its flow's span (or its time) meets the window."""
-    start = row.get("flow_start") or row.get("event_time")
-    end = row.get("flow_end") or row.get("event_time")
-    if start is None:
-        return True
-    if window.since is not None and (end or start) < window.since:
-        return False
-    return not (window.until is not None and start > window.until)
+def _in_window(table: pa.Table, window: TimeRange) -> pa.Array:
+    """Events that overlap --since/--until: the flow's span (or the event's time) meets the
+    window. A time of 0 counts as none (as Python's ``or`` has it); an event without a time is
+    kept."""
+
+    def either(first: Any, second: Any) -> Any:  # Python's ``first or second``
+        return pc.if_else(pc.fill_null(pc.not_equal(first, 0), False), first, second)
+
+    time = table.column("event_time")
+    start = either(table.column("flow_start"), time)
+    end = either(either(table.column("flow_end"), time), start)
+    keep = pa.scalar(True)
+    if window.since is not None:
+        keep = pc.and_(keep, pc.invert(pc.fill_null(pc.less(end, window.since), False)))
+    if window.until is not None:
+        keep = pc.and_(keep, pc.invert(pc.fill_null(pc.greater(start, window.until), False)))
+    return pc.or_(pc.is_null(start), keep)
 
 
 def conform(table: pa.Table, source: str) -> pa.Table:

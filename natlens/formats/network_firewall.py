@@ -12,19 +12,23 @@ Suricata EVE ``event``. AWS's quirks, handled here once:
   last one wins, as in every JSON reader, and the duplicates are named in ``duplicate_keys``.
 
 Fields natlens does not map are kept, as JSON text, in ``extra``.
+
+Lines are read by orjson. A line in which a key could appear twice, or which orjson refuses, is
+read again by the standard library with a hook that names the duplicates; ``strict=True`` reads
+every line that way, and the tests hold the two readings equal.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pyarrow as pa
 
 from natlens.accounting import Problem
@@ -34,14 +38,14 @@ SCHEMA = FIREWALL_EVENTS_SCHEMA
 
 
 # EVE keys mapped to columns (the rest of ``event`` goes to ``extra``).
-_MAPPED_EVENT_KEYS = {
+MAPPED_EVENT_KEYS = {
     "timestamp", "flow_id", "event_type", "src_ip", "src_port", "dest_ip", "dest_port", "proto",
     "app_proto", "direction", "alert", "verdict", "netflow", "tcp", "tls", "http", "sni",
     "tls_error", "revocation_check", "aws_category", "tls_inspected",
 }  # fmt: skip
-_TOP_KEYS = {"firewall_name", "availability_zone", "event_timestamp", "event"}
+TOP_KEYS = {"firewall_name", "availability_zone", "event_timestamp", "event"}
 # Keys of EVE's nested objects that have columns; the others go to ``extra``.
-_MAPPED_SUBKEYS = {
+MAPPED_SUBKEYS = {
     "alert": {"action", "signature_id", "signature", "category", "severity"},
     "netflow": {"pkts", "bytes", "start", "end", "age"},
     "tcp": {"tcp_flags"},
@@ -53,6 +57,12 @@ _MAPPED_SUBKEYS = {
 }
 _INT64 = (-(2**63), 2**63 - 1)
 _WHOLE = re.compile(r"-?[0-9]+")  # ASCII digits only: str.isdigit also takes '²' and '٣'
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_V4 = re.compile(r"\.".join([_OCTET] * 4))
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+_SPACED = re.compile(r'"[ \t\r\n]')
+_KEY_END = re.compile(r'"[ \t\r\n]*:')
+_PLAIN = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")  # printable ASCII but '"' and '\\'
 
 
 class _BadValue(ValueError):
@@ -67,7 +77,12 @@ class Parsed:
     problems: list[Problem] = field(default_factory=list)
 
     def table(self) -> pa.Table:
-        return pa.Table.from_pylist(self.rows, schema=SCHEMA)
+        """The rows as one table, built a column at a time (pyarrow's from_pylist takes four
+        times as long, walking every row's dict for every column)."""
+        rows = self.rows
+        return pa.Table.from_arrays(
+            [pa.array([row[f.name] for row in rows], f.type) for f in SCHEMA], schema=SCHEMA
+        )
 
 
 def looks_like_event(text: str) -> bool:
@@ -76,14 +91,18 @@ def looks_like_event(text: str) -> bool:
     return stripped.startswith("{") and '"firewall_name"' in text and '"event"' in text
 
 
-def parse_lines(lines: Iterable[tuple[int, str]], source: str) -> Parsed:
-    """(line number, text) pairs of one source into rows; every line is a row or a problem."""
+def parse_lines(lines: Iterable[tuple[int, str]], source: str, *, strict: bool = False) -> Parsed:
+    """(line number, text) pairs of one source into rows; every line is a row or a problem.
+
+    ``strict`` reads every line with the standard library only: the definition the fast
+    reading is tested against."""
+    load: Callable[[str], tuple[Any, list[str]]] = _load if strict else _load_fast
     parsed = Parsed()
     for number, text in lines:
         if not text.strip(" \t\r\n\x0b\x0c"):  # ASCII white space, as the line splitter has it
             continue
         try:
-            row = parse_event(text)
+            row = _values(*load(text))
         except _BadValue as exc:
             parsed.problems.append(Problem("bad-value", source, number, str(exc), exc.field))
             continue
@@ -96,6 +115,12 @@ def parse_lines(lines: Iterable[tuple[int, str]], source: str) -> Parsed:
 
 
 def parse_event(text: str) -> dict[str, Any]:
+    """One line as a row (without ``source`` and ``line``); ValueError names what is wrong."""
+    return _values(*_load(text))
+
+
+def _load(text: str) -> tuple[dict[str, Any], list[str]]:
+    """The line's object and the keys written twice in it, read the strict way."""
     duplicates: list[str] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -112,6 +137,61 @@ def parse_event(text: str) -> dict[str, Any]:
         raise ValueError(f"column {exc.colno}: {exc.msg}") from None
     except RecursionError:
         raise ValueError("JSON nested too deeply to be a Network Firewall log event") from None
+    if _SURROGATE.search(text) and _lone_surrogate(document):
+        # "\ud800" alone: Python reads it, but it is no character, and no file can hold it
+        raise ValueError("an escaped UTF-16 surrogate (\\ud800-\\udfff) without its pair")
+    return document, duplicates
+
+
+def _lone_surrogate(value: object) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= c <= "\udfff" for c in value)
+    if isinstance(value, dict):
+        return any(_lone_surrogate(k) or _lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_lone_surrogate(v) for v in value)
+    return False
+
+
+def _load_fast(text: str) -> tuple[Any, list[str]]:
+    """orjson's reading of the line when no key in it can be written twice; otherwise ``_load``.
+
+    Every key in the text ends with '"' and, after JSON white space, ':'. So when the text holds
+    no more such endings than the parsed objects hold keys, no key was written twice (orjson,
+    like every JSON reader, would have kept only the last). Text orjson refuses and Python
+    accepts (NaN, integers past 64 bits) goes to ``_load`` too."""
+    try:
+        document = orjson.loads(text)
+        keys = _count_keys(document)
+    except (orjson.JSONDecodeError, RecursionError):
+        return _load(text)
+    if keys < 0:
+        return _load(text)  # a number with a fraction or past 64 bits: orjson's float for it
+    if keys == text.count('":') and _SPACED.search(text) is None:
+        return document, []
+    if keys == len(_KEY_END.findall(text)):
+        return document, []
+    return _load(text)
+
+
+def _count_keys(value: object) -> int:
+    """The keys of every object in the value; -1 if it holds a float anywhere (orjson reads an
+    integer past 64 bits as a float, where Python keeps the integer)."""
+    values: Iterable[object] = value.values() if isinstance(value, dict) else value  # type: ignore[assignment]
+    count = len(value) if isinstance(value, dict) else 0
+    for v in values:
+        kind = type(v)
+        if kind is dict or kind is list:
+            inner = _count_keys(v)
+            if inner < 0:
+                return -1
+            count += inner
+        elif kind is float:
+            return -1
+    return count
+
+
+def _values(document: Any, duplicates: list[str]) -> dict[str, Any]:
     if not isinstance(document, dict) or not isinstance(document.get("event"), dict):
         raise ValueError("expected a Network Firewall log event: an object with an 'event' object")
     event: dict[str, Any] = document["event"]
@@ -124,17 +204,15 @@ def parse_event(text: str) -> dict[str, Any]:
     tls_error = event.get("tls_error")
     event_type = _text(event.get("event_type"))
     src_ip, dest_ip = _text(event.get("src_ip")), _text(event.get("dest_ip"))
-    extra = {k: json.dumps(v) for k, v in document.items() if k not in _TOP_KEYS}
-    extra.update(
-        {f"event.{k}": json.dumps(v) for k, v in event.items() if k not in _MAPPED_EVENT_KEYS}
-    )
+    extra = {k: _dump(v) for k, v in document.items() if k not in TOP_KEYS}
+    extra.update({f"event.{k}": _dump(v) for k, v in event.items() if k not in MAPPED_EVENT_KEYS})
     # Inside the objects natlens maps, the keys it does not (http.http_user_agent,
     # netflow.min_ttl, tls.subject ...) are kept too.
-    for name, mapped in _MAPPED_SUBKEYS.items():
+    for name, mapped in MAPPED_SUBKEYS.items():
         inner = event.get(name)
         if isinstance(inner, dict):
             extra.update(
-                {f"event.{name}.{k}": json.dumps(v) for k, v in inner.items() if k not in mapped}
+                {f"event.{name}.{k}": _dump(v) for k, v in inner.items() if k not in mapped}
             )
     row = {
         "firewall_name": _text(document.get("firewall_name")),
@@ -155,7 +233,7 @@ def parse_event(text: str) -> dict[str, Any]:
         "signature_id": _integer("alert.signature_id", alert.get("signature_id")),
         "signature": _text(alert.get("signature")),
         "category": _text(alert.get("category")),
-        "severity": _integer("alert.severity", alert.get("severity")),
+        "severity": _int32("alert.severity", alert.get("severity")),
         "verdict_action": _text(_object(event, "verdict").get("action")),
         "netflow_pkts": _counter("netflow.pkts", netflow.get("pkts")),
         "netflow_bytes": _counter("netflow.bytes", netflow.get("bytes")),
@@ -175,7 +253,7 @@ def parse_event(text: str) -> dict[str, Any]:
         "revocation_status": _text(revocation.get("status")),
         "revocation_action": _text(revocation.get("action")),
         "aws_category": _text(event.get("aws_category")),
-        "tls_inspected": event.get("tls_inspected") if "tls_inspected" in event else None,
+        "tls_inspected": _flag("tls_inspected", event.get("tls_inspected")),
         "duplicate_keys": sorted(set(duplicates)),
         "extra": extra,
         "src_ip_v4": _v4(src_ip),
@@ -225,6 +303,19 @@ def _integer(name: str, value: object) -> int | None:
     return number
 
 
+def _int32(name: str, value: object) -> int | None:
+    number = _integer(name, value)
+    if number is not None and not -(2**31) <= number < 2**31:
+        raise _BadValue(name, value, "a whole number (a 32-bit integer)")
+    return number
+
+
+def _flag(name: str, value: object) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise _BadValue(name, value, "true or false")
+
+
 def _counter(name: str, value: object) -> int | None:
     """Packets or bytes: 0 to schema.MAX_COUNT, as for flow log records."""
     number = _integer(name, value)
@@ -272,10 +363,25 @@ def _hex_flags(value: object) -> int | None:
 
 
 def _v4(address: str | None) -> int | None:
-    if not address:
+    """The address as a number if it is IPv4, as Python's ipaddress reads one (four decimal
+    octets of ASCII digits, no leading zeros); otherwise None."""
+    match = _V4.fullmatch(address) if address else None
+    if match is None:
         return None
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return None
-    return int(ip) if ip.version == 4 else None
+    a, b, c, d = match.groups()
+    return (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
+
+
+def _dump(value: object) -> str:
+    """json.dumps(value), without its cost for the values AWS writes: numbers, flags, plain text."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if type(value) is int:
+        return str(value)
+    if type(value) is str and _PLAIN.fullmatch(value):
+        return f'"{value}"'
+    return json.dumps(value)
