@@ -10,7 +10,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -132,7 +134,7 @@ def _ingest(case: Case, sources: list[str], options: IngestOptions, started: flo
     coverage: dict[str, list[list[int]]] = case.manifest["cloudwatch_coverage"]
 
     units = expand(sources, options.sources, coverage)
-    read_items = _prefetch(_read_stage(units, known), depth=4)
+    read_items = _firewall_ahead(_prefetch(_read_stage(units, known), depth=4))
     done: list[_UnitDone] = []
     tables = _prefetch(_parse_stage(read_items, acct, options, done), depth=4)
 
@@ -262,6 +264,38 @@ def _read_stage(units: Iterator[Unit], known: dict[str, dict[str, Any]]) -> Iter
         yield _UnitEnd(unit)
 
 
+# Network Firewall blocks are read two at a time: a block of a few thousand lines keeps one of
+# DuckDB's threads busy, and the line parser one core.
+_FIREWALL_POOL = ThreadPoolExecutor(2, thread_name_prefix="natlens-firewall")
+_FIREWALL_AHEAD = 2
+
+
+@dataclass
+class _Ahead:
+    """A Network Firewall block being read in the pool, and the piece it came from."""
+
+    piece: TextPiece
+    result: Future[tuple[pa.Table, list[Problem], int]]
+
+
+def _firewall_ahead(items: Iterator[object]) -> Iterator[object]:
+    """The items in order, each text piece that looks like Network Firewall events replaced by
+    an ``_Ahead`` that started reading it; ``_FIREWALL_AHEAD`` are in flight at a time."""
+    pending: deque[object] = deque()
+    in_flight = 0
+    for item in items:
+        if isinstance(item, TextPiece) and looks_like_event(_first_line(item.block)):
+            future = _FIREWALL_POOL.submit(read_block, item.block, item.first_line, item.source)
+            item = _Ahead(item, future)
+            in_flight += 1
+        pending.append(item)
+        while pending and (in_flight > _FIREWALL_AHEAD or not isinstance(pending[0], _Ahead)):
+            if isinstance(pending[0], _Ahead):
+                in_flight -= 1
+            yield pending.popleft()
+    yield from pending
+
+
 def _parse_stage(
     items: Iterator[object], acct: Accounting, options: IngestOptions, done: list[_UnitDone]
 ) -> Iterator[pa.Table]:
@@ -296,7 +330,7 @@ def _parse_stage(
         elif isinstance(item, LinesPassedOver):
             acct.counts.blank -= item.count
             acct.counts.metadata += item.count
-        elif isinstance(item, TextPiece | TablePiece):
+        elif isinstance(item, TextPiece | TablePiece | _Ahead):
             assert unit is not None
             if unit.id in broken:
                 continue  # the rest of a source whose parsing failed
@@ -314,7 +348,7 @@ def _parse_stage(
 
 
 def _parse_piece(
-    item: TextPiece | TablePiece,
+    item: TextPiece | TablePiece | _Ahead,
     unit: Unit,
     parsers: dict[str, FlowParser],
     firewall: dict[str, int],
@@ -322,11 +356,15 @@ def _parse_piece(
     options: IngestOptions,
 ) -> Iterator[pa.Table]:
     window = options.sources.time_range
+    ahead: Future[tuple[pa.Table, list[Problem], int]] | None = None
+    if isinstance(item, _Ahead):
+        ahead = item.result
+        item = item.piece
     if isinstance(item, TextPiece) and (
         item.source in firewall
         or (item.source not in parsers and looks_like_event(_first_line(item.block)))
     ):
-        table = _firewall_piece(item, acct, window)
+        table = _firewall_piece(item, acct, window, ahead)
         firewall[item.source] = firewall.get(item.source, 0) + table.num_rows
         if table.num_rows:
             yield table
@@ -362,7 +400,12 @@ def _first_line(block: bytes) -> str:
     return ""
 
 
-def _firewall_piece(piece: TextPiece, acct: Accounting, window: TimeRange) -> pa.Table:
+def _firewall_piece(
+    piece: TextPiece,
+    acct: Accounting,
+    window: TimeRange,
+    ahead: Future[tuple[pa.Table, list[Problem], int]] | None = None,
+) -> pa.Table:
     """Network Firewall events: every line a row, a blank, filtered out or a problem. Blank
     lines are counted, never materialised (a file of a billion newlines stays cheap)."""
     block = piece.block
@@ -373,7 +416,10 @@ def _firewall_piece(piece: TextPiece, acct: Accounting, window: TimeRange) -> pa
     if blank_block(block):
         acct.counts.blank += total
         return read_block(b"", piece.first_line, piece.source)[0]
-    table, problems, blank = read_block(block, piece.first_line, piece.source)
+    if ahead is not None:
+        table, problems, blank = ahead.result()
+    else:
+        table, problems, blank = read_block(block, piece.first_line, piece.source)
     acct.counts.blank += blank
     for problem in problems:
         acct.problem(problem)

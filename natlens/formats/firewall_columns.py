@@ -43,7 +43,7 @@ MIN_LINES = 300
 MAX_SHAPES = 64
 # The shapes are learnt from about this many lines of a block; lines of a shape the sample
 # missed are left to the line parser.
-SAMPLE_LINES = 4096
+SAMPLE_LINES = 512
 # The order of the key lists the SQL gives (json_keys' paths) and of ``extra``'s groups.
 _LEVELS = ("", "event", *(f"event.{name}" for name in MAPPED_SUBKEYS))
 _SUBOBJECTS = tuple(name for name in MAPPED_SUBKEYS if name != "tls_error")
