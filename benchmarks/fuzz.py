@@ -4,6 +4,8 @@ Targets (each takes bytes, and fails on a crash, a hang or a line not accounted 
 
   flowlog     flow log text: header lines, records, any bytes (FlowParser, one block at a time)
   firewall    Network Firewall log lines (JSON per line, parse_lines and the ingest piece)
+  firewall_columns  the column-wise firewall reader against the strict line parser: same rows,
+              same problems, same blank count
   container   whole files as ingest reads them: gzip, CloudWatch Logs JSON (exports, subscription
               payloads, Lambda events, Firehose), CLI text dumps, Parquet, plain text
   logformat   --log-format strings and header lines
@@ -66,6 +68,19 @@ def firewall(data: bytes) -> None:
         raise AssertionError("firewall: rows and records differ")
 
 
+def firewall_columns(data: bytes) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' reference
+    from natlens.formats import firewall_columns as columns
+    from tests.test_firewall_columns import ALERT, FLOW, _lines, strict
+
+    columns.MIN_LINES, columns.RAISE = 1, True
+    block = _lines(ALERT) + data + b"\n" + _lines(FLOW)
+    got = columns.read_block(block, 1, "fuzz")
+    want = strict(block, 1, "fuzz")
+    if got[1:] != want[1:] or not got[0].equals(want[0]):
+        raise AssertionError("firewall_columns: the column-wise reader and the parser differ")
+
+
 def container(data: bytes) -> None:
     """A file as ingest reads it: the container reader, then the parse stage."""
     from natlens.formats.containers import read_container
@@ -117,6 +132,7 @@ def context(data: bytes) -> None:
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "flowlog": flowlog,
     "firewall": firewall,
+    "firewall_columns": firewall_columns,
     "container": container,
     "logformat": logformat,
     "context": context,
@@ -131,6 +147,7 @@ def main() -> None:
     target = TARGETS[sys.argv[1]]
     with atheris.instrument_imports(include=["natlens"]):
         import natlens.formats.containers
+        import natlens.formats.firewall_columns
         import natlens.formats.describe_json
         import natlens.formats.logformat
         import natlens.formats.network_firewall

@@ -57,8 +57,9 @@ def assert_same(block: bytes, first_line: int = 1) -> pa.Table:
 
 @pytest.fixture
 def columnar(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every block read column-wise, however few its lines."""
+    """Every block read column-wise, however few its lines; an error there fails the test."""
     monkeypatch.setattr(firewall_columns, "MIN_LINES", 1)
+    monkeypatch.setattr(firewall_columns, "RAISE", True)
 
 
 ALERT = {
@@ -122,7 +123,7 @@ def test_aws_examples_and_a_simulated_world(tmp_path: Path, columnar: None) -> N
     assert set(table.column("log_type").to_pylist()) == {"alert", "flow", "tls"}
 
 
-def test_most_lines_of_the_common_shapes_are_read_column_wise(tmp_path: Path) -> None:
+def test_most_lines_of_the_common_shapes_are_read_column_wise(columnar: None) -> None:
     """Not a speed test: it checks the column-wise path is taken (the line parser sees only the
     lines it must), so the equality tests above test what ingest runs."""
     block = _lines(*([ALERT] * 400 + [FLOW] * 400 + [TLS] * 400))
@@ -266,11 +267,12 @@ def odd_event(draw: st.DrawFn) -> bytes:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(odd_event(), min_size=1, max_size=8))
 def test_drawn_lines(lines: list[bytes]) -> None:
-    firewall_columns.MIN_LINES, saved = 1, firewall_columns.MIN_LINES
+    saved = firewall_columns.MIN_LINES, firewall_columns.RAISE
+    firewall_columns.MIN_LINES, firewall_columns.RAISE = 1, True
     try:
         assert_same(_lines(ALERT) + b"\n".join(lines) + b"\n" + _lines(FLOW))
     finally:
-        firewall_columns.MIN_LINES = saved
+        firewall_columns.MIN_LINES, firewall_columns.RAISE = saved
 
 
 def test_ingest_reads_blocks_ahead_and_keeps_every_line(tmp_path: Path, columnar: None) -> None:
@@ -307,3 +309,15 @@ def test_ingest_reads_blocks_ahead_and_keeps_every_line(tmp_path: Path, columnar
     assert [(p.reason, p.line) for p in problems] == [("bad-json", 2), ("not-text", 3)]
     assert report["balanced"] and report["tables_written"]["firewall_events"] == got.num_rows
     assert report["lines"]["skipped"] == 2 and report["tables_written"]["flows"] > 0
+
+
+def test_an_error_in_the_column_wise_path_leaves_the_block_to_the_parser(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("an engine error on some input")
+
+    monkeypatch.setattr(firewall_columns, "MIN_LINES", 1)
+    monkeypatch.setattr(firewall_columns, "_read", broken)
+    table = assert_same(_lines(ALERT, FLOW, TLS) + b"not json\n")
+    assert table.num_rows == 3
