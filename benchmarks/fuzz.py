@@ -147,8 +147,8 @@ def main() -> None:
     target = TARGETS[sys.argv[1]]
     with atheris.instrument_imports(include=["natlens"]):
         import natlens.formats.containers
-        import natlens.formats.firewall_columns
         import natlens.formats.describe_json
+        import natlens.formats.firewall_columns
         import natlens.formats.logformat
         import natlens.formats.network_firewall
         import natlens.formats.vpc_flow
