@@ -3,14 +3,15 @@
 The line parser (network_firewall.parse_lines) is the definition of what a line means; this
 reader gives the same table several times faster, and hands it every line it cannot vouch for.
 
-1. DuckDB lists the keys of the objects natlens maps (the event, ``alert``, ``netflow`` ...)
-   for every line it reads as JSON as Python does. Lines fall into a few shapes (key lists):
-   an alert with TLS, a flow with TCP flags ...
+1. DuckDB lists the keys of the objects natlens maps (the event, ``alert``, ``netflow`` ...).
+   Lines fall into a few shapes (key lists): an alert with TLS, a flow with TCP flags ... The
+   shapes are learnt from a sample of the block's lines.
 2. A shape is read here only if nothing about its keys needs Python: no key twice, no two keys
    one column name apart (DuckDB's names ignore case), no unmapped key that ``extra`` would
    name like another, and its unmapped keys in an order every other shape agrees with.
-3. One json_transform reads every leaf of those lines as JSON text; SQL checks each value has
-   the type and form AWS writes (else the line goes to the parser) and converts it.
+3. For every line DuckDB reads as JSON the way Python does and whose shape was accepted, one
+   json_transform gives every leaf as JSON text; Arrow's compute functions check that each
+   value has the type and form AWS writes (else the line goes to the parser) and convert it.
 4. ``extra`` (the unmapped keys, as JSON text) is assembled here from the same leaves, when
    every value is one json.dumps writes the same way (a whole number, true, false, null or
    printable ASCII text); otherwise the line goes to the parser.
