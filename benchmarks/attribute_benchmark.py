@@ -1,9 +1,13 @@
-"""Alert attribution benchmark: time and peak memory, end to end.
+"""Alert attribution benchmark: time, peak memory and accuracy, end to end.
 
 Target (issue 5): about 1 million Network Firewall events against 10 million flow records,
 `natlens attribute` end to end (the conversations, the NAT links and the attribution, from a case
 with nothing derived yet) with peak memory <= 2 GB; its time recorded beside a bare DuckDB join of
 the same tables on the same keys (each event to the flow records with its addresses and ports).
+
+Target (issue 15): at most 1.5x the time of a direct DuckDB query written for the same answer
+(attribute_floor.py). Both answers are scored against the simulator's truth: of the events whose
+source is a NAT gateway's address, how many each names an instance for, and how many wrongly.
 
     python benchmarks/attribute_benchmark.py [--records 10000000] [--record-results]
 """
@@ -22,6 +26,24 @@ sys.path.insert(0, str(HERE))
 
 import pyarrow.parquet as pq  # noqa: E402
 from ingest_benchmark import Check, append_results, print_checks, run  # noqa: E402
+
+# Of the events from a NAT gateway's address: how many each answer names an instance for, how
+# many of those the truth confirms, and on how many the two answers agree.
+SCORE = """
+import sys, duckdb
+truth, floor, natlens = sys.argv[1:4]
+print(*duckdb.sql(f'''
+    WITH t AS (SELECT file, line, source_ip FROM '{truth}'),
+    f AS (SELECT * FROM '{floor}'),
+    n AS (SELECT source, line, instance_address FROM '{natlens}' WHERE source_kind = 'nat-gateway')
+    SELECT count(*),
+        count(f.instance_address), count_if(f.instance_address = t.source_ip),
+        count(n.instance_address), count_if(n.instance_address = t.source_ip),
+        count_if(n.instance_address = f.instance_address)
+    FROM f JOIN t ON f.source LIKE '%' || t.file AND f.line = t.line
+    LEFT JOIN n ON n.source = f.source AND n.line = f.line
+''').fetchone())
+"""
 
 BARE_JOIN = """
 import sys, duckdb
@@ -62,6 +84,14 @@ def main() -> None:
              "--memory-limit", args.memory_limit]
         )  # fmt: skip
         rows = pq.ParquetFile(target).metadata.num_rows
+        floor = root / "floor.parquet"
+        floor_seconds, _floor_rss, _ = run(
+            [sys.executable, str(HERE / "attribute_floor.py"), str(case), str(world / "context"),
+             str(floor)]
+        )  # fmt: skip
+        truth = world / "truth" / "firewall_events.parquet"
+        _s, _r, scored = run([sys.executable, "-c", SCORE, str(truth), str(floor), str(target)])
+        nat_events, f_named, f_right, n_named, n_right, agree = map(int, scored.split())
     finally:
         shutil.rmtree(root, ignore_errors=True)
     line = (
@@ -69,11 +99,26 @@ def main() -> None:
         f"| {join_seconds:.1f} s ({int(out.strip()):,} pairs, peak {join_rss / 1e9:.2f} GB) "
         f"| {seconds / join_seconds:.1f}x |"
     )
+    floor_lines = (
+        f"| direct DuckDB query | {floor_seconds:.1f} s | {f_named:,} | {f_named - f_right:,} |\n"
+        f"| `natlens attribute` | {seconds:.1f} s | {n_named:,} | {n_named - n_right:,} |"
+    )
     print(HEADER)
     print(line)
+    print(FLOOR_HEADER.format(events=nat_events))
+    print(floor_lines)
     checks: list[Check] = [
         (f"every event attributed or passed through: {rows:,} of {events:,}", rows == events),
         (f"peak memory <= 2 GB: {rss / 1e9:.2f} GB", rss <= 2e9),
+        (
+            f"<= 1.5x the direct query: {seconds / floor_seconds:.2f}x",
+            seconds <= 1.5 * floor_seconds,
+        ),
+        (
+            f"no more wrong than the direct query: {n_named - n_right:,} against "
+            f"{f_named - f_right:,} (the two agree on {agree:,} of {nat_events:,} events)",
+            n_named - n_right <= f_named - f_right,
+        ),
     ]
     check_lines = print_checks(checks)
     if args.record_results:
@@ -84,13 +129,19 @@ def main() -> None:
             " `natlens attribute` is one fresh process on a case with nothing derived yet (it "
             "pairs the conversations, links the NAT legs and attributes every event), writing "
             "Parquet; the bare join counts (event, flow record) pairs on addresses and ports."
-            f"\n\n{HEADER}\n{line}\n\n" + "\n".join(check_lines),
+            f"\n\n{HEADER}\n{line}\n\n{FLOOR_HEADER.format(events=nat_events)}\n"
+            f"{floor_lines}\n\n" + "\n".join(check_lines),
         )
 
 
 HEADER = (
     "| flow records | firewall events | natlens attribute | natlens peak memory "
     "| DuckDB bare join | ratio |\n| ---: | ---: | ---: | ---: | ---: | ---: |"
+)
+
+FLOOR_HEADER = (
+    "| answer ({events:,} events from a NAT gateway's address) | time | instance named | wrong |"
+    "\n| --- | ---: | ---: | ---: |"
 )
 
 
