@@ -46,7 +46,8 @@ fw_ordered AS (
     FROM fw_events
 ),
 fw_openers AS (
-    SELECT * FROM fw_ordered WHERE k = 1
+    -- whether the opener's address is private: once per flow, not once per use per event
+    SELECT *, $private AS opener_private FROM fw_ordered WHERE k = 1
 ),
 instance_hosts AS (
     -- what the context and the logs say about a private address that is a flow's source
@@ -136,7 +137,7 @@ SELECT
     coalesce(e.sni, e.http_hostname) AS hostname,
     CASE
         WHEN n.address IS NOT NULL THEN 'nat-gateway'
-        WHEN $private = 1 THEN 'private'
+        WHEN o.opener_private = 1 THEN 'private'
         ELSE 'internet'
     END AS source_kind,
     -- A low answer is shown as a candidate, never as the instance.
@@ -147,7 +148,7 @@ SELECT
                 CASE WHEN fl.ambiguous = 0 THEN fl.top_addr END,
                 CASE WHEN pl.ambiguous = 0 THEN pl.top_addr END
             )
-        WHEN n.address IS NULL AND $private = 1
+        WHEN n.address IS NULL AND o.opener_private = 1
             AND (h.instance_id IS NOT NULL OR h.interface_id IS NOT NULL) THEN o.opener_addr
     END AS instance_address,
     CASE
@@ -157,7 +158,7 @@ SELECT
                 CASE WHEN fl.ambiguous = 0 THEN fl.top_port END,
                 CASE WHEN pl.ambiguous = 0 THEN pl.top_port END
             )
-        WHEN n.address IS NULL AND $private = 1
+        WHEN n.address IS NULL AND o.opener_private = 1
             AND (h.instance_id IS NOT NULL OR h.interface_id IS NOT NULL) THEN o.opener_port
     END AS instance_port,
     CASE
@@ -167,7 +168,7 @@ SELECT
                 CASE WHEN fl.ambiguous = 0 THEN fl.top_instance_id END,
                 CASE WHEN pl.ambiguous = 0 THEN pl.top_instance_id END
             )
-        WHEN n.address IS NULL AND $private = 1 THEN h.instance_id
+        WHEN n.address IS NULL AND o.opener_private = 1 THEN h.instance_id
     END AS instance_id,
     CASE
         WHEN n.address IS NOT NULL
@@ -176,23 +177,23 @@ SELECT
                 CASE WHEN fl.ambiguous = 0 THEN fl.top_interface END,
                 CASE WHEN pl.ambiguous = 0 THEN pl.top_interface END
             )
-        WHEN n.address IS NULL AND $private = 1 THEN h.interface_id
+        WHEN n.address IS NULL AND o.opener_private = 1 THEN h.interface_id
     END AS instance_interface,
     CASE WHEN n.address IS NOT NULL THEN n.nat_gateway END AS nat_gateway,
     CASE
         WHEN n.address IS NOT NULL THEN coalesce(fl.top_method, pl.top_method)
-        WHEN $private = 1 THEN 'source-address'
+        WHEN o.opener_private = 1 THEN 'source-address'
     END AS method,
     CASE
         WHEN n.address IS NOT NULL THEN coalesce(fl.confidence, pl.confidence, 'unknown')
         -- the context names the instance; the logs show an interface of its own (and no NAT
         -- gateway was seen at it); or nothing says it is not a NAT gateway's address
-        WHEN $private = 1 AND h.instance_id IS NOT NULL THEN 'certain'
-        WHEN $private = 1 AND h.interface_id IS NOT NULL THEN 'medium'
-        WHEN $private = 1 THEN 'low'
+        WHEN o.opener_private = 1 AND h.instance_id IS NOT NULL THEN 'certain'
+        WHEN o.opener_private = 1 AND h.interface_id IS NOT NULL THEN 'medium'
+        WHEN o.opener_private = 1 THEN 'low'
     END AS confidence,
     CASE WHEN n.address IS NOT NULL THEN coalesce(fl.candidate_count, pl.candidate_count, 0)
-        WHEN $private = 1 THEN 1 ELSE 0 END AS candidate_count,
+        WHEN o.opener_private = 1 THEN 1 ELSE 0 END AS candidate_count,
     CASE WHEN coalesce(fl.ambiguous, pl.ambiguous, 0) = 1 THEN true ELSE false END AS ambiguous,
     CASE
         WHEN fl.outside_id IS NOT NULL
@@ -209,7 +210,7 @@ SELECT
                     pl.candidate_5],
                 x -> x IS NOT NULL
             ) END
-        WHEN n.address IS NULL AND $private = 1
+        WHEN n.address IS NULL AND o.opener_private = 1
             AND NOT (h.instance_id IS NOT NULL OR h.interface_id IS NOT NULL)
             THEN [concat(o.opener_addr, ':', CAST(o.opener_port AS VARCHAR))]
         ELSE CAST([] AS VARCHAR[])

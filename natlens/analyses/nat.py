@@ -226,7 +226,7 @@ def attribute_sql(
         "attribute",
         slack=SLACK,
         log_types=log_types,
-        private=private_sql("o.opener_addr", v4_sql("o.opener_addr"), cidrs),
+        private=private_sql("opener_addr", v4_sql("opener_addr"), cidrs),
     )
     query = _with_links(options.conversations, head, stored)
     ctes = [
