@@ -35,7 +35,7 @@ from natlens.formats.containers import (
 )
 from natlens.formats.firewall_columns import read_block
 from natlens.formats.network_firewall import looks_like_event
-from natlens.formats.vpc_flow import FlowParser, blank_block
+from natlens.formats.vpc_flow import NOT_SPACE, FlowParser, blank_block
 from natlens.schema import FLOWS_SCHEMA
 from natlens.sources.timerange import TimeRange, merge
 from natlens.sources.units import SourceOptions, Unit, expand
@@ -289,7 +289,13 @@ def _firewall_ahead(items: Iterator[object]) -> Iterator[object]:
             item = _Ahead(item, future)
             in_flight += 1
         pending.append(item)
-        while pending and (in_flight > _FIREWALL_AHEAD or not isinstance(pending[0], _Ahead)):
+        # Items wait behind a block being read only a few at a time: a file of a block of
+        # events and a gigabyte of newlines must stream, not pile up here.
+        while pending and (
+            in_flight > _FIREWALL_AHEAD
+            or len(pending) > 2 * _FIREWALL_AHEAD
+            or not isinstance(pending[0], _Ahead)
+        ):
             if isinstance(pending[0], _Ahead):
                 in_flight -= 1
             yield pending.popleft()
@@ -394,10 +400,15 @@ def _broken(source: str, exc: BaseException) -> Problem:
 
 
 def _first_line(block: bytes) -> str:
-    for raw in block[:65536].split(b"\n"):
-        if raw.strip():
-            return raw.decode("utf-8", "replace")
-    return ""
+    """The first line with text in the block's first 64 KiB (found without splitting them:
+    a block of newlines is asked this twice)."""
+    match = NOT_SPACE.search(block, 0, 65536)
+    if match is None:
+        return ""
+    start = block.rfind(b"\n", 0, match.start()) + 1
+    end = block.find(b"\n", match.start(), 65536)
+    end = min(len(block), 65536) if end < 0 else end
+    return block[start:end].decode("utf-8", "replace")
 
 
 def _firewall_piece(

@@ -211,6 +211,9 @@ TEXT_CASES = [
     b'\xef\xbb\xbf{"event":{}}\n',  # a byte order mark
     b'{"event":{}}\n',
     b"[1, 2]\n",
+    b"0\n",  # a top-level number, a fraction, null: JSON, but no event
+    b"1.5\n",
+    b"null\n",
     b'"text"\n',
     b"{}\n",
     b"\xff\xfe not text\n",

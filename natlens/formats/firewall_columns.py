@@ -20,6 +20,7 @@ reader gives the same table several times faster, and hands it every line it can
 from __future__ import annotations
 
 import json
+import re
 import threading
 from importlib import resources
 from typing import Any
@@ -53,6 +54,10 @@ _SUBOBJECTS = tuple(name for name in MAPPED_SUBKEYS if name != "tls_error")
 # A value json.dumps writes as DuckDB does: whole numbers, true, false, null, plain ASCII text.
 _PLAIN = r'^(-?[0-9]+|true|false|null|"[\x20\x21\x23-\x5b\x5d-\x7e]*")$'
 
+# A block with a newline every this many bytes or more often is read the sparse way (it cannot
+# be mostly events, and a table of every line's bounds would take 8 bytes a byte).
+SPARSE_BYTES = 32
+_NOT_SPACE = re.compile(rb"[^ \t\r\n\x0b\x0c]")
 _SPACE = np.zeros(256, dtype=bool)
 _SPACE[list(b" \t\r\n\x0b\x0c")] = True  # what the line splitter calls white space
 
@@ -111,19 +116,10 @@ def _line(problem: Problem) -> int:
 def _lines(block: bytes, first_line: int) -> tuple[np.ndarray, pa.Array, list[int]]:
     """The numbers and the text (each with its newline) of the block's lines that hold more
     than white space and are UTF-8, and the numbers of those that are not UTF-8."""
-    data = np.frombuffer(block, np.uint8)
-    ends = np.flatnonzero(data == 10) + 1
-    if len(block) and (not len(ends) or ends[-1] != len(block)):
-        ends = np.append(ends, len(block))  # the last line has no newline
-    offsets = np.concatenate(([0], ends)).astype(np.int64)
-    if len(offsets) < 2:
-        keep = np.zeros(0, np.int64)
+    if block.count(b"\n") > len(block) // SPARSE_BYTES:
+        numbers, lines = _sparse(block, first_line)
     else:
-        keep = np.flatnonzero(np.logical_or.reduceat(~_SPACE[data], offsets[:-1]))
-    lines = pa.Array.from_buffers(
-        pa.large_binary(), len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(block)]
-    ).take(pa.array(keep))
-    numbers = keep + first_line
+        numbers, lines = _dense(block, first_line)
     try:
         return numbers, lines.cast(pa.large_string()), []
     except pa.ArrowInvalid:
@@ -141,6 +137,39 @@ def _lines(block: bytes, first_line: int) -> tuple[np.ndarray, pa.Array, list[in
         lines.take(pa.array(good, pa.int64())).cast(pa.large_string()),
         [int(numbers[i]) for i in bad],
     )
+
+
+def _dense(block: bytes, first_line: int) -> tuple[np.ndarray, pa.Array]:
+    """Lines of a block of events: every line's bounds at once (8 bytes a line)."""
+    data = np.frombuffer(block, np.uint8)
+    ends = np.flatnonzero(data == 10) + 1
+    if len(block) and (not len(ends) or ends[-1] != len(block)):
+        ends = np.append(ends, len(block))  # the last line has no newline
+    offsets = np.concatenate(([0], ends)).astype(np.int64)
+    if len(offsets) < 2:
+        keep = np.zeros(0, np.int64)
+    else:
+        keep = np.flatnonzero(np.logical_or.reduceat(~_SPACE[data], offsets[:-1]))
+    lines = pa.Array.from_buffers(
+        pa.large_binary(), len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(block)]
+    ).take(pa.array(keep))
+    return keep + first_line, lines
+
+
+def _sparse(block: bytes, first_line: int) -> tuple[np.ndarray, pa.Array]:
+    """Lines of a block that is mostly newlines (an event, then a gigabyte of them): only the
+    lines with text are found, the runs of white space between them skipped at C speed."""
+    numbers, pieces = [], []
+    line, at, pos = first_line, 0, 0
+    while (match := _NOT_SPACE.search(block, pos)) is not None:
+        start = block.rfind(b"\n", 0, match.start()) + 1
+        end = block.find(b"\n", match.start())
+        end = len(block) if end < 0 else end + 1
+        line += block.count(b"\n", at, start)
+        at, pos = start, end
+        numbers.append(line)
+        pieces.append(block[start:end])
+    return np.array(numbers, np.int64), pa.array(pieces, pa.large_binary())
 
 
 def _pairs(numbers: np.ndarray, texts: pa.Array, which: Any) -> list[tuple[int, str]]:

@@ -177,8 +177,13 @@ def _load_fast(text: str) -> tuple[Any, list[str]]:
 def _count_keys(value: object) -> int:
     """The keys of every object in the value; -1 if it holds a float anywhere (orjson reads an
     integer past 64 bits as a float, where Python keeps the integer)."""
-    values: Iterable[object] = value.values() if isinstance(value, dict) else value  # type: ignore[assignment]
-    count = len(value) if isinstance(value, dict) else 0
+    if isinstance(value, dict):
+        values: Iterable[object] = value.values()
+        count = len(value)
+    elif isinstance(value, list):
+        values, count = value, 0
+    else:
+        return -1 if isinstance(value, float) else 0
     for v in values:
         kind = type(v)
         if kind is dict or kind is list:
