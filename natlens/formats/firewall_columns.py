@@ -191,7 +191,9 @@ def _statements() -> dict[str, Any]:
             text = resources.files("natlens.formats").joinpath("network_firewall.sql").read_text()
             parts = text.split("-- statement: ")[1:]
             named = {part.split("\n", 1)[0].strip(): part.split("\n", 1)[1] for part in parts}
-            _STATE.update(named, connection=duckdb.connect(":memory:"))
+            connection = duckdb.connect(":memory:")
+            connection.execute(named.pop("setup"))
+            _STATE.update(named, connection=connection)
         return _STATE
 
 
