@@ -32,7 +32,9 @@ from ingest_benchmark import Check, append_results, print_checks, run  # noqa: E
 SCORE = """
 import sys, duckdb
 truth, floor, natlens = sys.argv[1:4]
-print(*duckdb.sql(f'''
+con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
+print(*con.sql(f'''
     WITH t AS (SELECT file, line, source_ip FROM '{truth}'),
     f AS (SELECT * FROM '{floor}'),
     n AS (SELECT source, line, instance_address FROM '{natlens}' WHERE source_kind = 'nat-gateway')
