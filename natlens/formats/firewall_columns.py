@@ -20,7 +20,6 @@ reader gives the same table several times faster, and hands it every line it can
 from __future__ import annotations
 
 import json
-import re
 import threading
 from importlib import resources
 from typing import Any
@@ -37,6 +36,7 @@ from natlens.formats.network_firewall import (
     TOP_KEYS,
     parse_lines,
 )
+from natlens.formats.vpc_flow import NOT_SPACE  # what the line splitter calls white space
 from natlens.schema import MAX_COUNT
 
 # Below this many lines, DuckDB's set-up costs more than reading column-wise saves.
@@ -57,9 +57,8 @@ _PLAIN = r'^(-?[0-9]+|true|false|null|"[\x20\x21\x23-\x5b\x5d-\x7e]*")$'
 # A block with a newline every this many bytes or more often is read the sparse way (it cannot
 # be mostly events, and a table of every line's bounds would take 8 bytes a byte).
 SPARSE_BYTES = 32
-_NOT_SPACE = re.compile(rb"[^ \t\r\n\x0b\x0c]")
 _SPACE = np.zeros(256, dtype=bool)
-_SPACE[list(b" \t\r\n\x0b\x0c")] = True  # what the line splitter calls white space
+_SPACE[[b for b in range(256) if NOT_SPACE.fullmatch(bytes([b])) is None]] = True
 
 _STATE: dict[str, Any] = {}
 _LOCK = threading.Lock()
@@ -161,7 +160,7 @@ def _sparse(block: bytes, first_line: int) -> tuple[np.ndarray, pa.Array]:
     lines with text are found, the runs of white space between them skipped at C speed."""
     numbers, pieces = [], []
     line, at, pos = first_line, 0, 0
-    while (match := _NOT_SPACE.search(block, pos)) is not None:
+    while (match := NOT_SPACE.search(block, pos)) is not None:
         start = block.rfind(b"\n", 0, match.start()) + 1
         end = block.find(b"\n", match.start())
         end = len(block) if end < 0 else end + 1
