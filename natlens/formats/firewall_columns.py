@@ -250,10 +250,10 @@ def _accept(shapes: list[list[list[str] | None]]) -> tuple[list[int], dict[str, 
         wanted = {
             level: [k for k in (levels[level] or []) if k not in mapped[level]] for level in _LEVELS
         }
-        if any("." in k or not k for level in ("", "event") for k in wanted[level]):
+        if any("." in k for level in ("", "event") for k in wanted[level]):
             continue  # extra's name for it could be another key's
         if any(not k for level in _LEVELS for k in wanted[level]):
-            continue
+            continue  # an empty key can be no struct field
         merged = _merge(extras, names, wanted)
         if merged is None:
             continue
