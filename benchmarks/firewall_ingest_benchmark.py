@@ -23,10 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-from ingest_benchmark import HERE, machine, print_checks, run
+from ingest_benchmark import HERE, append_results, print_checks, run
 
 FLOOR = """
 import sys, duckdb
@@ -119,13 +118,7 @@ def main() -> None:
     ]
     check_lines = print_checks(checks)
     if args.record_results:
-        when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        lines = [
-            f"\n### Network Firewall ingest, {events:,} events ({when})\n",
-            f"Machine: {machine()}. Input: `natlens simulate --scenario fw-after-nat --records "
-            f"{args.records} --seed {args.seed}`: {len(firewall)} firewall files, "
-            f"{fw_bytes / 2**20:.0f} MiB of text; {len(flows)} flow log files, "
-            f"{flow_bytes / 2**20:.0f} MiB.\n",
+        table = "\n".join([
             "| run | seconds | peak memory | text per second |",
             "| --- | ---: | ---: | ---: |",
             f"| (a) DuckDB `read_json` + COPY | {a_s:.2f} | {a_rss / 2**20:.0f} MiB | "
@@ -134,12 +127,15 @@ def main() -> None:
             f"{fw_rate:.1f} MiB/s |",
             f"| (c) `natlens ingest` flow logs | {c_s:.2f} | {c_rss / 2**20:.0f} MiB | "
             f"{flow_rate:.1f} MiB/s |",
-            "",
-            *check_lines,
-            "",
-        ]
-        with open(HERE / "RESULTS.md", "a") as out_file:
-            out_file.write("\n".join(lines))
+        ])  # fmt: skip
+        append_results(
+            f"Network Firewall ingest, {events:,} events",
+            f"python benchmarks/firewall_ingest_benchmark.py --records {args.records} "
+            f"--seed {args.seed}",
+            f" Input: `natlens simulate --scenario fw-after-nat`: {len(firewall)} firewall "
+            f"files, {fw_bytes / 2**20:.0f} MiB of text; {len(flows)} flow log files, "
+            f"{flow_bytes / 2**20:.0f} MiB.\n\n{table}\n\n" + "\n".join(check_lines),
+        )
     if not all(ok for _text, ok in checks):
         raise SystemExit(1)
 

@@ -324,3 +324,37 @@ def test_an_error_in_the_column_wise_path_leaves_the_block_to_the_parser(
     monkeypatch.setattr(firewall_columns, "_read", broken)
     table = assert_same(_lines(ALERT, FLOW, TLS) + b"not json\n")
     assert table.num_rows == 3
+
+
+time_value = st.one_of(st.none(), st.just(0), st.integers(1_699_999_000, 1_700_001_000))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(time_value, time_value, time_value), min_size=1, max_size=20),
+       st.one_of(st.none(), st.integers(1_699_999_500, 1_700_000_500)),
+       st.one_of(st.none(), st.integers(1_699_999_500, 1_700_000_500)))  # fmt: skip
+def test_the_time_window_keeps_what_the_rule_says(
+    rows: list[tuple[int | None, int | None, int | None]], since: int | None, until: int | None
+) -> None:
+    """ingest's column-wise --since/--until filter against its rule, a row at a time: an event
+    is kept when its flow's span (or its time) meets the window; a time of 0 counts as none
+    (Python's ``or``); an event without any time is kept."""
+    from natlens.ingest import _in_window
+    from natlens.sources.timerange import TimeRange
+
+    def kept(flow_start: int | None, flow_end: int | None, event_time: int | None) -> bool:
+        start = flow_start or event_time
+        end = flow_end or event_time
+        if start is None:
+            return True
+        if since is not None and (end or start) < since:
+            return False
+        return not (until is not None and start > until)
+
+    table = pa.table({
+        "flow_start": pa.array([r[0] for r in rows], pa.int64()),
+        "flow_end": pa.array([r[1] for r in rows], pa.int64()),
+        "event_time": pa.array([r[2] for r in rows], pa.int64()),
+    })  # fmt: skip
+    got = _in_window(table, TimeRange(since, until)).to_pylist()
+    assert got == [kept(*r) for r in rows]

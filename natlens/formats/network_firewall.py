@@ -114,11 +114,6 @@ def parse_lines(lines: Iterable[tuple[int, str]], source: str, *, strict: bool =
     return parsed
 
 
-def parse_event(text: str) -> dict[str, Any]:
-    """One line as a row (without ``source`` and ``line``); ValueError names what is wrong."""
-    return _values(*_load(text))
-
-
 def _load(text: str) -> tuple[dict[str, Any], list[str]]:
     """The line's object and the keys written twice in it, read the strict way."""
     duplicates: list[str] = []
