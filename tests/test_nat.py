@@ -214,6 +214,55 @@ def test_aws_example_events_without_flow_logs(tmp_path: Path) -> None:
     ]
 
 
+CONFIDENCE_ORDER = ("unknown", "low", "medium", "high", "certain")
+
+
+def test_crowded_buckets_never_raise_confidence(worlds, tmp_path: Path, monkeypatch) -> None:
+    """With room for only two legs per bucket, most rows meet a crowded bucket: they are
+    compared with fewer legs than could be behind them. Their answer is then never surer than
+    with every leg compared, and whatever they still name is the same instance."""
+    from natlens.analyses import nat
+
+    world = worlds[("fw-after-nat", "default")]
+    options = NatOptions(ConversationOptions(load_context(world / "context")))
+    with DuckDBEngine() as engine:
+        full = nat_links(engine, Case.open(fresh_copy(world / "case", tmp_path / "a")), options)
+        full_rows = full.read_all().to_pylist()
+    monkeypatch.setattr(nat, "CANDIDATE_CAP", 2)
+    with DuckDBEngine() as engine:
+        capped = nat_links(engine, Case.open(fresh_copy(world / "case", tmp_path / "b")), options)
+        capped_rows = capped.read_all().to_pylist()
+    assert len(capped_rows) == len(full_rows) > 1000
+    lowered = 0
+    for want, have in zip(full_rows, capped_rows, strict=True):
+        assert have["public_conversation"] == want["public_conversation"]
+        rank = CONFIDENCE_ORDER.index(have["confidence"])
+        assert rank <= CONFIDENCE_ORDER.index(want["confidence"]), (want, have)
+        lowered += rank < CONFIDENCE_ORDER.index(want["confidence"])
+        if have["confidence"] != "unknown":
+            assert have["instance_address"] == want["instance_address"], (want, have)
+        if have["ambiguous"]:
+            assert have["instance_address"] is None
+        assert have["candidate_count"] <= want["candidate_count"]
+    # the cap bit: answers past a crowded bucket are less sure
+    assert lowered > 20, lowered
+    # ... and the instances still named are those of the simulator's truth
+    truth = {
+        (r[0], r[1], r[2]): r[3]
+        for r in duckdb.sql(
+            f"SELECT nat_ip, nat_port, server_ip, instance_ip FROM '{world}/truth/connections.parquet'"
+            " WHERE kind = 'egress'"
+        ).fetchall()
+    }
+    sure = [r for r in capped_rows if r["confidence"] in ("certain", "high")]
+    assert sure
+    for link in sure:
+        assert (
+            truth[(link["nat_address"], link["nat_port"], link["destination"])]
+            == (link["instance_address"])
+        )
+
+
 @pytest.mark.spark
 def test_engines_agree(spark_engine, worlds, tmp_path: Path) -> None:
     """Spark and DuckDB, each on its own fresh copy of the case, give the same rows."""

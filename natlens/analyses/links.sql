@@ -10,7 +10,13 @@
 --   link_scored     each pair's score: start and end times, packets, bytes, what is known
 --   link_margins    per outside row, the best instance's score and the next one's
 --   link_links      the decision: the top instance when no other scores as well, and how sure
-WITH link_legs AS (
+--
+-- Each join compares an outside row with at most $cap legs per bucket (the first to start), so
+-- that the pairs per row stay bounded however dense the traffic to one destination grows. A row
+-- that meets a bucket holding more (link_crowded) was not compared with every leg that could be
+-- behind it: its margin is taken over the best score a leg left out could have, and it is never
+-- certain.
+WITH link_keyed AS (
     -- each instance leg on its key: the destination it names (by_destination = 1) or, when it
     -- names none (the NAT gateway's private leg alone), the NAT gateway's address (0)
     SELECT
@@ -19,6 +25,25 @@ WITH link_legs AS (
         coalesce(destination, nat_addr) AS k_addr,
         CAST(floor(first_seen / 2) AS BIGINT) AS near_bucket
     FROM instance_buckets
+),
+link_legs AS (
+    SELECT
+        *,
+        row_number() OVER (
+            PARTITION BY by_destination, k_addr, destination_port, protocol, near_bucket
+            ORDER BY first_seen, conversation
+        ) AS near_rank,
+        count(*) OVER (
+            PARTITION BY by_destination, k_addr, destination_port, protocol, near_bucket
+        ) AS near_crowd,
+        row_number() OVER (
+            PARTITION BY by_destination, k_addr, destination_port, protocol, bytes_out, bucket
+            ORDER BY first_seen, conversation
+        ) AS bytes_rank,
+        count(*) OVER (
+            PARTITION BY by_destination, k_addr, destination_port, protocol, bytes_out, bucket
+        ) AS bytes_crowd
+    FROM link_keyed
 ),
 link_shifts AS (
     SELECT -1 AS d UNION ALL SELECT 0 AS d UNION ALL SELECT 1 AS d
@@ -55,6 +80,46 @@ link_open AS (
         ON n.k <= CAST(floor(least(l.last_seen + 2, l.first_seen + $slack) / 4) AS BIGINT)
             - CAST(floor((l.first_seen - 2) / 4) AS BIGINT)
 ),
+link_open_crowds AS (
+    -- the 4-second buckets where more than $cap legs were open: their rows skip the open join
+    SELECT by_destination, k_addr, destination_port, protocol, open_bucket
+    FROM link_open
+    GROUP BY by_destination, k_addr, destination_port, protocol, open_bucket
+    HAVING count(*) > $cap
+),
+link_crowding AS (
+    -- The outside rows that met a bucket of more than $cap legs, and the most a leg left out
+    -- could score: one that started within 2 s but has other bytes 9, one open at the start
+    -- with other bytes 7 (the bytes join finds those with the same bytes), any leg when the
+    -- same bytes out crowd a bucket 12.
+    SELECT o.outside_id, 9 AS hidden, 0 AS open_crowded
+    FROM link_beside AS o
+    JOIN link_legs AS i
+        ON i.by_destination = o.by_destination AND i.k_addr = o.k_addr
+        AND i.destination_port = o.destination_port AND i.protocol = o.protocol
+        AND i.near_bucket = o.near_bucket
+    WHERE i.near_crowd > $cap AND i.near_rank = 1
+    UNION ALL
+    SELECT o.outside_id, 12 AS hidden, 0 AS open_crowded
+    FROM link_beside AS o
+    JOIN link_legs AS i
+        ON i.by_destination = o.by_destination AND i.k_addr = o.k_addr
+        AND i.destination_port = o.destination_port AND i.protocol = o.protocol
+        AND i.bytes_out = o.bytes_out AND i.bucket = o.bucket
+    WHERE i.bytes_crowd > $cap AND i.bytes_rank = 1
+    UNION ALL
+    SELECT o.outside_id, 7 AS hidden, 1 AS open_crowded
+    FROM link_outside AS o
+    JOIN link_open_crowds AS i
+        ON i.by_destination = o.by_destination AND i.k_addr = o.k_addr
+        AND i.destination_port = o.destination_port AND i.protocol = o.protocol
+        AND i.open_bucket = o.open_bucket
+),
+link_crowded AS (
+    SELECT outside_id, max(hidden) AS hidden, max(open_crowded) AS open_crowded
+    FROM link_crowding
+    GROUP BY outside_id
+),
 link_matches AS (
     -- The legs that can be behind an outside row, found by equality (so that the pairs grow
     -- with the candidates, not with the traffic to a destination): legs that started within
@@ -71,7 +136,7 @@ link_matches AS (
     JOIN link_legs AS i
         ON i.by_destination = o.by_destination AND i.k_addr = o.k_addr
         AND i.destination_port = o.destination_port AND i.protocol = o.protocol
-        AND i.near_bucket = o.near_bucket
+        AND i.near_bucket = o.near_bucket AND i.near_rank <= $cap
     WHERE abs(i.first_seen - o.first_seen) <= 2
         AND (o.by_destination = 0 OR i.nat_addr IS NULL OR i.nat_addr = o.nat_addr)
     UNION ALL
@@ -87,7 +152,9 @@ link_matches AS (
         ON i.by_destination = o.by_destination AND i.k_addr = o.k_addr
         AND i.destination_port = o.destination_port AND i.protocol = o.protocol
         AND i.open_bucket = o.open_bucket
-    WHERE abs(i.first_seen - o.first_seen) > 2 AND abs(i.first_seen - o.first_seen) <= $slack
+    LEFT JOIN link_crowded AS c ON c.outside_id = o.outside_id AND c.open_crowded = 1
+    WHERE c.outside_id IS NULL
+        AND abs(i.first_seen - o.first_seen) > 2 AND abs(i.first_seen - o.first_seen) <= $slack
         AND o.first_seen BETWEEN i.first_seen - 2 AND i.last_seen + 2
         AND (o.by_destination = 0 OR i.nat_addr IS NULL OR i.nat_addr = o.nat_addr)
     UNION ALL
@@ -102,9 +169,14 @@ link_matches AS (
     JOIN link_legs AS i
         ON i.by_destination = o.by_destination AND i.k_addr = o.k_addr
         AND i.destination_port = o.destination_port AND i.protocol = o.protocol
-        AND i.bytes_out = o.bytes_out AND i.bucket = o.bucket
-    WHERE abs(i.first_seen - o.first_seen) > 2 AND abs(i.first_seen - o.first_seen) <= $slack
-        AND NOT coalesce(o.first_seen BETWEEN i.first_seen - 2 AND i.last_seen + 2, false)
+        AND i.bytes_out = o.bytes_out AND i.bucket = o.bucket AND i.bytes_rank <= $cap
+    LEFT JOIN link_crowded AS c ON c.outside_id = o.outside_id AND c.open_crowded = 1
+    WHERE abs(i.first_seen - o.first_seen) <= $slack
+        -- the legs the joins above left out: past the cap within 2 s, or open at the start
+        -- of a row whose open legs crowd a bucket
+        AND NOT (abs(i.first_seen - o.first_seen) <= 2 AND i.near_rank <= $cap)
+        AND (abs(i.first_seen - o.first_seen) <= 2 OR c.outside_id IS NOT NULL
+            OR NOT coalesce(o.first_seen BETWEEN i.first_seen - 2 AND i.last_seen + 2, false))
         AND (o.by_destination = 0 OR i.nat_addr IS NULL OR i.nat_addr = o.nat_addr)
 ),
 link_pairs AS (
@@ -194,10 +266,23 @@ link_links AS (
         o.*,
         coalesce(m.candidate_count, 0) AS candidate_count,
         m.best AS score,
-        CASE WHEN m.second IS NOT NULL AND m.second >= m.best THEN 1 ELSE 0 END AS ambiguous,
+        -- a tie, or a leg left out that could score as well: never a guess
+        CASE WHEN m.second IS NOT NULL AND m.second >= m.best THEN 1
+            WHEN cr.hidden >= m.best THEN 1 ELSE 0 END AS ambiguous,
         CASE
             WHEN m.best IS NULL THEN 'unknown'
             WHEN m.second IS NOT NULL AND m.second >= m.best THEN 'unknown'
+            -- more legs could be behind it than were compared: the margin is over the best
+            -- score one of them could have
+            WHEN cr.hidden >= m.best THEN 'unknown'
+            WHEN cr.outside_id IS NOT NULL THEN CASE
+                WHEN o.protocol IN (6, 17)
+                    AND m.best - greatest(coalesce(m.second, 0), cr.hidden) >= 4
+                    AND m.best >= 7 THEN 'high'
+                WHEN m.best - greatest(coalesce(m.second, 0), cr.hidden) >= 2 AND m.best >= 5
+                    THEN 'medium'
+                ELSE 'low'
+            END
             -- ICMP has no ports: one leg can hold the pings of several instances
             WHEN o.protocol NOT IN (6, 17) THEN 'medium'
             WHEN m.second IS NULL AND t.instance_destination IS NOT NULL
@@ -220,5 +305,6 @@ link_links AS (
     LEFT JOIN link_margins AS m ON m.outside_id = o.outside_id
     LEFT JOIN link_top AS t ON t.outside_id = o.outside_id AND t.k = 1
     LEFT JOIN link_candidates AS c ON c.outside_id = o.outside_id
+    LEFT JOIN link_crowded AS cr ON cr.outside_id = o.outside_id
 )
 SELECT * FROM link_links

@@ -66,6 +66,10 @@ from natlens.vocabulary import LogType, Method, SourceKind
 # Capture windows, and AWS's note that a record's start may lag the packet by up to 60 s.
 SLACK = 60
 CANDIDATE_SLOTS = 5
+# Legs compared per bucket (2 s apart at the start, open in the same 4 s, or the same bytes out
+# in the same minute): the bound on pairs per row. The densest bucket of the 4M-record
+# simulation holds 26.
+CANDIDATE_CAP = 128
 METHODS = tuple(Method)
 SOURCE_KINDS = tuple(SourceKind)
 LOG_TYPES = tuple(LogType)
@@ -174,7 +178,9 @@ def _link_ctes(outside: str, prefix: str) -> list[exp.CTE]:
         )
         for n in range(1, CANDIDATE_SLOTS + 1)
     ]
-    tree = template("links", slack=SLACK, candidate_slots=CANDIDATE_SLOTS, slots=slots)
+    tree = template(
+        "links", slack=SLACK, candidate_slots=CANDIDATE_SLOTS, slots=slots, cap=CANDIDATE_CAP
+    )
     ctes = ctes_of(tree)
     names = {c.alias: prefix + c.alias.removeprefix("link") for c in ctes}
     rename_tables(tree, {"outside_rows": outside, **names})
