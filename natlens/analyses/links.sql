@@ -16,34 +16,9 @@
 -- that meets a bucket holding more (link_crowded) was not compared with every leg that could be
 -- behind it: its margin is taken over the best score a leg left out could have, and it is never
 -- certain.
-WITH link_keyed AS (
-    -- each instance leg on its key: the destination it names (by_destination = 1) or, when it
-    -- names none (the NAT gateway's private leg alone), the NAT gateway's address (0)
-    SELECT
-        *,
-        CASE WHEN destination IS NULL THEN 0 ELSE 1 END AS by_destination,
-        coalesce(destination, nat_addr) AS k_addr,
-        CAST(floor(first_seen / 2) AS BIGINT) AS near_bucket
-    FROM instance_buckets
-),
-link_legs AS (
-    SELECT
-        *,
-        row_number() OVER (
-            PARTITION BY by_destination, k_addr, destination_port, protocol, near_bucket
-            ORDER BY first_seen, conversation
-        ) AS near_rank,
-        count(*) OVER (
-            PARTITION BY by_destination, k_addr, destination_port, protocol, near_bucket
-        ) AS near_crowd,
-        row_number() OVER (
-            PARTITION BY by_destination, k_addr, destination_port, protocol, bytes_out, bucket
-            ORDER BY first_seen, conversation
-        ) AS bytes_rank,
-        count(*) OVER (
-            PARTITION BY by_destination, k_addr, destination_port, protocol, bytes_out, bucket
-        ) AS bytes_crowd
-    FROM link_keyed
+WITH link_legs AS (
+    -- the instance legs on their keys, ranked in their buckets (nat.sql, instance_buckets)
+    SELECT * FROM instance_buckets
 ),
 link_shifts AS (
     SELECT -1 AS d UNION ALL SELECT 0 AS d UNION ALL SELECT 1 AS d

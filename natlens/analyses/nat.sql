@@ -187,9 +187,37 @@ instance_legs AS (
     LEFT JOIN private_paired AS u ON u.private_conversation = p.conversation
     WHERE u.private_conversation IS NULL
 ),
-instance_buckets AS (
-    SELECT *, CAST(floor(first_seen / $slack) AS BIGINT) AS bucket
+instance_keyed AS (
+    -- each instance leg on the key links.sql finds it by: the destination it names
+    -- (by_destination = 1) or, when it names none (the NAT gateway's private leg alone), the
+    -- NAT gateway's address (0); in its minute and 2-second buckets
+    SELECT
+        *,
+        CAST(floor(first_seen / $slack) AS BIGINT) AS bucket,
+        CASE WHEN destination IS NULL THEN 0 ELSE 1 END AS by_destination,
+        coalesce(destination, nat_addr) AS k_addr,
+        CAST(floor(first_seen / 2) AS BIGINT) AS near_bucket
     FROM instance_legs
+),
+instance_buckets AS (
+    -- its rank and company in its buckets (links.sql compares at most so many per bucket)
+    SELECT
+        *,
+        row_number() OVER (
+            PARTITION BY by_destination, k_addr, destination_port, protocol, near_bucket
+            ORDER BY first_seen, conversation
+        ) AS near_rank,
+        count(*) OVER (
+            PARTITION BY by_destination, k_addr, destination_port, protocol, near_bucket
+        ) AS near_crowd,
+        row_number() OVER (
+            PARTITION BY by_destination, k_addr, destination_port, protocol, bytes_out, bucket
+            ORDER BY first_seen, conversation
+        ) AS bytes_rank,
+        count(*) OVER (
+            PARTITION BY by_destination, k_addr, destination_port, protocol, bytes_out, bucket
+        ) AS bytes_crowd
+    FROM instance_keyed
 ),
 public_legs AS (
     SELECT
