@@ -214,6 +214,28 @@ def test_aws_example_events_without_flow_logs(tmp_path: Path) -> None:
     ]
 
 
+def test_attribution_links_only_the_legs_it_needs(worlds, tmp_path: Path) -> None:
+    """On a case without NAT links, attribute links only the public legs its events were
+    matched to, and keeps no NAT links; after `nat` kept every link, it reads them. Same rows."""
+    world = worlds[("fw-after-nat", "default")]
+    options = NatOptions(ConversationOptions(load_context(world / "context")))
+    case = Case.open(fresh_copy(world / "case", tmp_path))
+    with DuckDBEngine() as engine:
+        alone = attribute(engine, case, options)
+    derived = case.path / "derived"
+    assert not list(derived.glob("nat_nat_links-*"))
+    assert list(derived.glob("nat_public_legs-*"))
+    with DuckDBEngine() as engine:
+        links = nat_links(engine, case, options).read_all()
+    assert len(list(derived.glob("nat_nat_links-*"))) == 1
+    with DuckDBEngine() as engine:
+        after = attribute(engine, case, options)
+    assert alone.num_rows == after.num_rows > 1000 and links.num_rows > 1000
+    assert alone.to_pylist() == after.to_pylist()
+    named = [r for r in alone.to_pylist() if r["source_kind"] == "nat-gateway"]
+    assert sum(1 for r in named if r["instance_address"]) > 0.8 * len(named)
+
+
 CONFIDENCE_ORDER = ("unknown", "low", "medium", "high", "certain")
 
 

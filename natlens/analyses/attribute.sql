@@ -8,7 +8,8 @@
 --   fw_flows    one row per flow, its opener's addresses, its time and, from the netflow
 --               events, packets and bytes each way
 --   fw_public   the NAT gateway's public leg in the flow logs for each NAT-sourced flow: same
---               addresses, translated port and destination, at the same time
+--               addresses, translated port and destination, at the same time; fw_public_legs
+--               those legs, the only ones linked when the case keeps no NAT links yet
 --   fw_own      NAT-sourced flows scored on their own (no public leg logged, or ICMP)
 WITH fw_events AS (
     SELECT
@@ -108,6 +109,12 @@ fw_public_ranked AS (
 ),
 fw_public AS (
     SELECT fw_flow, public_leg FROM fw_public_ranked WHERE k = 1
+),
+fw_public_legs AS (
+    -- the public legs to link (unless the NAT links of every public leg are kept already)
+    SELECT p.*
+    FROM public_legs AS p
+    WHERE p.outside_id IN (SELECT public_leg FROM fw_public)
 ),
 fw_own AS (
     -- flows scored on their own: those whose public leg was not logged, and ICMP flows with

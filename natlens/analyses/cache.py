@@ -27,9 +27,10 @@ DERIVED = "derived"
 COMPLETE = "_complete"
 
 
-def derived_table(engine: Engine, case: Case, name: str, sql: SQL) -> bool:
+def derived_table(engine: Engine, case: Case, name: str, sql: SQL, make: bool = True) -> bool:
     """Register the rows of ``sql`` as table ``name`` from the case's derived copy, making it
-    first when needed. False when the case cannot hold it: the caller runs ``sql`` itself.
+    first when needed (with ``make=False``, only when an earlier run made it). False when the
+    case cannot hold it (or does not, with ``make=False``): the caller runs ``sql`` itself.
 
     Several analyses may run at once on one case. A derived table is written under a temporary
     name and renamed into place whole (the first to finish wins; the others use its copy), and
@@ -45,7 +46,9 @@ def derived_table(engine: Engine, case: Case, name: str, sql: SQL) -> bool:
     root = case.path / DERIVED
     directory = root / f"{name}-{key}"
     for _attempt in range(3):
-        if not (directory / COMPLETE).exists() and not _build(engine, root, directory, text, key):
+        if not (directory / COMPLETE).exists() and (
+            not make or not _build(engine, root, directory, text, key)
+        ):
             return False
         held = _hold(directory)
         if held is not None:

@@ -234,18 +234,27 @@ def attribute_sql(
         log_types=log_types,
         private=private_sql("opener_addr", v4_sql("opener_addr"), cidrs),
     )
-    query = _with_links(options.conversations, head, stored)
+    if "nat_links" in stored:
+        links = [cte("nat_links", select_all("nat_nat_links"))]
+    else:
+        # only the public legs a firewall flow was matched to
+        links = _link_ctes("fw_public_legs", "nat")
     ctes = [
-        *ctes_of(query),
+        *ctes_of(nat_ctes(options.conversations, head, stored)),
         cte("context_instances", _context_instances(context)),
         *ctes_of(tail),
+        *links,
         *_link_ctes("fw_own", "fw"),
     ]
     return with_ctes(ctes, tail)
 
 
-def _head(engine: Engine, case: Case, options: NatOptions) -> tuple[exp.Query, frozenset[str]]:
-    """What provides ``explained``, and the NAT stages kept in the case (made when needed)."""
+def _head(
+    engine: Engine, case: Case, options: NatOptions, all_links: bool = True
+) -> tuple[exp.Query, frozenset[str]]:
+    """What provides ``explained``, and the NAT stages kept in the case (made when needed).
+    ``all_links=False``: the NAT links of every public leg only when an earlier run made them
+    (attribution links only the legs its events were matched to)."""
     from natlens.analyses.cache import derived_table
 
     engine.register_case(case)
@@ -258,7 +267,8 @@ def _head(engine: Engine, case: Case, options: NatOptions) -> tuple[exp.Query, f
         else:
             base = nat_ctes(options.conversations, head, frozen)
         sql = chain(base, select_all(name), copy=False)
-        if derived_table(engine, case, f"nat_{name}", sql):
+        make = all_links or name != "nat_links"
+        if derived_table(engine, case, f"nat_{name}", sql, make=make):
             stored.add(name)
     return head, frozenset(stored)
 
@@ -296,7 +306,8 @@ def attribute_batches(engine: Engine, case: Case, options: NatOptions) -> pa.Rec
             hint="ingest the flow logs of the NAT gateways' and instances' interfaces into the "
             "same case, and give --context DIR",
         )
-    return engine.query_batches(attribute_sql(options, *_head(engine, case, options)))
+    head = _head(engine, case, options, all_links=False)
+    return engine.query_batches(attribute_sql(options, *head))
 
 
 class AlertSources:
