@@ -83,7 +83,7 @@ def main() -> None:
         target = root / "attribute.parquet"
         seconds, rss, _ = run(
             [natlens, "attribute", str(case), "--format", "parquet", "--output", str(target),
-             "--memory-limit", args.memory_limit]
+             "--memory-limit", args.memory_limit, "--context", str(world / "context")]
         )  # fmt: skip
         rows = pq.ParquetFile(target).metadata.num_rows
         floor = root / "floor.parquet"
@@ -131,8 +131,9 @@ def main() -> None:
             f"python benchmarks/attribute_benchmark.py --records {args.records} --log-format "
             f"{args.log_format} --memory-limit {args.memory_limit}",
             " `natlens attribute` is one fresh process on a case with nothing derived yet (it "
-            "pairs the conversations, links the NAT legs and attributes every event), writing "
-            "Parquet; the bare join counts (event, flow record) pairs on addresses and ports."
+            "pairs the conversations, links the NAT legs and attributes every event), given the "
+            "same describe-* JSON as the direct query (`--context`), writing Parquet; the bare "
+            "join counts (event, flow record) pairs on addresses and ports."
             f"\n\n{HEADER}\n{line}\n\n{FLOOR_HEADER.format(events=nat_events)}\n"
             f"{floor_lines}\n\n" + "\n".join(check_lines),
         )
