@@ -251,6 +251,7 @@ def test_crowded_buckets_never_raise_confidence(worlds, tmp_path: Path, monkeypa
         full = nat_links(engine, Case.open(fresh_copy(world / "case", tmp_path / "a")), options)
         full_rows = full.read_all().to_pylist()
     monkeypatch.setattr(nat, "CANDIDATE_CAP", 2)
+    monkeypatch.setattr(nat, "OPEN_CAP", 2)
     with DuckDBEngine() as engine:
         capped = nat_links(engine, Case.open(fresh_copy(world / "case", tmp_path / "b")), options)
         capped_rows = capped.read_all().to_pylist()

@@ -56,11 +56,22 @@ link_open AS (
             - CAST(floor((l.first_seen - 2) / 4) AS BIGINT)
 ),
 link_open_crowds AS (
-    -- the 4-second buckets where more than $cap legs were open: their rows skip the open join
+    -- the 4-second buckets where more than $open_cap legs were open: their rows skip the open
+    -- join (a leg only open at the start scores at most 7 without the same bytes)
     SELECT by_destination, k_addr, destination_port, protocol, open_bucket
     FROM link_open
     GROUP BY by_destination, k_addr, destination_port, protocol, open_bucket
-    HAVING count(*) > $cap
+    HAVING count(*) > $open_cap
+),
+link_open_kept AS (
+    -- the legs of the other buckets: a row meets only its own bucket's
+    SELECT i.*
+    FROM link_open AS i
+    LEFT JOIN link_open_crowds AS x
+        ON x.by_destination = i.by_destination AND x.k_addr = i.k_addr
+        AND x.destination_port = i.destination_port AND x.protocol = i.protocol
+        AND x.open_bucket = i.open_bucket
+    WHERE x.open_bucket IS NULL
 ),
 link_crowding AS (
     -- The outside rows that met a bucket of more than $cap legs, and the most a leg left out
@@ -123,13 +134,11 @@ link_matches AS (
         i.instance_interface, i.nat_addr, i.destination, i.method, i.private_seen, i.instance_seen,
         i.first_seen, i.last_seen, i.packets_out, i.packets_in, i.bytes_out, i.bytes_in
     FROM link_outside AS o
-    JOIN link_open AS i
+    JOIN link_open_kept AS i
         ON i.by_destination = o.by_destination AND i.k_addr = o.k_addr
         AND i.destination_port = o.destination_port AND i.protocol = o.protocol
         AND i.open_bucket = o.open_bucket
-    LEFT JOIN link_crowded AS c ON c.outside_id = o.outside_id AND c.open_crowded = 1
-    WHERE c.outside_id IS NULL
-        AND abs(i.first_seen - o.first_seen) > 2 AND abs(i.first_seen - o.first_seen) <= $slack
+    WHERE abs(i.first_seen - o.first_seen) > 2 AND abs(i.first_seen - o.first_seen) <= $slack
         AND o.first_seen BETWEEN i.first_seen - 2 AND i.last_seen + 2
         AND (o.by_destination = 0 OR i.nat_addr IS NULL OR i.nat_addr = o.nat_addr)
     UNION ALL

@@ -70,6 +70,11 @@ CANDIDATE_SLOTS = 5
 # in the same minute): the bound on pairs per row. The densest bucket of the 4M-record
 # simulation holds 26.
 CANDIDATE_CAP = 128
+# Legs open at the start of an outside row, per 4-second bucket: past this many, the row skips
+# them (each scores at most 7 without the same bytes, which the bytes join finds anyway). The
+# fullest bucket holds 37 at 1M records, 145 at 4M, 252 at 10M (an hour each); at 10M the open
+# join paired 13.0M rows before the cap.
+OPEN_CAP = 64
 METHODS = tuple(Method)
 SOURCE_KINDS = tuple(SourceKind)
 LOG_TYPES = tuple(LogType)
@@ -179,7 +184,12 @@ def _link_ctes(outside: str, prefix: str) -> list[exp.CTE]:
         for n in range(1, CANDIDATE_SLOTS + 1)
     ]
     tree = template(
-        "links", slack=SLACK, candidate_slots=CANDIDATE_SLOTS, slots=slots, cap=CANDIDATE_CAP
+        "links",
+        slack=SLACK,
+        candidate_slots=CANDIDATE_SLOTS,
+        slots=slots,
+        cap=CANDIDATE_CAP,
+        open_cap=OPEN_CAP,
     )
     ctes = ctes_of(tree)
     names = {c.alias: prefix + c.alias.removeprefix("link") for c in ctes}
