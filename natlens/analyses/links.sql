@@ -11,11 +11,12 @@
 --   link_margins    per outside row, the best instance's score and the next one's
 --   link_links      the decision: the top instance when no other scores as well, and how sure
 --
--- Each join compares an outside row with at most $cap legs per bucket (the first to start), so
--- that the pairs per row stay bounded however dense the traffic to one destination grows. A row
--- that meets a bucket holding more (link_crowded) was not compared with every leg that could be
--- behind it: its margin is taken over the best score a leg left out could have, and it is never
--- certain.
+-- Each join compares an outside row with a bounded number of legs per bucket: the first $cap to
+-- start within 2 s or with the same bytes out, and no leg only open at its start when more than
+-- $open_cap were; so the pairs per row stay bounded however dense the traffic to one destination
+-- grows. A row that meets a fuller bucket (link_crowded) was not compared with every leg that
+-- could be behind it: its margin is taken over the best score a leg left out could have, and it
+-- is never certain.
 WITH link_legs AS (
     -- the instance legs on their keys, ranked in their buckets (nat.sql, instance_buckets)
     SELECT * FROM instance_buckets
@@ -74,7 +75,7 @@ link_open_kept AS (
     WHERE x.open_bucket IS NULL
 ),
 link_crowding AS (
-    -- The outside rows that met a bucket of more than $cap legs, and the most a leg left out
+    -- The outside rows that met a bucket past its cap, and the most a leg left out
     -- could score: one that started within 2 s but has other bytes 9, one open at the start
     -- with other bytes 7 (the bytes join finds those with the same bytes), any leg when the
     -- same bytes out crowd a bucket 12.

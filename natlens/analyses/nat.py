@@ -66,9 +66,9 @@ from natlens.vocabulary import LogType, Method, SourceKind
 # Capture windows, and AWS's note that a record's start may lag the packet by up to 60 s.
 SLACK = 60
 CANDIDATE_SLOTS = 5
-# Legs compared per bucket (2 s apart at the start, open in the same 4 s, or the same bytes out
-# in the same minute): the bound on pairs per row. The densest bucket of the 4M-record
-# simulation holds 26.
+# Legs compared per bucket (started in the same 2 s, or the same bytes out in the same minute):
+# the bound on pairs per row. The densest 2 s bucket holds 11 legs at 1M records, 26 at 4M and
+# 48 at 10M (an hour each).
 CANDIDATE_CAP = 128
 # Legs open at the start of an outside row, per 4-second bucket: past this many, the row skips
 # them (each scores at most 7 without the same bytes, which the bytes join finds anyway). The
