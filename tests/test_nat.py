@@ -72,6 +72,15 @@ def judged(world: Path, rows: list[dict[str, object]]) -> duckdb.DuckDBPyRelatio
     )
 
 
+def egress_truth(world: Path) -> dict[tuple[object, ...], object]:
+    """The simulator's instance behind each (NAT address, translated port, destination)."""
+    rows = duckdb.sql(
+        f"SELECT nat_ip, nat_port, server_ip, instance_ip FROM '{world}/truth/connections.parquet'"
+        " WHERE kind = 'egress'"
+    ).fetchall()
+    return {(r[0], r[1], r[2]): r[3] for r in rows}
+
+
 def attributed(world: Path, with_context: bool) -> list[dict[str, object]]:
     context = load_context(world / "context") if with_context else None
     with DuckDBEngine() as engine:
@@ -145,13 +154,7 @@ def test_nat_links_and_top_talkers(worlds) -> None:
     with DuckDBEngine() as engine:
         links = nat_links(engine, case, options).read_all().to_pylist()
         talkers = top_talkers(engine, case, options).to_pylist()
-    truth = {
-        (r[0], r[1], r[2]): r[3]
-        for r in duckdb.sql(
-            f"SELECT nat_ip, nat_port, server_ip, instance_ip FROM '{world}/truth/connections.parquet'"
-            " WHERE kind = 'egress'"
-        ).fetchall()
-    }
+    truth = egress_truth(world)
     sure = [link for link in links if link["confidence"] in ("certain", "high")]
     assert len(sure) > 0.9 * len(links) > 100
     for link in sure:
@@ -270,13 +273,7 @@ def test_crowded_buckets_never_raise_confidence(worlds, tmp_path: Path, monkeypa
     # the cap bit: answers past a crowded bucket are less sure
     assert lowered > 20, lowered
     # ... and the instances still named are those of the simulator's truth
-    truth = {
-        (r[0], r[1], r[2]): r[3]
-        for r in duckdb.sql(
-            f"SELECT nat_ip, nat_port, server_ip, instance_ip FROM '{world}/truth/connections.parquet'"
-            " WHERE kind = 'egress'"
-        ).fetchall()
-    }
+    truth = egress_truth(world)
     sure = [r for r in capped_rows if r["confidence"] in ("certain", "high")]
     assert sure
     for link in sure:
