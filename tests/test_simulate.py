@@ -371,6 +371,16 @@ def test_records_target(tmp_path) -> None:
     assert 180_000 <= summary["records"] <= 220_000
 
 
+@pytest.mark.parametrize("scenario", ["nat-basic", "fw-after-nat"])
+@pytest.mark.parametrize("records", [1, 100])
+def test_tiny_records_targets(tmp_path, scenario: str, records: int) -> None:
+    """So few records that most slices have no connection, and the target is reached before
+    the end: a small world all the same, which reads (these used to stop with an internal
+    error)."""
+    summary = simulate(tmp_path / "w", SimulateOptions(scenario, minutes=15, records=records))
+    read_case(tmp_path / "w", summary)
+
+
 def test_cli_simulate_prints_how_to_read_it(tmp_path, natlens) -> None:
     run = natlens("simulate", tmp_path / "w", "--scenario", "mixed-formats", "--minutes", "5")
     assert run.code == 0, run.err

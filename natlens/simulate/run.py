@@ -126,7 +126,8 @@ def simulate(outdir: str | Path, options: SimulateOptions) -> dict[str, Any]:
             # pilot's estimate drifts; each slice corrects the scale for the ones left.
             produced += len(records) * len(writers)
             left = len(slices) - done - 1
-            if left:
+            # (a scale of 0: --records was reached already; what still comes does not scale)
+            if left and generator.scale > 0:
                 wanted = (options.records - produced) / left
                 made = len(records) * len(writers) / generator.scale
                 generator.scale = float(np.clip(wanted / max(made, 1.0), 0.0, generator.scale * 2))

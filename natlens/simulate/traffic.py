@@ -141,7 +141,11 @@ class TrafficGenerator:
         if s.families:
             parts += self._families(begin, seconds)
         self.started = True
-        batch = Batch.concat([p for p in parts if p is not None])
+        made = [p for p in parts if p is not None]
+        if not made:
+            # so little traffic (--records in the hundreds) that this slice has none
+            made = [Batch(**self._base(0, EGRESS, begin, seconds))]
+        batch = Batch.concat(made)
         order = np.argsort(batch.start, kind="stable")
         batch = batch.take(order)
         batch.id = np.arange(self.next_id, self.next_id + len(batch), dtype=np.int64)
