@@ -4,7 +4,7 @@ For each case given, the pairs the three candidate joins of links.sql find for t
 public legs, per public leg (mean and maximum), the legs of the densest buckets, and how many
 public legs met a bucket holding more legs than the cap (their answers say so).
 
-    python benchmarks/link_pairs.py CASE [CASE ...] [--cap N]
+    python benchmarks/link_pairs.py CASE [CASE ...] [--cap N] [--open-cap N]
 """
 
 from __future__ import annotations
@@ -71,10 +71,15 @@ def measure(case_dir: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cases", nargs="+", type=Path)
-    parser.add_argument("--cap", type=int, default=nat.CANDIDATE_CAP, help="legs per bucket")
+    parser.add_argument(
+        "--cap", type=int, default=nat.CANDIDATE_CAP, help="legs per 2 s or same-bytes bucket"
+    )
+    parser.add_argument(
+        "--open-cap", type=int, default=nat.OPEN_CAP, help="legs open per 4 s bucket"
+    )
     args = parser.parse_args()
-    nat.CANDIDATE_CAP = args.cap
-    print(f"cap: {nat.CANDIDATE_CAP} legs per bucket")
+    nat.CANDIDATE_CAP, nat.OPEN_CAP = args.cap, args.open_cap
+    print(f"caps: {nat.CANDIDATE_CAP} legs per bucket, {nat.OPEN_CAP} open")
     for case_dir in args.cases:
         figures = measure(case_dir)
         print(

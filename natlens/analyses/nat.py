@@ -197,16 +197,19 @@ def _link_ctes(outside: str, prefix: str) -> list[exp.CTE]:
     return ctes_of(tree)
 
 
+def _nat_links(stored: frozenset[str], outside: str = "public_legs") -> list[exp.CTE]:
+    """``nat_links``: the kept NAT links of every public leg, or the links of ``outside``'s."""
+    if "nat_links" in stored:
+        return [cte("nat_links", select_all("nat_nat_links"))]
+    return _link_ctes(outside, "nat")
+
+
 def _with_links(
     options: ConversationOptions, head: exp.Query | None, stored: frozenset[str]
 ) -> exp.Query:
     """``nat_ctes`` and the links of the NAT gateways' public legs (``nat_links``)."""
     query = nat_ctes(options, head, stored)
-    if "nat_links" in stored:
-        links = [cte("nat_links", select_all("nat_nat_links"))]
-    else:
-        links = _link_ctes("public_legs", "nat")
-    return with_ctes([*ctes_of(query), *links], query)
+    return with_ctes([*ctes_of(query), *_nat_links(stored)], query)
 
 
 def nat_links_sql(
@@ -244,16 +247,12 @@ def attribute_sql(
         log_types=log_types,
         private=private_sql("opener_addr", v4_sql("opener_addr"), cidrs),
     )
-    if "nat_links" in stored:
-        links = [cte("nat_links", select_all("nat_nat_links"))]
-    else:
-        # only the public legs a firewall flow was matched to
-        links = _link_ctes("fw_public_legs", "nat")
     ctes = [
         *ctes_of(nat_ctes(options.conversations, head, stored)),
         cte("context_instances", _context_instances(context)),
         *ctes_of(tail),
-        *links,
+        # unless kept, only the public legs a firewall flow was matched to
+        *_nat_links(stored, "fw_public_legs"),
         *_link_ctes("fw_own", "fw"),
     ]
     return with_ctes(ctes, tail)
