@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/natlens demo .demo
 
 test: $(STAMP)
-	./scripts/system-deps.sh --with-java
+	./scripts/system-deps.sh --with-java --with-chromium
 	$(BIN)/ruff check natlens tests benchmarks scripts
 	$(BIN)/ruff format --check natlens tests benchmarks scripts
 	$(BIN)/mypy

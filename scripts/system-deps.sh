@@ -1,13 +1,26 @@
 #!/usr/bin/env bash
-# System packages natlens's set-up needs on Debian: python3-venv (for .venv) and, for the Spark
-# tests, a Java runtime. Installed with apt when missing and we are root; otherwise the exact
+# System packages natlens's set-up needs on Debian: python3-venv (for .venv) and, for the tests,
+# a Java runtime (--with-java, for Spark) and Chromium (--with-chromium, for the HTML report's
+# browser tests). Installed with apt when missing and we are root; otherwise the exact
 # command to run is printed.
 set -eu
 need=()
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   need+=("python3-venv")
 fi
-if [ "${1:-}" = "--with-java" ] && ! command -v java >/dev/null 2>&1; then
+with_java=no
+with_chromium=no
+for flag in "$@"; do
+  case "$flag" in
+    --with-java) with_java=yes ;;
+    --with-chromium) with_chromium=yes ;;
+    *) echo "system-deps.sh: unknown option $flag" >&2; exit 64 ;;
+  esac
+done
+if [ "$with_chromium" = "yes" ] && [ ! -x /usr/bin/chromium ]; then
+  need+=("chromium")
+fi
+if [ "$with_java" = "yes" ] && ! command -v java >/dev/null 2>&1; then
   if apt-cache policy openjdk-17-jre-headless 2>/dev/null | grep -q 'Candidate: [0-9]'; then
     need+=("openjdk-17-jre-headless")
   else

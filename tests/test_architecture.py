@@ -24,6 +24,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "analyses": {"formats", "case", "engine", "topology"},
     "topology": {"formats", "render"},
     "render": {"analyses"},
+    "report": {"analyses", "case", "engine", "formats", "topology", "render"},
     "cli": {"*"},
     "demo": {"*"},
     "__main__": {"cli"},

@@ -96,7 +96,7 @@ def explain(
     return Explanation(
         address=address,
         verdict=row["verdict"] if row else None,
-        sentence=_sentence(address, row, convs.num_rows),
+        sentence=sentence(address, row, convs.num_rows),
         recommendation=row["recommendation"] if row else None,
         conversations=convs.select(list(CONVERSATION_COLUMNS)).slice(0, LIMIT),
         conversation_count=convs.num_rows,
@@ -165,7 +165,7 @@ def _when(epoch: int | None) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _sentence(address: str, row: dict[str, Any] | None, conversations: int) -> str:
+def sentence(address: str, row: dict[str, Any] | None, conversations: int) -> str:
     if row is None:
         if conversations == 0:
             return f"{address} appears in no conversation of this case."

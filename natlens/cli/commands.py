@@ -206,6 +206,30 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from natlens.report import build_report
+
+    options = conversation_options(args)
+    target = Path(args.output)
+    if target.is_dir():
+        raise UsageError(f"--output {args.output}: a directory", hint="name the HTML file")
+    with case_and_engine(args, options) as (case, engine):
+        data, page = build_report(engine, case, options, " ".join(args.inputs), args.context)
+    # Written whole under another name first: an interrupted run leaves no half page.
+    partial = target.with_name(f".{target.name}.partial")
+    partial.write_text(page, encoding="utf-8")
+    os.replace(partial, target)
+    out = safe(sys.stdout)
+    out.write(f"{data.inbound['answer']}\n\n")
+    if data.alerts and not data.alerts.get("blocked"):
+        out.write(f"{data.alerts['answer']}\n\n")
+    out.write(f"report: {target} ({len(page.encode()) / 1e6:.1f} MB); open it in a browser, "
+              "it needs no network\n")  # fmt: skip
+    return EXIT_OK
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from natlens.simulate.run import SimulateOptions, simulate
 

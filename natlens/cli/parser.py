@@ -19,6 +19,7 @@ from natlens.cli.commands import (
     cmd_nat,
     cmd_reachable,
     cmd_records,
+    cmd_report,
     cmd_simulate,
     cmd_sql,
     cmd_topology,
@@ -327,6 +328,28 @@ def _analysis_commands(commands: _Commands) -> None:
         help="only these events: alert, flow or tls (repeatable; default all)",
     )  # fmt: skip
     attribute.set_defaults(run=cmd_attribute)
+
+    report = _command(
+        commands,
+        "report",
+        "both answers in one HTML page: verdicts, attributed alerts, NAT traffic, topology",
+        "Write one self-contained HTML page (it opens offline and makes no network request) "
+        "that answers both questions first: is the NAT gateway accepting traffic from the "
+        "internet (verdicts, time chart per NAT gateway, scanners, probed ports, exposures in "
+        "red), and which instance is behind each firewall alert (alerts per instance, a table to "
+        "filter and sort); then the NAT gateways' top talkers, where the firewall sits with the "
+        "route changes that move it (with --context), what the logs cover, and each address's "
+        "explanation.",
+    )
+    report.add_argument("inputs", nargs="+", metavar="CASE_OR_SOURCE")
+    report.add_argument(
+        "--context", metavar="DIR", help="the VPC's describe-* JSON: which addresses are NAT "
+        "gateways and instances, and where the firewall sits",
+    )  # fmt: skip
+    report.add_argument("--output", required=True, metavar="FILE", help="the HTML file to write")
+    _source_options(report)
+    _engine_options(report)
+    report.set_defaults(run=cmd_report)
 
     reachable = _command(
         commands,
