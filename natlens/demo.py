@@ -27,21 +27,31 @@ class Section:
     table: pa.Table | None = None
 
 
-def run_demo(directory: Path, minutes: int = 20, seed: int = 7) -> list[Section]:
+def run_demo(
+    directory: Path, minutes: int = 20, seed: int = 7, shown: Path | None = None
+) -> list[Section]:
+    """``shown``: the directory the printed commands name (the demo's own when it is kept;
+    otherwise one the first printed command makes)."""
     world_dir = directory / "world"
     summary = simulate(
         world_dir, SimulateOptions(SCENARIO, minutes=minutes, seed=seed, log_format="v5")
     )
     case_dir = directory / "case"
-    report = ingest([str(world_dir / "flowlogs")], case_dir, IngestOptions())
+    report = ingest(
+        [str(world_dir / "flowlogs"), str(world_dir / "firewall")], case_dir, IngestOptions()
+    )
     case = Case.open(case_dir)
+    page = directory / "report.html"
+    verdicts, example = _verdicts(case, world_dir)
     return [
         Section("The simulated world", _world(world_dir, summary)),
         Section("Read into a case", _ingest(report, case_dir)),
         *_one_address(case, world_dir),
-        *_verdicts(case, world_dir),
+        *verdicts,
+        *_one_alert(case, world_dir),
         _topology(world_dir),
-        Section("Next", _next(directory)),
+        Section("The report", _report(case, world_dir, page, shown)),
+        Section("Next", _next(shown or directory, example, kept=shown is None)),
     ]
 
 
@@ -66,8 +76,10 @@ def _world(world_dir: Path, summary: dict[str, Any]) -> str:
 def _ingest(report: IngestReport, case_dir: Path) -> str:
     data = report.to_json()
     lines = data["lines"]
+    firewall = data["tables_written"].get("firewall_events", 0)
     return (
-        f"{lines['records']:,} records from {data['sources']['read']} files into {case_dir}; "
+        f"{lines['records'] - firewall:,} flow log records and {firewall:,} Network Firewall "
+        f"events from {data['sources']['read']} files into {case_dir}; "
         f"{lines['skipped']} lines skipped"
     )
 
@@ -113,7 +125,7 @@ def _one_address(case: Case, world_dir: Path) -> list[Section]:
     return [Section("One connection, four interfaces", text, table)]
 
 
-def _verdicts(case: Case, world_dir: Path) -> list[Section]:
+def _verdicts(case: Case, world_dir: Path) -> tuple[list[Section], str]:
     """Problem 1: is the NAT gateway accepting traffic from the internet?"""
     from natlens.analyses.conversations import ConversationOptions
     from natlens.analyses.explain import explain
@@ -142,7 +154,60 @@ def _verdicts(case: Case, world_dir: Path) -> list[Section]:
         f"{len(rows)} internet addresses sent ACCEPT records into the VPC. Is the NAT gateway "
         "accepting traffic from the internet? No:\n\n" + "\n\n".join(examples)
     )
-    return [Section("Inbound verdicts", text, summary)]
+    example = next(
+        (r["address"] for r in rows if r["verdict"] == "unsolicited"), rows[0]["address"]
+    )
+    return [Section("Inbound verdicts", text, summary)], str(example)
+
+
+def _one_alert(case: Case, world_dir: Path) -> list[Section]:
+    """Problem 2: a firewall alert names the NAT gateway; natlens names the instance, and the
+    simulator's truth says whether it is right."""
+    from natlens.analyses.conversations import ConversationOptions
+    from natlens.analyses.nat import NatOptions, attribute
+
+    options = NatOptions(
+        ConversationOptions(context=load_context(world_dir / "context")), log_types=("alert",)
+    )
+    truth = {
+        (Path(row["file"]).name, row["line"]): row["source_instance_id"]
+        for row in pq.read_table(world_dir / "truth" / "firewall_events.parquet").to_pylist()
+    }
+    with DuckDBEngine() as engine:
+        rows = attribute(engine, case, options).to_pylist()
+    named = [r for r in rows if r["instance_id"] and r["confidence"] == "certain"]
+    if not named:
+        return []
+    alert = named[0]
+    real = truth.get((Path(str(alert["source"])).name, alert["line"]))
+    text = (
+        f"The firewall logged {len(rows)} alerts. This one names {alert['src_ip']}, the NAT "
+        f"gateway's address, as its source:\n\n"
+        f"  {alert['signature']} ({alert['alert_action']}), to {alert['hostname'] or '-'} "
+        f"{alert['dest_ip']}:{alert['dest_port']}\n\n"
+        f"natlens found the instance behind it in the flow logs: {alert['instance_id']} "
+        f"({alert['instance_address']}:{alert['instance_port']}) through {alert['nat_gateway']}, "
+        f"method {alert['method']}, confidence {alert['confidence']}. The simulator's truth: "
+        f"{real or 'not recorded'}."
+    )
+    return [Section("Which instance is behind a firewall alert?", text)]
+
+
+def _report(case: Case, world_dir: Path, page: Path, shown: Path | None) -> str:
+    from natlens.analyses.conversations import ConversationOptions
+    from natlens.report import build_report
+
+    context = world_dir / "context"
+    options = ConversationOptions(context=load_context(context))
+    with DuckDBEngine() as engine:
+        _data, html = build_report(engine, case, options, str(case.path), str(context))
+    page.write_text(html, encoding="utf-8")
+    if shown is None:
+        return f"Both answers in one page, offline: open {page} in a browser."
+    return (
+        "Both answers in one page, offline: `natlens demo DIR` keeps it as DIR/report.html "
+        "(this run's directory is removed when it ends)."
+    )
 
 
 def _topology(world_dir: Path) -> Section:
@@ -166,12 +231,21 @@ def _topology(world_dir: Path) -> Section:
     return Section("Where the firewall sits", "\n".join(lines))
 
 
-def _next(directory: Path) -> str:
+def _next(directory: Path, address: str, kept: bool) -> str:
+    first = (
+        [] if kept else [f"natlens demo {directory}   # keeps the world, the case and the report"]
+    )
     return "\n".join(
         [
+            *first,
+            f"natlens report {directory / 'case'} --context {directory / 'world' / 'context'} "
+            f"--output {directory / 'report.html'}",
+            f"natlens attribute {directory / 'case'} --context {directory / 'world' / 'context'} "
+            "--log-type alert",
             f"natlens inbound {directory / 'case'} --context {directory / 'world' / 'context'}",
             f"natlens topology --context {directory / 'world' / 'context'}   # the commands",
-            f"natlens explain {directory / 'case'} ADDRESS",
+            f"natlens explain {directory / 'case'} {address} --context "
+            f"{directory / 'world' / 'context'}",
             f"natlens conversations {directory / 'case'} --port 443 --format jsonl",
             f"natlens records {directory / 'case'} --limit 20",
             f"ls {directory / 'world' / 'truth'}   # what really happened",

@@ -6,6 +6,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
+import shlex
 from pathlib import Path
 
 import duckdb
@@ -397,6 +399,27 @@ def test_demo_runs(tmp_path, natlens) -> None:
     assert "0 lines skipped" in run.out
     assert "us-east-1a: firewall-after-nat" in run.out
     assert "fixes firewall-after-nat" in run.out
+    # problem 2: an alert with the NAT gateway's address, the instance named, checked
+    alert = re.search(r"found the instance behind it in the flow logs: (i-[0-9a-f]+) .*"
+                      r"The simulator's truth: (i-[0-9a-f]+)\.", run.out)  # fmt: skip
+    assert alert and alert.group(1) == alert.group(2)
+    assert "1,035 Network Firewall events" in run.out
+    assert (tmp_path / "demo" / "report.html").stat().st_size > 100_000
+    assert f"open {tmp_path / 'demo' / 'report.html'} in a browser" in run.out
+
+
+def test_demo_without_a_directory_prints_commands_that_work(tmp_path, natlens, monkeypatch) -> None:
+    """Its own directory is gone when it ends: the commands it prints make one first."""
+    monkeypatch.chdir(tmp_path)
+    run = natlens("demo")
+    assert run.code == 0, run.err
+    commands = run.out.split("Next\n----\n")[1].splitlines()
+    assert commands[0].startswith("natlens demo natlens-demo")
+    for line in commands[:3]:
+        command = shlex.split(line.split("#")[0])[1:]
+        done = natlens(*command)
+        assert done.code == 0, (line, done.err)
+    assert (tmp_path / "natlens-demo" / "report.html").exists()
 
 
 @pytest.mark.parametrize(

@@ -291,6 +291,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from natlens.render.registry import render
 
     with contextlib.ExitStack() as stack:
+        shown = None
         if args.directory:
             directory = Path(args.directory)
             directory.mkdir(parents=True, exist_ok=True)
@@ -303,7 +304,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             directory = Path(
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="natlens-demo-"))
             )
-        for section in run_demo(directory):
+            shown = Path("natlens-demo")  # what the printed commands name: it is gone after
+        for section in run_demo(directory, shown=shown):
             sys.stdout.write(f"\n{section.title}\n{'-' * len(section.title)}\n")
             if section.text:
                 sys.stdout.write(section.text + "\n")

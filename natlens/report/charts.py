@@ -29,6 +29,7 @@ KIND_COLOURS = {
     "transit-gateway": "#6a1b9a",
 }
 WIDTH = 560
+COUNT_AXIS = alt.Axis(format="~s", tickMinStep=1, tickCount=5)
 FONT = "DejaVu Sans, Liberation Sans, Arial, sans-serif"
 
 
@@ -48,11 +49,11 @@ def verdict_counts(counts: list[dict[str, Any]]) -> str:
     values = [c for c in counts if c["addresses"]]
     domain = [c["verdict"] for c in values]
     chart = (
-        alt.Chart(_data(values), width=WIDTH, height=26 * max(len(values), 1))
+        alt.Chart(_data(values), width=300, height=30 * max(len(values), 1))
         .mark_bar()
         .encode(
             y=alt.Y("verdict:N", sort=domain, title=None),
-            x=alt.X("addresses:Q", title="internet addresses"),
+            x=alt.X("addresses:Q", title="internet addresses", axis=COUNT_AXIS),
             color=alt.Color("verdict:N", scale=_scale(domain), legend=None),
         )
     )
@@ -91,15 +92,20 @@ def timeline(rows: list[dict[str, Any]], bucket_seconds: int) -> str:
 
 
 def horizontal_bars(
-    values: list[dict[str, Any]], label: str, amount: str, title: str, colour: str
+    values: list[dict[str, Any]],
+    label: str,
+    amount: str,
+    title: str,
+    colour: str,
+    width: int = 240,
 ) -> str:
     order = [v[label] for v in values]
     chart = (
-        alt.Chart(_data(values), width=WIDTH - 160, height=20 * max(len(values), 1))
+        alt.Chart(_data(values), width=width, height=20 * max(len(values), 1))
         .mark_bar(color=colour)
         .encode(
             y=alt.Y(f"{_field(label)}:N", sort=order, title=None, axis=alt.Axis(labelLimit=220)),
-            x=alt.X(f"{_field(amount)}:Q", title=title),
+            x=alt.X(f"{_field(amount)}:Q", title=title, axis=COUNT_AXIS),
         )
     )
     text = chart.mark_text(align="left", dx=3, color="#000").encode(text=f"{_field(amount)}:Q")

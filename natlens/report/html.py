@@ -15,11 +15,13 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from natlens.report import charts
 from natlens.analyses.conversations import ConversationOptions
 from natlens.case import Case
 from natlens.engine import Engine
+from natlens.report import charts
 from natlens.report.data import Limits, ReportData, gather
+
+WIDE = 480  # a chart with the section to itself
 
 
 def _asset(name: str) -> str:
@@ -100,7 +102,7 @@ def _charts(data: ReportData) -> dict[str, Markup | None]:
     if data.alerts and data.alerts["per_instance"]:
         out["alerts"] = Markup(
             charts.horizontal_bars(
-                data.alerts["per_instance"], "instance", "alerts", "alerts", "#c62828"
+                data.alerts["per_instance"], "instance", "alerts", "alerts", "#c62828", WIDE
             )
         )
     if data.coverage["gaps"]:
