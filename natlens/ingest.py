@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from natlens import progress
 from natlens.accounting import Accounting, Problem
 from natlens.case import ROW_GROUP_ROWS, TABLES, Case, Recovery
 from natlens.engine import DuckDBEngine
@@ -325,6 +326,7 @@ def _parse_stage(
             if acct.counts.lines == lines_at_start and not failed and not incomplete:
                 acct.empty_sources.append(unit.id)
             done.append(_UnitDone(unit, records, failed, incomplete))
+            progress.source_done(unit.id, unit.fingerprint, records)
             unit = None
         elif isinstance(item, SourceProblem):
             acct.counts.lines += item.problem.count

@@ -13,7 +13,7 @@ MAX_LINES = 650  # "about 600": a module that outgrows it is split where its par
 
 # Each layer and the layers it may import (besides its own and the base). The order is the data
 # flow: bytes (sources) → records (formats) → the case → the engine → analyses → output → cli.
-BASE = {"natlens", "errors", "schema", "vocabulary", "accounting", "sqltree"}
+BASE = {"natlens", "errors", "schema", "vocabulary", "accounting", "sqltree", "progress"}
 MAY_IMPORT: dict[str, set[str]] = {
     "formats": set(),
     "case": set(),

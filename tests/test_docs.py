@@ -47,6 +47,7 @@ def test_readme_examples_are_real(command: str, expected: str, monkeypatch, tmp_
     # .demo/) stays out of the repository.
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "100")  # a terminal as wide as the README's examples
     run = run_cli(*shlex.split(command))
     assert (run.err + run.out).rstrip("\n") == expected.rstrip("\n")
 

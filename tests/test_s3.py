@@ -89,6 +89,15 @@ def test_layouts_and_time_pruning(tmp_path, natlens, s3_server, bucket, layout) 
     assert report["lines"]["records"] == 9
     assert report["lines"]["filtered"] == 3
 
+    # a window that matches no object is said, not passed over
+    run = natlens(
+        "ingest", f"s3://{bucket}/logs", "--case", tmp_path / "none",
+        "--since", "2025-01-01", "--until", "2025-01-02", *endpoint,
+    )  # fmt: skip
+    assert run.code == 2
+    assert "no object falls in the time window (--since 2025-01-01T00:00:00Z" in run.err
+    assert "passed over" in run.err
+
 
 def test_reingest_reads_nothing_twice_and_replaces_changed_objects(
     tmp_path, natlens, s3_server, bucket

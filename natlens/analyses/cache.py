@@ -19,6 +19,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+from natlens import progress
 from natlens.case import TMP_PREFIX, Case
 from natlens.engine import SQL, Engine
 from natlens.sqltree import to_sql
@@ -63,7 +64,20 @@ def derived_table(engine: Engine, case: Case, name: str, sql: SQL, make: bool = 
     return True
 
 
+# What each derived table is, for the person waiting while it is made.
+STAGES = {
+    "conversation_facts": "pairing records into conversations",
+    "nat_nat_addresses": "finding the NAT gateways' addresses",
+    "nat_owners": "finding who owns each address",
+    "nat_instance_buckets": "indexing the instances' legs to the NAT gateways by time",
+    "nat_public_legs": "finding the NAT gateways' public legs",
+    "nat_nat_links": "linking every public leg to its instance",
+}
+
+
 def _build(engine: Engine, root: Path, directory: Path, sql: SQL, key: str) -> bool:
+    name = directory.name.rsplit("-", 1)[0]
+    progress.stage(STAGES.get(name, f"computing {name}") + " (kept in the case for next time)")
     temporary = root / f"{TMP_PREFIX}{directory.name}-{uuid.uuid4().hex[:8]}"
     try:
         temporary.mkdir(parents=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlglot import exp
 
 from natlens.analyses.conversations import (
@@ -25,6 +26,9 @@ from natlens.engine import Engine
 from natlens.formats.describe_json import Context
 from natlens.schema import EVIDENCE
 from natlens.sqltree import chain, fragment, template
+
+# The verdicts, most urgent first: the order inbound lists them in.
+SEVERITY = ("exposed", "mixed", "unsolicited", "undetermined", "response")
 
 # AWS: a NAT gateway uses ports 1024-65535, so the replies to instances' connections arrive on
 # them; a network ACL on its subnet can deny everything below 1024 without breaking a reply.
@@ -89,7 +93,14 @@ def verdicts_from(engine: Engine, head: exp.Query, options: ConversationOptions)
     undetermined = any(row["verdict"] == "undetermined" for row in rows)
     flags = flags_logged(engine) if undetermined else True
     advice = [recommendation(row, options.context, flags) for row in rows]
-    return table.append_column("recommendation", pa.array(advice, pa.string()))
+    table = table.append_column("recommendation", pa.array(advice, pa.string()))
+    # what to act on first: by severity, then by the packets that came in
+    rank = pc.index_in(table["verdict"], value_set=pa.array(SEVERITY, pa.string()))
+    order = pc.sort_indices(
+        table.append_column("_rank", rank),
+        sort_keys=[("_rank", "ascending"), ("packets_in", "descending"), ("address", "ascending")],
+    )
+    return table.take(order)
 
 
 def missing_evidence(context: Context | None, flags: bool) -> list[str]:

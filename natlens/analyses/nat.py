@@ -325,6 +325,7 @@ class AlertSources:
     def __init__(self) -> None:
         self.alerts = 0
         self.from_nat = 0
+        self.unattributed = 0  # alerts from a NAT gateway's address with no instance named
 
     def watch(self, reader: pa.RecordBatchReader) -> pa.RecordBatchReader:
         def batches() -> Any:
@@ -333,8 +334,16 @@ class AlertSources:
                 from_nat = pc.and_(
                     alert, pc.equal(batch.column("source_kind"), str(SourceKind.NAT_GATEWAY))
                 )
+                unnamed = pc.and_(
+                    from_nat,
+                    pc.and_(
+                        pc.is_null(batch.column("instance_id")),
+                        pc.is_null(batch.column("instance_address")),
+                    ),
+                )
                 self.alerts += pc.sum(alert).as_py() or 0
                 self.from_nat += pc.sum(from_nat).as_py() or 0
+                self.unattributed += pc.sum(unnamed).as_py() or 0
                 yield batch
 
         return pa.RecordBatchReader.from_batches(reader.schema, batches())

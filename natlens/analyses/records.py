@@ -55,5 +55,12 @@ def records_sql(columns: list[str], limit: int | None, in_case: bool = True) -> 
 def records(
     engine: Engine, case: Case, columns: list[str] | None = None, limit: int | None = None
 ) -> pa.Table:
+    return record_batches(engine, case, columns, limit).read_all()
+
+
+def record_batches(
+    engine: Engine, case: Case, columns: list[str] | None = None, limit: int | None = None
+) -> pa.RecordBatchReader:
+    """The records as a stream (millions of them): read it before the engine closes."""
     engine.register_case(case)
-    return engine.query(records_sql(columns or default_columns(case), limit))
+    return engine.query_batches(records_sql(columns or default_columns(case), limit))

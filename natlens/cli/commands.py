@@ -9,6 +9,7 @@ import os
 import shlex
 import sys
 import tempfile
+from typing import Any
 
 from natlens.cli.inputs import (
     case_and_engine,
@@ -16,6 +17,7 @@ from natlens.cli.inputs import (
     conversation_options,
     ingest_exit,
     ingest_options,
+    layout,
     load_context,
     nat_options,
     open_output,
@@ -71,7 +73,7 @@ def cmd_case_check(args: argparse.Namespace) -> int:
 
 
 def cmd_records(args: argparse.Namespace) -> int:
-    from natlens.analyses.records import default_columns, records
+    from natlens.analyses.records import default_columns, record_batches
     from natlens.render.registry import render
     from natlens.schema import FLOWS_SCHEMA
 
@@ -82,8 +84,9 @@ def cmd_records(args: argparse.Namespace) -> int:
             columns = [c.strip() for c in args.columns.split(",") if c.strip()]
         else:
             columns = default_columns(case)
-        table = records(engine, case, columns, args.limit)
-        render(table, output_format(args), sys.stdout)
+        table = record_batches(engine, case, columns, args.limit)
+        with open_output(args) as out:
+            render(table, output_format(args), out, layout(args))
     return EXIT_OK
 
 
@@ -129,64 +132,169 @@ def cmd_topology(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# The columns a table keeps first when the terminal is narrow (the others follow, then are left
+# out from the last): what answers the question, then its evidence.
+PRIORITY = {
+    "conversations": ("client_addr", "client_port", "server_addr", "server_port", "protocol",
+                      "first_seen", "confidence", "evidence", "client_resource",
+                      "server_resource", "packets_to_server", "packets_to_client"),
+    "inbound": ("address", "verdict", "conversations", "packets_in", "exposed_on", "gateways",
+                "instances", "probed_ports", "first_seen", "last_seen", "recommendation"),
+    "nat": ("first_seen", "nat_gateway", "destination", "destination_port", "instance_id",
+            "instance_address", "instance_port", "confidence", "method", "candidate_count"),
+    "talkers": ("nat_gateway", "side", "rank", "address", "instance_id", "bytes", "connections"),
+    "attribute": ("event_time", "log_type", "signature", "dest_ip", "dest_port", "hostname",
+                  "instance_id", "instance_address", "confidence", "method", "candidate_count",
+                  "nat_gateway"),
+    "reachable": ("resource", "address", "public_address", "protocol", "ports", "state",
+                  "clients", "probes", "security_group"),
+}  # fmt: skip
+
+
 def cmd_conversations(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from natlens.analyses.conversations import conversation_batches, export_conversations
-    from natlens.render.registry import render
+    from natlens.report.answers import conversations_answer
 
     options = conversation_options(args)
-    with case_and_engine(args, options) as (case, engine):
-        parquet_file = args.format == "parquet" and args.output
-        if parquet_file and export_conversations(engine, case, Path(args.output), options):
-            return EXIT_OK
-        # Millions of rows: streamed from the engine to the output.
-        rows = conversation_batches(engine, case, options)
-        with open_output(args) as out:
-            render(rows, output_format(args), out)
+    parquet_file = args.format == "parquet" and args.output
+    if parquet_file:
+        with case_and_engine(args, options) as (case, engine):
+            if export_conversations(engine, case, Path(args.output), options):
+                return EXIT_OK
+    # Millions of rows: streamed from the engine to the output (read whole only for a table,
+    # whose answer comes first).
+    render_analysis(
+        args,
+        lambda engine, case: conversation_batches(engine, case, options),
+        options,
+        PRIORITY["conversations"],
+        lambda rows: conversations_answer(rows.select(["confidence", "client_role"]).to_pylist()),
+    )
     return EXIT_OK
 
 
 def cmd_inbound(args: argparse.Namespace) -> int:
+    import pyarrow.compute as pc
+
     from natlens.analyses.inbound import inbound
+    from natlens.errors import EXIT_FINDINGS
+    from natlens.report.answers import inbound_answer
 
     options = conversation_options(args)
-    render_analysis(args, lambda engine, case: inbound(engine, case, options), options)
+    verdicts = _choices(args.verdict, VERDICTS, "--verdict")
+
+    def shown(rows: Any) -> Any:
+        return rows.filter(pc.is_in(rows["verdict"], pa_strings(verdicts))) if verdicts else rows
+
+    rows = render_analysis(
+        args,
+        lambda engine, case: inbound(engine, case, options),
+        options,
+        PRIORITY["inbound"],
+        lambda rows: inbound_answer(rows.select(["verdict", "exposed_on"]).to_pylist()),
+        shown,
+    )
+    found = set(rows.column("verdict").to_pylist()) if rows is not None else set()
+    fail = {"exposed": {"exposed"}, "unsolicited": {"exposed", "mixed", "unsolicited"}}
+    if args.fail_on and found & fail[args.fail_on]:
+        return EXIT_FINDINGS
     return EXIT_OK
+
+
+VERDICTS = ("exposed", "mixed", "unsolicited", "undetermined", "response")
+
+
+def _choices(values: list[str] | None, allowed: tuple[str, ...], option: str) -> list[str]:
+    """Values of a repeatable, comma-separated option, each one checked."""
+    chosen = [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+    wrong = [v for v in chosen if v not in allowed]
+    if wrong:
+        raise UsageError(f"{option} {wrong[0]}: not one of {', '.join(allowed)}")
+    return chosen
+
+
+def pa_strings(values: list[str]) -> Any:
+    import pyarrow as pa
+
+    return pa.array(values, pa.string())
 
 
 def cmd_reachable(args: argparse.Namespace) -> int:
     from natlens.analyses.reachable import reachable
+    from natlens.report.answers import reachable_answer
 
     options = conversation_options(args)
-    render_analysis(args, lambda engine, case: reachable(engine, case, options), options)
+    render_analysis(
+        args,
+        lambda engine, case: reachable(engine, case, options),
+        options,
+        PRIORITY["reachable"],
+        lambda rows: reachable_answer(rows.select(["state"]).to_pylist()),
+    )
     return EXIT_OK
 
 
 def cmd_nat(args: argparse.Namespace) -> int:
     from natlens.analyses.nat import nat_links, top_talkers
+    from natlens.report.answers import nat_links_answer, talkers_answer
 
+    if not args.top_talkers:
+        given = [o for o, v in (("--top", args.top), ("--by", args.by)) if v is not None]
+        if given:
+            raise UsageError(
+                f"{' and '.join(given)} only {'rank' if len(given) > 1 else 'ranks'} top talkers",
+                hint="add --top-talkers, or leave them out to list every NAT link",
+            )
+    args.top = 10 if args.top is None else args.top
+    args.by = args.by or "bytes"
     options = nat_options(args)
-    produce = top_talkers if args.top_talkers else nat_links
+    if args.top_talkers:
+        render_analysis(
+            args,
+            lambda engine, case: top_talkers(engine, case, options),
+            options.conversations,
+            PRIORITY["talkers"],
+            lambda rows: talkers_answer(rows.to_pylist()),
+        )
+        return EXIT_OK
+    columns = ["nat_gateway", "nat_address", "instance_address", "confidence", "ambiguous"]
     render_analysis(
-        args, lambda engine, case: produce(engine, case, options), options.conversations
+        args,
+        lambda engine, case: nat_links(engine, case, options),
+        options.conversations,
+        PRIORITY["nat"],
+        lambda rows: nat_links_answer(rows.select(columns).to_pylist()),
     )
     return EXIT_OK
 
 
 def cmd_attribute(args: argparse.Namespace) -> int:
     from natlens.analyses.nat import AlertSources, attribute_batches
+    from natlens.errors import EXIT_FINDINGS
+    from natlens.report.answers import attribute_answer
 
     options = nat_options(args)
     sources = AlertSources()
+    columns = ["log_type", "source_kind", "instance_id", "instance_address", "confidence",
+               "ambiguous"]  # fmt: skip
     render_analysis(
         args,
         lambda engine, case: sources.watch(attribute_batches(engine, case, options)),
         options.conversations,
+        PRIORITY["attribute"],
+        lambda rows: attribute_answer(rows.select(columns).to_pylist()),
     )
     note = sources.note()
-    if note:
+    if note and args.format != "table":
         sys.stderr.write(f"natlens: {note}\n")
+    if args.fail_on == "unattributed" and sources.unattributed:
+        sys.stderr.write(
+            f"natlens: {sources.unattributed:,} alert(s) from a NAT gateway's address with no "
+            "instance named\n"
+        )
+        return EXIT_FINDINGS
     return EXIT_OK
 
 

@@ -12,12 +12,15 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from natlens.analyses.conversations import ConversationOptions
     from natlens.analyses.nat import NatOptions
     from natlens.case import Case
     from natlens.engine import Engine
     from natlens.formats.describe_json import Context
     from natlens.ingest import IngestOptions
+    from natlens.render.registry import Layout
     from natlens.render.terminal import SafeWriter, Writer
     from natlens.sources.timerange import TimeRange
     from natlens.sources.vpc_context import Collected
@@ -136,19 +139,65 @@ def collect_context(args: argparse.Namespace, out: str) -> Collected:
     return done
 
 
+def terminal_width(args: argparse.Namespace) -> int | None:
+    """The width a table must fit: COLUMNS when set, else the terminal's; none for a file or a
+    pipe (every column, as --wide)."""
+    import shutil
+
+    if getattr(args, "output", None):
+        return None
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
+
+
+def layout(args: argparse.Namespace, priority: tuple[str, ...] = ()) -> Layout:
+    from natlens.render.registry import Layout
+
+    wide = bool(getattr(args, "wide", False))
+    return Layout(None if wide else terminal_width(args), wide, priority)
+
+
+def write_answer(out: Writer, answer: str, args: argparse.Namespace) -> None:
+    """The answer in one paragraph, before the table, wrapped to the table's width."""
+    import textwrap
+
+    width = min(terminal_width(args) or 100, 100)
+    safe(out).write(textwrap.fill(answer, width=max(width, 40)) + "\n\n")
+
+
 def render_analysis(
     args: argparse.Namespace,
     produce: Callable[[Engine, Case], Any],
     options: ConversationOptions,
-) -> None:
+    priority: tuple[str, ...] = (),
+    answer: Callable[[pa.Table], str] | None = None,
+    shown: Callable[[pa.Table], pa.Table] | None = None,
+) -> pa.Table | None:
     """Run ``produce(engine, case)`` and render its rows (a table or a stream, read before the
-    engine closes) in the chosen format; ``options`` hold the context to check."""
-    from natlens.render.registry import render
+    engine closes) in the chosen format; ``options`` hold the context to check. As a table,
+    ``answer`` says what the rows mean first (the rows are read whole for it), and ``shown``
+    picks the rows to list; the rows read whole are returned."""
+    import pyarrow as pa
+
+    from natlens.render.registry import render, whole
 
     with case_and_engine(args, options) as (case, engine):
         rows = produce(engine, case)
+        fmt = output_format(args)
+        table = None
+        if answer is not None and (fmt == "table" or isinstance(rows, pa.Table)):
+            rows = table = whole(rows)
         with open_output(args) as out:
-            render(rows, output_format(args), out)
+            if fmt == "table" and answer is not None and table is not None:
+                write_answer(out, answer(table), args)
+            if shown is not None and table is not None:
+                rows = shown(table)
+            render(rows, fmt, out, layout(args, priority))
+    return table
 
 
 def nat_options(args: argparse.Namespace) -> NatOptions:

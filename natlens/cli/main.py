@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from natlens.cli.inputs import safe
 from natlens.cli.parser import build_parser
@@ -25,7 +25,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        return int(args.run(args))
+        with _progress(args):
+            return int(args.run(args))
     except NatlensError as exc:
         safe(sys.stderr).write(f"natlens: error: {exc}\n")
         return exc.exit_code
@@ -44,6 +45,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             traceback.print_exc()
         return problem.exit_code
+
+
+@contextlib.contextmanager
+def _progress(args: object) -> Iterator[None]:
+    """Progress on standard error while the command runs, when that is a terminal and the
+    output is not JSON for a program."""
+    quiet = getattr(args, "json", False) or getattr(args, "format", None) == "json"
+    if quiet or not sys.stderr.isatty() or os.environ.get("NATLENS_PROGRESS") == "0":
+        yield
+        return
+    from natlens import progress
+    from natlens.render.live import TerminalProgress
+
+    with TerminalProgress(sys.stderr) as bar, progress.reporting(bar):
+        yield
 
 
 def _as_natlens_error(exc: Exception) -> NatlensError:

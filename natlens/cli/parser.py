@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+import re
 import sys
+from collections.abc import Sequence
 from typing import TypeAlias
 
 from natlens import __version__
@@ -44,9 +47,45 @@ _Commands: TypeAlias = "argparse._SubParsersAction[_Parser]"
 
 
 class _Parser(argparse.ArgumentParser):
+    _argv: tuple[str, ...] = ()
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self._argv = tuple(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n{self._suggestions(message)}")
+
+    def _suggestions(self, message: str) -> str:
+        """For an option natlens does not know, the one of the same command it is closest to."""
+        found = re.match(r"unrecognized arguments: (.*)", message)
+        if not found:
+            return ""
+        command = self._command(self._argv)
+        known = [o for a in command._actions for o in a.option_strings if o.startswith("--")]
+        lines = []
+        for word in found.group(1).split():
+            if not word.startswith("--"):
+                continue
+            name = word.split("=", 1)[0]
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            if close:
+                lines.append(f"  did you mean {close[0]} (not {name})?\n")
+            else:
+                lines.append(f"  {name}: '{command.prog} --help' lists its options\n")
+        return "".join(lines)
+
+    def _command(self, argv: Sequence[str]) -> argparse.ArgumentParser:
+        """The (sub)command the words name."""
+        parser: argparse.ArgumentParser = self
+        for word in argv:
+            subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+            if subparsers and word in subparsers[0].choices:
+                parser = subparsers[0].choices[word]
+        return parser
 
 
 def _source_options(parser: argparse.ArgumentParser) -> None:
@@ -115,7 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     records.add_argument("inputs", nargs="+", metavar="CASE_OR_SOURCE")
     records.add_argument("--limit", type=int, default=None, help="at most N records")
-    records.add_argument("--format", choices=("table", "jsonl", "csv"), default="table")
+    records.add_argument("--format", choices=ROW_FORMATS, default="table")
+    records.add_argument("--output", metavar="FILE", help="write here instead of standard output")
+    _wide_option(records)
     _raw_csv_option(records)
     records.add_argument(
         "--columns", metavar="A,B", help="columns to print (default: the fields seen)"
@@ -233,6 +274,18 @@ def _command(
     return parser
 
 
+# Every command that lists rows: the same formats.
+ROW_FORMATS = ("table", "jsonl", "csv", "parquet", "json")
+
+
+def _wide_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wide", action="store_true", help="table: every column, every character (by default "
+        "a table fits COLUMNS or the terminal, leaving out the columns that matter least, and "
+        "cuts cells past 48 characters)",
+    )  # fmt: skip
+
+
 def _raw_csv_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--raw-csv", action="store_true", help="CSV cells exactly as the data holds them, for "
@@ -247,9 +300,11 @@ def _analysis_options(parser: argparse.ArgumentParser, formats: tuple[str, ...])
         "--context", metavar="DIR", help="the VPC's describe-* JSON (aws ec2 describe-... "
         "output files): which addresses are NAT gateways, firewall endpoints, instances",
     )  # fmt: skip
-    parser.add_argument("--format", choices=formats, default="table")
+    parser.add_argument("--format", choices=formats, default=formats[0])
     if "csv" in formats:
         _raw_csv_option(parser)
+    if "table" in formats:
+        _wide_option(parser)
     parser.add_argument("--output", metavar="FILE", help="write here instead of standard output")
     _source_options(parser)
     _engine_options(parser)
@@ -265,7 +320,7 @@ def _analysis_commands(commands: _Commands) -> None:
         "started each one (client), how sure that is (confidence: certain, high, medium, low, "
         "unknown) and the evidence codes that decided it (docs/conversations.md).",
     )
-    _analysis_options(conversations, ("table", "jsonl", "csv", "parquet"))
+    _analysis_options(conversations, ROW_FORMATS)
     conversations.add_argument("--ip", metavar="IP", help="only conversations with this address")
     conversations.add_argument("--port", type=int, metavar="P", help="only with this port")
     conversations.set_defaults(run=cmd_conversations)
@@ -280,8 +335,18 @@ def _analysis_commands(commands: _Commands) -> None:
         "address that is not a NAT gateway) or undetermined; with the NAT gateways, instances, "
         "ports, counts, time range, evidence and what to do.",
     )
-    _analysis_options(inbound, ("table", "jsonl", "csv", "parquet"))
+    _analysis_options(inbound, ROW_FORMATS)
     inbound.add_argument("--ip", metavar="PUBLIC_IP", help="only this address")
+    inbound.add_argument(
+        "--verdict", action="append", metavar="VERDICT", help="list only these verdicts: "
+        "exposed, mixed, unsolicited, undetermined, response (comma separated or repeated; the "
+        "answer still counts every address)",
+    )  # fmt: skip
+    inbound.add_argument(
+        "--fail-on", choices=("exposed", "unsolicited"), metavar="VERDICT",
+        help="exit 1 when an address is exposed (exposed), or when any unsolicited traffic "
+        "reached the VPC (unsolicited: an exposed, mixed or unsolicited address): for cron and CI",
+    )  # fmt: skip
     inbound.set_defaults(run=cmd_inbound)
 
     nat = _command(
@@ -298,14 +363,14 @@ def _analysis_commands(commands: _Commands) -> None:
         "the instances sending through it and the destinations it reached, in bytes and "
         "connections (AWS's 'top contributors' questions).",
     )
-    _analysis_options(nat, ("table", "jsonl", "csv", "parquet"))
+    _analysis_options(nat, ROW_FORMATS)
     nat.add_argument(
         "--top-talkers", action="store_true", help="rank instances and destinations per NAT "
         "gateway instead of listing the links",
     )  # fmt: skip
-    nat.add_argument("--top", type=int, default=10, metavar="N", help="with --top-talkers: "
+    nat.add_argument("--top", type=int, metavar="N", help="with --top-talkers: "
                      "this many of each per NAT gateway (default 10)")  # fmt: skip
-    nat.add_argument("--by", choices=("bytes", "connections"), default="bytes",
+    nat.add_argument("--by", choices=("bytes", "connections"),
                      help="with --top-talkers: rank by (default bytes)")  # fmt: skip
     nat.set_defaults(run=cmd_nat)
 
@@ -322,7 +387,12 @@ def _analysis_commands(commands: _Commands) -> None:
         "packets to the NAT gateway) name no instance. Netflow events of one flow are paired "
         "by flow_id.",
     )
-    _analysis_options(attribute, ("table", "jsonl", "csv", "parquet"))
+    _analysis_options(attribute, ROW_FORMATS)
+    attribute.add_argument(
+        "--fail-on", choices=("unattributed",), metavar="WHAT",
+        help="exit 1 when an alert from a NAT gateway's address has no instance named "
+        "(unattributed): for cron and CI",
+    )  # fmt: skip
     attribute.add_argument(
         "--log-type", action="append", choices=("alert", "flow", "tls"), metavar="TYPE",
         help="only these events: alert, flow or tls (repeatable; default all)",
@@ -363,7 +433,7 @@ def _analysis_commands(commands: _Commands) -> None:
         "is needed); blocked by network ACL. NAT gateways are left out: they drop what the "
         "internet opens.",
     )
-    _analysis_options(reachable, ("table", "jsonl", "csv", "parquet"))
+    _analysis_options(reachable, ROW_FORMATS)
     reachable.set_defaults(run=cmd_reachable)
 
     explain = _command(

@@ -8,12 +8,12 @@ import io
 import pyarrow.parquet as pq
 
 from natlens.errors import UsageError
-from natlens.render.registry import Rows, batches, register
+from natlens.render.registry import Layout, Rows, batches, register
 from natlens.render.terminal import Writer
 
 
 @register("parquet")
-def parquet(table: Rows, out: Writer) -> None:
+def parquet(table: Rows, out: Writer, layout: Layout | None = None) -> None:
     if not isinstance(out, io.TextIOWrapper) or out.isatty():
         raise UsageError(
             "Parquet is binary: write it to a file",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TypeAlias
 
 import pyarrow as pa
@@ -12,7 +13,20 @@ from natlens.render.terminal import Writer
 
 # A renderer takes a whole table or a stream of record batches (results too big to hold at once).
 Rows: TypeAlias = "pa.Table | pa.RecordBatchReader"
-Renderer = Callable[[Rows, Writer], None]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a table for a person is laid out: ``width`` characters (None: as wide as its rows),
+    every column and every character with ``wide``, the columns to keep first when the width is
+    short (``priority``; the others keep their order after them)."""
+
+    width: int | None = None
+    wide: bool = False
+    priority: tuple[str, ...] = ()
+
+
+Renderer = Callable[[Rows, Writer, "Layout | None"], None]
 RENDERERS: dict[str, Renderer] = {}
 
 
@@ -35,7 +49,7 @@ def whole(data: Rows) -> pa.Table:
     return data if isinstance(data, pa.Table) else data.read_all()
 
 
-def render(table: Rows, fmt: str, out: Writer) -> None:
+def render(table: Rows, fmt: str, out: Writer, layout: Layout | None = None) -> None:
     # The built-in renderers register themselves on import, the same way an extension would.
     from natlens.render import delimited, parquet_file, text_table  # noqa: F401
 
@@ -45,7 +59,7 @@ def render(table: Rows, fmt: str, out: Writer) -> None:
         raise UsageError(
             f"unknown output format {fmt!r}", hint=f"use one of {sorted(RENDERERS)}"
         ) from None
-    renderer(table, out)
+    renderer(table, out, layout)
 
 
 def plain(value: object, dtype: pa.DataType | None = None) -> object:

@@ -64,10 +64,12 @@ def inbound_answer(rows: Iterable[Mapping[str, Any]]) -> str:
             "none reaching an instance either. " + head + "into the VPC, " + listed + "."
         )
     if counts["undetermined"]:
+        one = counts["undetermined"] == 1
         answer += (
             f" {_n(counts['undetermined'], 'address', 'addresses')} could not be decided: "
-            "they may be connections the internet opened, so this is not the all-clear for "
-            "them (natlens explain ADDRESS says what would decide it)."
+            f"{'its' if one else 'their'} traffic may be connections the internet opened, so "
+            f"this is not the all-clear for {'it' if one else 'them'} (natlens explain ADDRESS "
+            "says what would decide it)."
         )
     return answer
 
@@ -115,3 +117,75 @@ def attribute_answer(rows: Iterable[Mapping[str, Any]]) -> str:
             reasons.append(f"{rest:,} with no matching flow log record")
         text += "; not named: " + ", ".join(reasons)
     return text + "."
+
+
+def conversations_answer(rows: Iterable[Mapping[str, Any]]) -> str:
+    """Who started the connections, and how sure natlens is."""
+    total = 0
+    sure: Counter[str] = Counter()
+    internet = 0
+    for row in rows:
+        total += 1
+        sure[row["confidence"]] += 1
+        if row.get("client_role") == "internet":
+            internet += 1
+    if not total:
+        return "No conversation in these records."
+    decided = sure["certain"] + sure["high"]
+    text = (
+        f"{_n(total, 'conversation')} (both directions of a connection, across the interfaces "
+        f"that logged it). Who started each: certain or high for {decided:,}, medium for "
+        f"{sure['medium']:,}, low or unknown for {sure['low'] + sure['unknown']:,}"
+    )
+    if internet:
+        text += f"; {_n(internet, 'was', 'were')} opened from the internet"
+    return text + "."
+
+
+def nat_links_answer(rows: Iterable[Mapping[str, Any]]) -> str:
+    """The instance behind each connection a NAT gateway made."""
+    total = named = sure = ambiguous = 0
+    gateways: set[str] = set()
+    for row in rows:
+        total += 1
+        gateways.add(str(row["nat_gateway"] or row["nat_address"]))
+        if row["instance_address"]:
+            named += 1
+            sure += row["confidence"] in ("certain", "high")
+        elif row["ambiguous"]:
+            ambiguous += 1
+    if not total:
+        return "No NAT gateway made a connection to the internet in these records."
+    return (
+        f"{_n(total, 'connection')} through {_n(len(gateways), 'NAT gateway')}: the instance "
+        f"behind {named:,} found ({sure:,} certain or high), {ambiguous:,} ambiguous "
+        f"(several instances fit equally), {total - named - ambiguous:,} not found."
+    )
+
+
+def talkers_answer(rows: Iterable[Mapping[str, Any]]) -> str:
+    """The biggest talker per NAT gateway."""
+    firsts = []
+    for row in rows:
+        if row["rank"] == 1 and row["side"] == "instance":
+            who = row["instance_id"] or row["address"]
+            firsts.append(
+                f"{who} through {row['nat_gateway'] or row['nat_address']} "
+                f"({row['bytes']:,} bytes, {_n(row['connections'], 'connection')})"
+            )
+    if not firsts:
+        return "No instance sent traffic through a NAT gateway in these records."
+    return "The instance that sent the most through each NAT gateway: " + "; ".join(firsts) + "."
+
+
+def reachable_answer(rows: Iterable[Mapping[str, Any]]) -> str:
+    """What the internet can open, and whether it did."""
+    states: Counter[str] = Counter(row["state"] for row in rows)
+    total = sum(states.values())
+    if not total:
+        return (
+            "The context opens no interface to the internet: no public address or IPv6 route "
+            "with a security group rule that admits internet sources."
+        )
+    parts = ", ".join(f"{n:,} {state}" for state, n in states.most_common())
+    return f"{_n(total, 'port range')} open to the internet: {parts}."

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import natlens.simulate.kinds as kinds
+from natlens.errors import UsageError
 from natlens.formats.logformat import parse_log_format
 from natlens.schema import DEFAULT_FORMAT, FIELDS_BY_NAME, FLOW_FIELDS
 from natlens.simulate.addresses import AddressTable
@@ -54,7 +55,24 @@ NAMED_FORMATS = {"default": DEFAULT_FORMAT, "v3": V3_FORMAT, "v5": V5_FORMAT}
 
 
 def resolve_format(text: str) -> tuple[str, ...]:
-    return NAMED_FORMATS.get(text) or parse_log_format(text)
+    """A named format, or a format string of fields the simulator can write."""
+    named = NAMED_FORMATS.get(text.strip())
+    if named:
+        return named
+    if "$" not in text and len(text.split()) == 1:
+        raise UsageError(
+            f"--log-format {text!r}: not a named format",
+            hint=f"one of {', '.join(NAMED_FORMATS)}, or a format string: "
+            "'${version} ${srcaddr} ${dstaddr} ...'",
+        )
+    fields = parse_log_format(text)
+    unknown = [f for f in fields if f not in FIELDS_BY_NAME]
+    if unknown:
+        raise UsageError(
+            f"--log-format names {unknown[0]!r}, which is not a flow log field the simulator knows",
+            hint="the fields of versions 2 to 8, as AWS names them (docs/case.md lists them)",
+        )
+    return fields
 
 
 def format_version(fields: tuple[str, ...]) -> int:

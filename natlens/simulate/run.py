@@ -25,6 +25,7 @@ import pyarrow as pa
 
 import natlens.simulate.kinds as kinds
 import natlens.simulate.traffic as t
+from natlens import progress
 from natlens.errors import UsageError
 from natlens.simulate.addresses import AddressTable, make_addresses
 from natlens.simulate.delivery import SELF_DESCRIBING, FirewallWriter, FlowLogWriter, TruthWriter
@@ -117,6 +118,9 @@ def simulate(outdir: str | Path, options: SimulateOptions) -> dict[str, Any]:
     slices = range(sim_start, sim_end, slice_seconds)
     produced = 0
     for done, slice_start in enumerate(slices):
+        progress.stage(
+            f"simulating: minute {(slice_start - sim_start) // 60 + 1:,} of {options.minutes:,}"
+        )
         batch = generator.slice(slice_start, min(slice_seconds, sim_end - slice_start))
         if not len(batch):
             continue

@@ -53,7 +53,21 @@ def parse_uri(uri: str) -> tuple[str, str]:
 def units(uri: str, options: SourceOptions) -> Iterator[Unit]:
     client = options.client("s3")
     bucket, prefix = parse_uri(uri)
-    objects = list(_walk(client, bucket, prefix, (), options.time_range))
+    outside: list[str] = []
+    objects = list(_walk(client, bucket, prefix, (), options.time_range, outside))
+    if not objects:
+        window = options.time_range
+        if outside:
+            raise SourceError(
+                f"{uri}: no object falls in the time window ({window.describe()}); "
+                f"{len(outside):,} object(s) and date folder(s) outside it were passed over, "
+                f"such as {outside[0]}",
+                hint="widen --since/--until (key dates are when AWS wrote the file, in UTC)",
+            )
+        raise SourceError(
+            f"{uri}: no object under this prefix",
+            hint="check the prefix: AWS writes under AWSLogs/ACCOUNT/vpcflowlogs/REGION/...",
+        )
     fetcher = _Prefetcher(client, bucket, [obj["Key"] for obj in objects])
     for index, obj in enumerate(objects):
         key = obj["Key"]
@@ -102,9 +116,15 @@ class _Prefetcher:
 
 
 def _walk(
-    client: Any, bucket: str, prefix: str, date: tuple[int, ...], window: TimeRange
+    client: Any,
+    bucket: str,
+    prefix: str,
+    date: tuple[int, ...],
+    window: TimeRange,
+    outside: list[str],
 ) -> Iterator[dict[str, Any]]:
-    """Objects under ``prefix``, one folder level at a time, skipping folders out of range."""
+    """Objects under ``prefix``, one folder level at a time, skipping folders out of range
+    (their keys, and those of the files out of range, go to ``outside``)."""
     try:
         pages = client.get_paginator("list_objects_v2").paginate(
             Bucket=bucket, Prefix=prefix, Delimiter="/"
@@ -112,8 +132,12 @@ def _walk(
         folders: list[str] = []
         for page in pages:
             for obj in page.get("Contents", []):
-                if not obj["Key"].endswith("/") and _file_in_range(obj["Key"], window):
+                if obj["Key"].endswith("/"):
+                    continue
+                if _file_in_range(obj["Key"], window):
                     yield obj
+                else:
+                    outside.append(f"s3://{bucket}/{obj['Key']}")
             folders.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
     except Exception as exc:
         raise SourceError(
@@ -125,8 +149,11 @@ def _walk(
         name = name.rsplit("/", 1)[-1]
         child = _date_level(name, date)
         if child is not None and not _folder_in_range(child, window):
+            outside.append(f"s3://{bucket}/{folder}")
             continue
-        yield from _walk(client, bucket, folder, child if child is not None else date, window)
+        yield from _walk(
+            client, bucket, folder, child if child is not None else date, window, outside
+        )
 
 
 def _date_level(name: str, date: tuple[int, ...]) -> tuple[int, ...] | None:

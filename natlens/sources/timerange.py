@@ -51,6 +51,16 @@ class TimeRange:
     def bounded(self) -> bool:
         return self.since is not None or self.until is not None
 
+    def describe(self) -> str:
+        """The window as a person reads it: ISO 8601 UTC, open ends said so."""
+
+        def when(epoch: int | None, open_end: str) -> str:
+            if epoch is None:
+                return open_end
+            return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        return f"--since {when(self.since, 'any time')} --until {when(self.until, 'now')}"
+
 
 def subtract(interval: tuple[int, int], covered: list[list[int]]) -> list[tuple[int, int]]:
     """The parts of [start, end) that no covered interval holds."""

@@ -1,0 +1,185 @@
+"""The terminal leads with the answer: a paragraph first, tables that fit COLUMNS and stream,
+ISO times, inbound most urgent first, --verdict and --fail-on for cron and CI, one output
+contract (--format json with a schema version), progress only on a terminal, and no option
+that silently does nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from benchmarks import accuracy
+from natlens.render.registry import Layout, render
+
+SEVERITY = ("exposed", "mixed", "unsolicited", "undetermined", "response")
+
+
+@pytest.fixture(scope="module")
+def exposed_world(tmp_path_factory):  # type: ignore[no-untyped-def]
+    root = tmp_path_factory.mktemp("terminal")
+    return accuracy.build_world(root, "exposed-instance", "v5", minutes=6, seed=5)
+
+
+def test_inbound_leads_with_the_answer_and_the_most_urgent(natlens, exposed_world, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "120")
+    world = exposed_world
+    run = natlens("inbound", world / "case", "--context", world / "context")
+    assert run.code == 0, run.err
+    paragraph, _, table = run.out.partition("\n\n")
+    truth = pq.read_table(world / "truth" / "inbound.parquet").to_pylist()
+    exposed = sum(1 for r in truth if r["verdict"] == "exposed")
+    assert f"{exposed:,} internet address" in paragraph and "an exposure to close" in paragraph
+    assert all(len(line) <= 120 for line in run.out.splitlines())
+    rows = [line for line in table.splitlines() if re.match(r"^[0-9a-f:.]+\s", line)]
+    verdicts = [next(v for v in SEVERITY if f" {v} " in f" {r} ") for r in rows]
+    assert verdicts[0] == "exposed"
+    assert [SEVERITY.index(v) for v in verdicts] == sorted(SEVERITY.index(v) for v in verdicts)
+    # the same order in every format, times as epoch seconds there
+    jsonl = natlens("inbound", world / "case", "--context", world / "context", "--format", "jsonl")
+    got = jsonl.jsonl()
+    assert [r["verdict"] for r in got] == verdicts
+    assert isinstance(got[0]["first_seen"], int)
+    wide = natlens("inbound", world / "case", "--context", world / "context", "--wide").out
+    assert re.search(r"  \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ  ", wide)
+    for k in range(len(got) - 1):  # within a verdict, most packets first
+        a, b = got[k], got[k + 1]
+        if a["verdict"] == b["verdict"]:
+            assert (a["packets_in"] or 0) >= (b["packets_in"] or 0)
+
+
+def test_verdict_filter_and_fail_on(natlens, exposed_world) -> None:
+    world = exposed_world
+    base = ["inbound", world / "case", "--context", world / "context"]
+    only = natlens(*base, "--verdict", "unsolicited,mixed", "--format", "jsonl")
+    assert only.code == 0 and only.jsonl()
+    assert {r["verdict"] for r in only.jsonl()} <= {"unsolicited", "mixed"}
+    assert natlens(*base, "--fail-on", "exposed", "--format", "jsonl").code == 1
+    assert natlens(*base, "--fail-on", "unsolicited", "--format", "csv").code == 1
+    assert natlens(*base, "--verdict", "exposd").code == 64
+    # a VPC where nothing is exposed: exit 0 for --fail-on exposed
+    examples = Path(__file__).resolve().parents[1] / "examples" / "aws-docs" / "nat-gateway.log"
+    assert natlens("inbound", examples, "--fail-on", "exposed").code == 0
+
+
+def test_attribute_fail_on_unattributed(natlens, tmp_path) -> None:
+    world = accuracy.build_world(tmp_path, "fw-after-nat", "v5", minutes=4, seed=2)
+    run = natlens("attribute", world / "case", "--context", world / "context", "--log-type",
+                  "alert", "--fail-on", "unattributed", "--format", "jsonl")  # fmt: skip
+    rows = run.jsonl()
+    unnamed = [r for r in rows if r["source_kind"] == "nat-gateway" and not r["instance_address"]]
+    assert run.code == (1 if unnamed else 0)
+    if unnamed:
+        assert f"{len(unnamed):,} alert(s) from a NAT gateway's address" in run.err
+    table = natlens("attribute", world / "case", "--context", world / "context")
+    assert table.out.split("\n")[0].split(":")[0].endswith("alerts")
+
+
+def test_tables_fit_columns_and_wide_shows_everything(natlens, exposed_world, monkeypatch):
+    case = exposed_world / "case"
+    monkeypatch.setenv("COLUMNS", "80")
+    narrow = natlens("records", case, "--limit", "50")
+    assert narrow.code == 0 and all(len(line) <= 80 for line in narrow.out.splitlines())
+    assert "left out to fit 80 characters" in narrow.out and "--wide" in narrow.out
+    wide = natlens("records", case, "--limit", "50", "--wide")
+    header = next(line for line in wide.out.splitlines() if line.startswith("version"))
+    assert "pkt_dstaddr" in header and max(map(len, wide.out.splitlines())) > 80
+    monkeypatch.delenv("COLUMNS")
+    piped = natlens("records", case, "--limit", "5")  # not a terminal: every column
+    assert "left out" not in piped.out and "pkt_dstaddr" in piped.out
+
+
+def test_tables_stream(tmp_path) -> None:
+    """Rows are written as they arrive: the first ones are out before the stream ends."""
+    import io
+
+    schema = pa.schema([("srcaddr", pa.string()), ("start", pa.int64())])
+    written = io.StringIO()
+
+    def batches():  # type: ignore[no-untyped-def]
+        for k in range(3):
+            yield pa.record_batch([[f"10.0.0.{k}"] * 1500, [1717200000 + k] * 1500], schema=schema)
+        assert written.getvalue().count("\n") >= 2000  # the first rows are out already
+        raise RuntimeError("the stream broke")
+
+    with pytest.raises(RuntimeError):
+        render(pa.RecordBatchReader.from_batches(schema, batches()), "table", written, Layout())
+    lines = written.getvalue().splitlines()
+    assert lines[0].split() == ["srcaddr", "start"]
+    assert lines[1].split() == ["10.0.0.0", "2024-06-01T00:00:00Z"]
+
+
+def test_one_output_contract(natlens, exposed_world, tmp_path) -> None:
+    case = exposed_world / "case"
+    for command in (["records", case, "--limit", "20"], ["inbound", case], ["conversations", case],
+                    ["nat", case], ["reachable", case, "--context", exposed_world / "context"]):  # fmt: skip
+        document = natlens(*command, "--format", "json")
+        assert document.code == 0, (command, document.err)
+        data = document.json()
+        assert data["schema_version"] == 1 and isinstance(data["rows"], list)
+        lines = natlens(*command, "--format", "jsonl").jsonl()
+        assert data["rows"] == lines, command
+        assert data["columns"] == (list(lines[0]) if lines else data["columns"])
+        out = tmp_path / f"{command[0]}.parquet"
+        assert natlens(*command, "--format", "parquet", "--output", out).code == 0
+        assert pq.read_table(out).num_rows == len(lines)
+
+
+def test_options_that_would_do_nothing_are_refused(natlens, tmp_path) -> None:
+    examples = Path(__file__).resolve().parents[1] / "examples" / "aws-docs" / "nat-gateway.log"
+    run = natlens("nat", examples, "--top", "3")
+    assert run.code == 64 and "--top only ranks top talkers" in run.err
+    assert natlens("nat", examples, "--top", "3", "--top-talkers").code == 0
+    run = natlens("simulate", tmp_path / "w", "--log-format", "v9")
+    assert run.code == 64 and "not a named format" in run.err and "v5" in run.err
+    run = natlens("simulate", tmp_path / "w", "--log-format", "${version} ${nope-nope}")
+    assert run.code == 64 and "'nope-nope'" in run.err
+    run = natlens("inbound", examples, "--verdcit", "exposed")
+    assert run.code == 64 and "did you mean --verdict" in run.err
+    run = natlens("records", examples, "--colums", "srcaddr")
+    assert run.code == 64 and "did you mean --columns" in run.err
+
+
+def _with_terminal_stderr(*args: str | os.PathLike[str]) -> tuple[str, str]:
+    """natlens with standard error on a pseudo-terminal: (stdout, what the terminal got)."""
+    leader, follower = pty.openpty()
+    env = {**os.environ, "COLUMNS": "100"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "natlens", *map(str, args)],
+        stdout=subprocess.PIPE, stderr=follower, env=env,
+    )  # fmt: skip
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    out = process.stdout.read().decode() if process.stdout else ""
+    process.wait(timeout=300)
+    os.close(leader)
+    return out, seen.decode(errors="replace")
+
+
+def test_progress_only_on_a_terminal(natlens, tmp_path) -> None:
+    world = tmp_path / "w"
+    out, terminal = _with_terminal_stderr("simulate", world, "--minutes", "30", "--seed", "4")
+    assert "simulating: minute" in terminal
+    assert "simulating" not in out
+    out, terminal = _with_terminal_stderr("ingest", world / "flowlogs", "--case", tmp_path / "c")
+    assert "reading: " in terminal and "records" in terminal
+    assert "\x1b" not in out
+    # in a pipe (and with --json) nothing but the result
+    piped = natlens("inbound", tmp_path / "c", "--format", "json")
+    assert piped.err == "" and json.loads(piped.out)["schema_version"] == 1
