@@ -2,7 +2,7 @@
 
 Every flow log field AWS documents is one row of ``FLOW_FIELDS``: its AWS name, the record version
 that introduced it, and how it is typed. Column names follow AWS's Athena convention (the field
-name with ``-`` replaced by ``_``) and column types follow AWS's Parquet delivery (aws-facts §1.2).
+name with ``-`` replaced by ``_``) and column types follow AWS's Parquet delivery (docs/aws.md §1.2).
 A new field is one line here.
 """
 
@@ -64,7 +64,7 @@ def _fields(version: int | None, kind: Kind, names: str) -> list[FlowField]:
 
 S, I32, I64, ADDR = Kind.STRING, Kind.INT32, Kind.INT64, Kind.ADDRESS
 
-# aws-facts §1.2. Transit gateway fields (version 6) follow AWS's transit gateway flow log table.
+# docs/aws.md §1.2. Transit gateway fields (version 6) follow AWS's transit gateway flow log table.
 FLOW_FIELDS: tuple[FlowField, ...] = tuple(
     _fields(2, I32, "version")
     + _fields(2, S, "account-id interface-id")
@@ -99,9 +99,9 @@ FLOW_FIELDS: tuple[FlowField, ...] = tuple(
         "ecs-container-id ecs-second-container-id ecs-service-name ecs-task-definition-arn "
         "ecs-task-arn ecs-task-id",
     )
-    # aws-facts §1.2: reject-reason is version 8 in every third-party parser; AWS's cell not seen.
+    # docs/aws.md §1.2: reject-reason is version 8 in every third-party parser; AWS's cell not seen.
     + _fields(8, S, "reject-reason")
-    # Newer fields AWS documents without a version number we could confirm (aws-facts §1.2, §10).
+    # Newer fields AWS documents without a version number we could confirm (docs/aws.md §1.2, §10).
     + _fields(None, S, "resource-id")
     + _fields(None, I32, "encryption-status")
     + _fields(
@@ -115,7 +115,7 @@ FLOW_FIELDS: tuple[FlowField, ...] = tuple(
 
 FIELDS_BY_NAME: dict[str, FlowField] = {f.name: f for f in FLOW_FIELDS}
 
-# The default format (aws-facts §1.1): every version 2 field, in table order. It cannot change.
+# The default format (docs/aws.md §1.1): every version 2 field, in table order. It cannot change.
 DEFAULT_FORMAT: tuple[str, ...] = tuple(f.name for f in FLOW_FIELDS if f.version == 2)
 
 # A field name as AWS spells them in format strings and header lines.
@@ -141,7 +141,7 @@ FLOWS_SCHEMA = pa.schema(
     + list(PROVENANCE_COLUMNS)
 )
 
-# Record-level values (aws-facts §1.3).
+# Record-level values (docs/aws.md §1.3).
 ACTIONS = ("ACCEPT", "REJECT")
 LOG_STATUSES = ("OK", "NODATA", "SKIPDATA")
 GAP_STATUSES = ("NODATA", "SKIPDATA")
@@ -249,3 +249,8 @@ FIREWALL_EVENT_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
 FIREWALL_EVENTS_SCHEMA = pa.schema(
     [pa.field(name, dtype) for name, dtype in FIREWALL_EVENT_COLUMNS]
 )
+
+
+# The version of every JSON document natlens writes (--json, --format json): it changes when a
+# key is removed or changes meaning, never when one is added (docs/cli.md, "Output").
+JSON_SCHEMA_VERSION = 1

@@ -56,7 +56,7 @@ class Severity(StrEnum):
 
 
 class Target(StrEnum):
-    """What a route sends to (aws-facts §7.1), and the other hops of a traced path."""
+    """What a route sends to (docs/aws.md §7.1), and the other hops of a traced path."""
 
     LOCAL = "local"
     INTERNET_GATEWAY = "internet-gateway"

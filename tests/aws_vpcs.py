@@ -1,4 +1,4 @@
-"""The standard VPC layouts of aws-facts §7, built through boto3 (against moto in the tests), and
+"""The standard VPC layouts of docs/aws.md §7, built through boto3 (against moto in the tests), and
 a way to run the AWS CLI commands natlens prints through boto3."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class Built:
 
 
 def build(ec2: Any, nfw: Any, azs: int, placement: str | None) -> Built:
-    """A VPC with a private, a public (NAT) and a firewall subnet per AZ, routed as aws-facts §7
+    """A VPC with a private, a public (NAT) and a firewall subnet per AZ, routed as docs/aws.md §7
     (a) ``after-nat``, (b) ``before-nat``, or without a firewall (``None``)."""
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]

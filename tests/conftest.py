@@ -17,7 +17,7 @@ from natlens.engine import DuckDBEngine, Engine, SparkEngine
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).parents[1]
-# Every record line of AWS's examples page (aws-facts §3), one file each, with a header as S3
+# Every record line of AWS's examples page (docs/aws.md §3), one file each, with a header as S3
 # delivers it; their meanings, written from AWS's explanations, are in fixtures/aws.
 AWS_EXAMPLES = ROOT / "examples" / "aws-docs"
 AWS_MEANINGS = FIXTURES / "aws"

@@ -1,6 +1,6 @@
 """Build the containers AWS and the AWS CLI deliver flow log records in, from record lines.
 
-Written from AWS's descriptions of each container (aws-facts §2), independently of natlens's
+Written from AWS's descriptions of each container (docs/aws.md §2), independently of natlens's
 readers, so that the readers are tested against the shapes and not against themselves.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-# AWS's Parquet delivery types (aws-facts §1.2); every other field is a string.
+# AWS's Parquet delivery types (docs/aws.md §1.2); every other field is a string.
 PARQUET_INT32 = {"version", "srcport", "dstport", "protocol", "tcp-flags", "traffic-path"}
 PARQUET_INT64 = {"packets", "bytes", "start", "end"}
 
@@ -65,7 +65,7 @@ def parquet(fields: list[str], records: list[str]) -> bytes:
 
 
 def _events(records: list[str], start: int = 1_700_000_000_000) -> list[dict[str, object]]:
-    # AWS: one event per record, event timestamp = the record's start (aws-facts §2.1).
+    # AWS: one event per record, event timestamp = the record's start (docs/aws.md §2.1).
     return [
         {
             "logStreamName": "eni-1235b8ca123456789-all",

@@ -1,4 +1,4 @@
-"""Every record line of AWS's flow log examples page (aws-facts §3), from every container,
+"""Every record line of AWS's flow log examples page (docs/aws.md §3), from every container,
 reads with the meaning AWS gives it."""
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def test_nat_example_without_header_needs_log_format(tmp_path, natlens) -> None:
 
 
 def test_double_space_line_reads_like_the_others(tmp_path, natlens) -> None:
-    """aws-facts §3.5: AWS's own example has two spaces between two fields of one line."""
+    """docs/aws.md §3.5: AWS's own example has two spaces between two fields of one line."""
     run = natlens("ingest", AWS_EXAMPLES / "tcp-flags.log", "--case", tmp_path / "c", "--json")
     report = run.json()
     assert report["lines"] == {

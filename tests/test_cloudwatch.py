@@ -40,7 +40,7 @@ def put(logs, stream: str, messages: list[tuple[int, str]]) -> None:  # type: ig
     logs.put_log_events(
         logGroupName=GROUP,
         logStreamName=stream,
-        # AWS: the event timestamp is the record's start (aws-facts §2.1).
+        # AWS: the event timestamp is the record's start (docs/aws.md §2.1).
         logEvents=[{"timestamp": start * 1000, "message": m} for start, m in messages],
     )
 

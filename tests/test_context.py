@@ -28,7 +28,7 @@ def test_simulated_context(tmp_path) -> None:
 
 
 def test_aws_cli_example_with_two_addresses_on_one_interface() -> None:
-    """aws-facts §4: a NAT gateway with a secondary address on the same ENI."""
+    """docs/aws.md §4: a NAT gateway with a secondary address on the same ENI."""
     context = load_context(FIXTURES / "context")
     rows = context.nat_gateway_addresses()
     assert [(r["private_ip"], r["public_ip"], r["is_primary"]) for r in rows] == [

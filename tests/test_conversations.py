@@ -47,7 +47,7 @@ def verdicts(case: Case, options: ConversationOptions | None = None) -> dict[str
         return {r["address"]: r for r in inbound(engine, case, options).to_pylist()}
 
 
-# -- AWS's examples (aws-facts section 3) --------------------------------------------------------
+# -- AWS's examples (docs/aws.md §3) --------------------------------------------------------
 
 
 def test_tcp_flag_example_is_certain(aws_case) -> None:

@@ -160,3 +160,21 @@ def test_every_check_in_the_catalog_has_its_code() -> None:
 
     assert list(CHECKS) == list(CATALOG)
     assert all((c.severity, c.title) == CATALOG[c.id] for c in CHECKS.values())
+
+
+def test_aws_facts_are_cited_from_the_project_docs() -> None:
+    """The AWS behaviour natlens relies on is in docs/aws.md: every `docs/aws.md §N` cited in the
+    code, tests and docs names a section there, and nothing cites a file users do not have."""
+    aws = (ROOT / "docs" / "aws.md").read_text()
+    sections = set(re.findall(r"^#{2,3} (\d+(?:\.\d+)?)\.? ", aws, re.M))
+    sections |= {f"11.{n}" for n in re.findall(r"^(\d+)\. ", aws.split("## 11.")[1], re.M)}
+    sections |= set(re.findall(r"^- §(3\.\d)", aws, re.M))  # the examples of §3
+    cited: set[str] = set()
+    files = [*ROOT.glob("natlens/**/*.py"), *ROOT.glob("natlens/**/*.sql"),
+             *ROOT.glob("tests/*.py"), *ROOT.glob("docs/*.md"), ROOT / "README.md"]  # fmt: skip
+    for path in files:
+        text = path.read_text()
+        assert ("aws" + "-facts") not in text, path
+        for group in re.findall(r"docs/aws\.md (§[\d.]+(?:, §[\d.]+)*)", text):
+            cited |= {s.strip("§").rstrip(".") for s in group.split(", ")}
+    assert cited and cited <= sections, sorted(cited - sections)

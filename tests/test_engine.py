@@ -25,7 +25,7 @@ def examples_case(tmp_path_factory):  # type: ignore[no-untyped-def]
 
 def test_records_read_the_same_on_every_engine(engine, examples_case) -> None:
     table = records(engine, examples_case, list(FLOWS_SCHEMA.names))
-    assert table.num_rows == 27  # every record line of aws-facts §3
+    assert table.num_rows == 27  # every record line of docs/aws.md §3
     assert table.schema.names == list(FLOWS_SCHEMA.names)
     rows = {(r["source"].rsplit("/", 1)[-1], r["line"]): r for r in table.to_pylist()}
     # Hand-checked against the files: the first record of AWS's accepted/rejected example ...

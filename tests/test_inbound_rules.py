@@ -1,6 +1,6 @@
 """Inbound verdicts on traffic shaped by AWS's documented rules rather than by natlens's
 simulator: each test is one shape that broke an earlier rule (issue 12), written by hand from
-aws-facts (flow log fields, NAT gateway and security group behaviour), with the answer a network
+docs/aws.md (flow log fields, NAT gateway and security group behaviour), with the answer a network
 engineer would give. A verdict must never be stronger than its evidence: `response` ("nothing to
 do") needs as much evidence as `exposed`, and what the logs cannot decide is `undetermined`."""
 
@@ -63,7 +63,7 @@ def eni(
     subnet: str = "subnet-a",
     **extra: Any,
 ) -> dict[str, Any]:
-    """A network interface as describe-network-interfaces prints it (aws-facts section 9)."""
+    """A network interface as describe-network-interfaces prints it (docs/aws.md §9)."""
     private: dict[str, Any] = {"Primary": True, "PrivateIpAddress": address}
     item: dict[str, Any] = {
         "NetworkInterfaceId": eni_id, "InterfaceType": "interface", "SubnetId": subnet,
@@ -303,7 +303,7 @@ NAT_ENI = {"NetworkInterfaces": [{
 
 def test_a_scan_of_a_secondary_nat_address_is_unsolicited(tmp_path: Path) -> None:
     """A NAT gateway has up to 8 addresses. A packet to a secondary private address is logged
-    with the primary in dstaddr and the real one in pkt-dstaddr (aws-facts section 1.6)."""
+    with the primary in dstaddr and the real one in pkt-dstaddr (docs/aws.md §1.6)."""
     lines = [
         "3 eni-nat 203.0.113.50 10.0.0.220 51515 22 6 1 44 1000 1001 ACCEPT OK 2 203.0.113.50 "
         "10.0.0.74",

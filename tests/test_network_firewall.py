@@ -1,4 +1,4 @@
-"""Network Firewall log events (aws-facts section 6): AWS's examples, the quirks, bad lines, and
+"""Network Firewall log events (docs/aws.md §6): AWS's examples, the quirks, bad lines, and
 the simulator's firewall logs read back against their truth."""
 
 from __future__ import annotations

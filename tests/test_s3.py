@@ -24,7 +24,7 @@ def record(ts: int, port: int) -> str:
 
 
 def aws_key(layout: str, when: datetime, prefix: str = "logs") -> str:
-    """The key AWS writes a flow log file under (aws-facts §2.2)."""
+    """The key AWS writes a flow log file under (docs/aws.md §2.2)."""
     account, region = "123456789010", "us-east-1"
     name = f"{account}_vpcflowlogs_{region}_fl-1234abcd_{when:%Y%m%dT%H%M}Z_{uuid.uuid4().hex[:8]}.log.gz"
     if layout.startswith("hive"):
@@ -154,7 +154,7 @@ def test_missing_bucket_is_a_clear_error(tmp_path, natlens, s3_server) -> None:
 
 
 def test_every_aws_example_from_s3(tmp_path, natlens, s3_server, bucket) -> None:
-    """aws-facts §3: every example record, delivered as S3 delivers it, read with its meaning."""
+    """docs/aws.md §3: every example record, delivered as S3 delivers it, read with its meaning."""
     from tests.test_aws_examples import EXAMPLES, assert_meaning
 
     client = s3_server.client()

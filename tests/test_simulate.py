@@ -79,7 +79,7 @@ def test_every_scenario_reads_with_nothing_skipped(worlds, name: str) -> None:
 
 
 def test_nat_legs_follow_aws_example(worlds) -> None:
-    """aws-facts §3.6: every NAT connection shows the four NAT gateway records of AWS's example,
+    """docs/aws.md §3.6: every NAT connection shows the four NAT gateway records of AWS's example,
     with the same field pattern, and the instance's own two."""
     world, summary = worlds["nat-basic"]
     con = joined(world, read_case(world, summary))
@@ -106,14 +106,14 @@ def test_nat_legs_follow_aws_example(worlds) -> None:
         """
     ).fetchall()
     assert bad == []
-    # NAT gateway interfaces are requester-managed: no instance id (aws-facts §1.2).
+    # NAT gateway interfaces are requester-managed: no instance id (docs/aws.md §1.2).
     assert (
         con.execute(
             "SELECT count(*) FROM r WHERE leg LIKE 'nat-%' AND instance_id IS NOT NULL"
         ).fetchone()[0]
         == 0
     )
-    # Translated ports are NAT gateway ports, 1024-65535 (aws-facts §4).
+    # Translated ports are NAT gateway ports, 1024-65535 (docs/aws.md §4).
     low, high = con.execute(
         "SELECT min(nat_port), max(nat_port) FROM c WHERE protocol != 1"
     ).fetchone()
@@ -136,7 +136,7 @@ def test_legs_agree_on_packets_and_bytes(worlds) -> None:
 
 
 def test_tcp_flags_as_aws_reports_them(worlds) -> None:
-    """aws-facts §1.4: SYN in the client's first window, SYN-ACK in the server's, 3 and 19 when a
+    """docs/aws.md §1.4: SYN in the client's first window, SYN-ACK in the server's, 3 and 19 when a
     connection fits one window, 0 in between; other protocols 0; ICMP ports 0 (§11.6)."""
     world, summary = worlds["nat-basic"]
     con = joined(world, read_case(world, summary))
@@ -166,7 +166,7 @@ def test_tcp_flags_as_aws_reports_them(worlds) -> None:
 
 
 def test_unsolicited_traffic_is_logged_accept_on_the_nat_gateway(worlds) -> None:
-    """aws-facts §5.1: the network ACL admits it, so the NAT gateway's interface logs ACCEPT;
+    """docs/aws.md §5.1: the network ACL admits it, so the NAT gateway's interface logs ACCEPT;
     telnet is denied by the public subnets' ACL and logged REJECT."""
     world, summary = worlds["nat-basic"]
     con = joined(world, read_case(world, summary))
@@ -300,7 +300,7 @@ def test_firewall_truth_names_the_instance_and_the_hard_case(worlds) -> None:
 
 
 def test_route_tables_follow_the_layouts(worlds) -> None:
-    """aws-facts §7: (a) firewall after the NAT gateway, (b) before it, with the return route."""
+    """docs/aws.md §7: (a) firewall after the NAT gateway, (b) before it, with the return route."""
 
     def routes(world: Path) -> list[tuple[str, str, str]]:
         tables = json.loads((world / "context/describe-route-tables.json").read_text())[
@@ -390,6 +390,18 @@ def test_cli_simulate_prints_how_to_read_it(tmp_path, natlens) -> None:
     assert "--log-format '${interface-id} ${action}" in run.out
     assert natlens("simulate", tmp_path / "x", "--scenario", "nope").code == 64
     assert natlens("simulate", tmp_path / "x", "--log-format", "${nope nope}").code == 64
+
+
+def test_simulate_prints_the_commands_that_read_its_logs(tmp_path, natlens) -> None:
+    run = natlens("simulate", tmp_path / "w", "--scenario", "fw-after-nat", "--minutes", "3")
+    assert run.code == 0, run.err
+    commands = [shlex.split(line) for line in run.out.splitlines() if line.startswith("  natlens")]
+    assert len(commands) == 2 and commands[1][2].endswith("firewall")
+    for command in commands:
+        assert natlens(*command[1:]).code == 0
+    alerts = natlens("attribute", tmp_path / "w" / "case", "--log-type", "alert", "--format",
+                     "jsonl").jsonl()  # fmt: skip
+    assert alerts and any(a["instance_id"] or a["instance_address"] for a in alerts)
 
 
 def test_demo_runs(tmp_path, natlens) -> None:

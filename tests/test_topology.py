@@ -1,4 +1,4 @@
-"""natlens topology: the layouts of aws-facts §7 on VPCs built through boto3 (moto), every check
+"""natlens topology: the layouts of docs/aws.md §7 on VPCs built through boto3 (moto), every check
 with a context that triggers it and one that does not, and the closed loop: the printed plan run
 against the VPC, collected again, and the findings it fixes are gone."""
 
@@ -52,7 +52,7 @@ def aws():
         )
 
 
-# -- the layouts of aws-facts §7 on moto, and the closed loop -------------------------------------
+# -- the layouts of docs/aws.md §7 on moto, and the closed loop -------------------------------------
 
 
 @pytest.mark.parametrize("azs", [1, 3])
@@ -132,7 +132,7 @@ def test_collect_saves_what_the_aws_cli_prints(aws, tmp_path) -> None:
     subnets = json.loads((tmp_path / "describe-subnets.json").read_text())["Subnets"]
     assert {s["VpcId"] for s in subnets} == {built.vpc} and len(subnets) == 3
     tables = json.loads((tmp_path / "describe-route-tables.json").read_text())["RouteTables"]
-    # aws-facts §7.1: a firewall endpoint comes back in GatewayId.
+    # docs/aws.md §7.1: a firewall endpoint comes back in GatewayId.
     assert any(r.get("GatewayId", "").startswith("vpce-") for t in tables for r in t["Routes"])
     firewall = json.loads((tmp_path / "describe-firewall-egress-firewall.json").read_text())
     assert firewall["Firewall"]["VpcId"] == built.vpc and "ResponseMetadata" not in firewall
@@ -330,7 +330,7 @@ def test_shared_private_table_is_split_per_az(tmp_path) -> None:
 
 
 def test_hand_written_aws_cli_files(tmp_path) -> None:
-    """aws-facts §7 (a) written by hand as the AWS CLI prints it, with SyncStates (moto has none)
+    """docs/aws.md §7 (a) written by hand as the AWS CLI prints it, with SyncStates (moto has none)
     and a prefix-list route to an S3 gateway endpoint."""
     directory = FIXTURES / "topology" / "after-nat"
     report = analyse(load_context(directory))

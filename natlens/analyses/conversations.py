@@ -33,7 +33,7 @@ from natlens.sqltree import (
     with_ctes,
 )
 
-# aws-facts section 4: a NAT gateway times out a connection idle for 350 s; the same 5-tuple after
+# docs/aws.md §4: a NAT gateway times out a connection idle for 350 s; the same 5-tuple after
 # that is a new connection.
 IDLE_TIMEOUT = 350
 # fan-in: this many distinct peers on one side's address and port, against one on the other.

@@ -8,7 +8,7 @@
 --   keyed       each record on an unordered (address, port) pair: lo < hi, fwd = 1 when it
 --               travels lo -> hi
 --   sessioned   a new conversation when a pair stays idle longer than the NAT gateway's idle
---               timeout (aws-facts section 4: 350 s)
+--               timeout (docs/aws.md §4: 350 s)
 --   sightings   one row per interface that logged the conversation, counted once per kind
 --   numbered    the interfaces in order, so that the conversation names them in fixed columns
 --   convs       one row per conversation: the packets of the interface that saw the most
@@ -67,7 +67,7 @@ edges AS (
     FROM edge_records
 ),
 relays AS (
-    -- aws-facts section 3.6: a NAT gateway's private leg names it in dstaddr and the internet
+    -- docs/aws.md §3.6: a NAT gateway's private leg names it in dstaddr and the internet
     -- host in pkt-dstaddr. (A secondary address of an instance differs too, but stays private.)
     SELECT dstaddr AS address
     FROM flows
@@ -268,7 +268,7 @@ sightings AS (
         max(CASE WHEN fwd = 1 AND verdict = 2 THEN 1 ELSE 0 END) AS fwd_reject,
         max(CASE WHEN fwd = 0 AND verdict = 2 THEN 1 ELSE 0 END) AS rev_reject,
         -- AWS ORs the flags of a capture window: SYN without ACK is 2 or 3 (SYN+FIN), SYN-ACK is
-        -- 18 or 19 (aws-facts section 1.4).
+        -- 18 or 19 (docs/aws.md §1.4).
         max(CASE WHEN fwd = 1 AND (tcp_flags & 18) = 2 THEN 1 ELSE 0 END) AS fwd_syn,
         max(CASE WHEN fwd = 0 AND (tcp_flags & 18) = 2 THEN 1 ELSE 0 END) AS rev_syn,
         max(CASE WHEN fwd = 1 AND (tcp_flags & 18) = 18 THEN 1 ELSE 0 END) AS fwd_synack,

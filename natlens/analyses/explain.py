@@ -233,7 +233,7 @@ def _private_blocks(convs: pa.Table, address: str) -> list[str]:
 def insights_queries(address: str, cidrs: list[str], flags: bool) -> list[tuple[str, str]]:
     """Logs Insights queries over the log group that holds the NAT gateway's and the instances'
     flow logs. ``isIpv4InSubnet`` on the VPC's CIDRs, never ``like '10.0'``: a substring also
-    matches 110.0.x.x (aws-facts section 5.1). ``address`` went through check_ip and the CIDRs
+    matches 110.0.x.x (docs/aws.md §5.1). ``address`` went through check_ip and the CIDRs
     through ipaddress (describe_json), so neither can hold a quote."""
 
     def inside(field_name: str) -> str:

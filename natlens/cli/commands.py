@@ -39,12 +39,20 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     report = ingest(args.sources, args.case, ingest_options(args))
     data = report.to_json()
-    if args.json:
-        json.dump(data, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        write_text(data, safe(sys.stdout))
+    with open_output(args) as out:
+        if args.json:
+            json.dump(versioned(data), out, indent=2)
+            out.write("\n")
+        else:
+            write_text(data, safe(out))
     return ingest_exit(data)
+
+
+def versioned(data: dict[str, Any]) -> dict[str, Any]:
+    """A JSON document natlens prints: its schema version first."""
+    from natlens.schema import JSON_SCHEMA_VERSION
+
+    return {"schema_version": JSON_SCHEMA_VERSION, **data}
 
 
 def cmd_case_check(args: argparse.Namespace) -> int:
@@ -55,9 +63,10 @@ def cmd_case_check(args: argparse.Namespace) -> int:
         raise CaseError(f"{args.case}: not a natlens case (no readable manifest.json)")
     found = Case.check(args.case, repair=args.repair)
     if args.json:
-        json.dump({"case": str(args.case), "repaired": args.repair, **found.to_json()},
-                  sys.stdout, indent=2)  # fmt: skip
-        sys.stdout.write("\n")
+        with open_output(args) as handle:
+            document = {"case": str(args.case), "repaired": args.repair, **found.to_json()}
+            json.dump(versioned(document), handle, indent=2)
+            handle.write("\n")
     else:
         out = safe(sys.stdout)
         lines = found.lines(done=args.repair)
@@ -307,7 +316,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         report = explain(engine, case, args.address, options)
     with open_output(args) as out:
         if args.format == "json":
-            json.dump(report.to_json(), out, indent=2, default=str)
+            json.dump(versioned(report.to_json()), out, indent=2, default=str)
             out.write("\n")
         else:
             write_text(report, safe(out))
@@ -354,8 +363,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         ),
     )
     if args.json:
-        json.dump(summary, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        with open_output(args) as handle:
+            json.dump(versioned(summary), handle, indent=2)
+            handle.write("\n")
         return EXIT_OK
     out = sys.stdout
     out.write(f"{summary['scenario']}: {summary['description']}\n")
@@ -374,6 +384,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if flow_log["needs_log_format"]:
             command += f" --log-format '{flow_log['log_format']}'"  # no header line to read
         out.write(command + "\n")
+    firewall = os.path.join(args.outdir, "firewall")
+    if summary["firewall_events"] and os.path.isdir(firewall):
+        out.write("read the Network Firewall logs (alert, flow, TLS) into the same case with:\n")
+        case = shlex.quote(os.path.join(args.outdir, "case"))
+        out.write(f"  natlens ingest {shlex.quote(firewall)} --case {case}\n")
     return EXIT_OK
 
 
@@ -388,7 +403,8 @@ def cmd_sql(args: argparse.Namespace) -> int:
         )
     in_case = args.table == "flows"
     text = translate(query(in_case), args.dialect, tables={"flows": args.table})
-    sys.stdout.write(text.rstrip() + ";\n")
+    with open_output(args) as out:
+        out.write(text.rstrip() + ";\n")
     return EXIT_OK
 
 

@@ -142,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("sources", nargs="+", metavar="SOURCE")
     ingest.add_argument("--case", required=True, metavar="DIR", help="the case directory")
     ingest.add_argument("--json", action="store_true", help="print the accounting as JSON")
+    ingest.add_argument("--output", metavar="FILE", help="write the accounting here")
     _source_options(ingest)
     ingest.set_defaults(run=cmd_ingest)
 
@@ -190,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("case", metavar="CASE")
     check.add_argument("--repair", action="store_true", help="make the case consistent again")
     check.add_argument("--json", action="store_true", help="print what was found as JSON")
+    check.add_argument("--output", metavar="FILE", help="with --json: write it here")
     check.set_defaults(run=cmd_case_check)
 
     _analysis_commands(commands)
@@ -223,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="capture window in seconds (default 60)")  # fmt: skip
     simulate.add_argument("--delivery", choices=DELIVERIES, help="default: s3-text")
     simulate.add_argument("--json", action="store_true", help="print the summary as JSON")
+    simulate.add_argument("--output", metavar="FILE", help="with --json: write it here")
     simulate.set_defaults(run=cmd_simulate)
 
     sql = _command(
@@ -239,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the flow-log table to read (default: flows, a natlens case's). Another name means "
         "an existing table with AWS's columns only, such as Athena's vpc_flow_logs",
     )  # fmt: skip
+    sql.add_argument("--output", metavar="FILE", help="write the query here")
     sql.set_defaults(run=cmd_sql)
 
     demo = _command(

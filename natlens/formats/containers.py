@@ -215,7 +215,7 @@ def _read_decoded_whole(source: str, stream: Any, head: bytes, compressed: bool)
         return
     first = head.lstrip()[:1]
     if first == b"{" and _firewall_lines(stream):
-        # Network Firewall logs: one JSON event per line, read as lines (aws-facts section 6).
+        # Network Firewall logs: one JSON event per line, read as lines (docs/aws.md §6).
         yield from _read_text(source, stream)
         return
     if first in (b"{", b"["):

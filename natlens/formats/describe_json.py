@@ -1,5 +1,5 @@
 """The VPC model from what ``aws ec2 describe-*`` and ``aws network-firewall describe-firewall``
-print (aws-facts §4, §7, §9): the context every analysis can use.
+print (docs/aws.md §4, §7, §9): the context every analysis can use.
 
 Files are recognised by their content (the top-level key: ``Vpcs``, ``Subnets``, ``RouteTables``,
 ``NatGateways``, ``NetworkInterfaces``, ``NetworkAcls``, ``InternetGateways``, ``Reservations``,
@@ -181,7 +181,7 @@ class Context:
                     "connectivity": nat.get("ConnectivityType", "public"),
                 })  # fmt: skip
         # Without describe-nat-gateways, describe-network-interfaces still names them
-        # (aws-facts §4: InterfaceType nat_gateway, Description "Interface for NAT Gateway nat-…");
+        # (docs/aws.md §4: InterfaceType nat_gateway, Description "Interface for NAT Gateway nat-…");
         # and a NAT gateway's secondary addresses (up to 8 per NAT gateway) are all on its
         # interface even when describe-nat-gateways was saved before they were added.
         known = {r["private_ip"] for r in rows}
@@ -370,7 +370,7 @@ def service_role(eni: dict[str, Any]) -> tuple[str, str | None] | None:
         return "load-balancer", description.removeprefix("ELB ") or None
     if kind == "lambda" or description.startswith("AWS Lambda VPC ENI"):
         return "lambda", description.removeprefix("AWS Lambda VPC ENI-") or None
-    # A transit gateway attachment's interface forwards other hosts' packets (aws-facts §3.7);
+    # A transit gateway attachment's interface forwards other hosts' packets (docs/aws.md §3.7);
     # an interface VPC endpoint answers only from inside the VPC.
     if kind == "transit_gateway" or description.startswith(
         "Network Interface for Transit Gateway Attachment"
@@ -445,7 +445,7 @@ def _private_addresses(eni: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def is_nat_interface(eni: dict[str, Any]) -> bool:
-    # aws-facts §4: responses say "nat_gateway"; botocore's enum says "natGateway".
+    # docs/aws.md §4: responses say "nat_gateway"; botocore's enum says "natGateway".
     return eni.get("InterfaceType") in ("nat_gateway", "natGateway") or str(
         eni.get("Description", "")
     ).startswith("Interface for NAT Gateway")

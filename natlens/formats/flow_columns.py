@@ -29,7 +29,7 @@ _IPV6 = r"^[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*$"
 # Characters no flow log field holds; a line with one is damaged (NUL, ESC, DEL ...).
 _CONTROL = "[\x00-\x1f\x7f]"
 
-# The values AWS documents for fields with a fixed vocabulary (aws-facts §3).
+# The values AWS documents for fields with a fixed vocabulary (docs/aws.md §3).
 VOCABULARY: dict[str, tuple[str, ...]] = {
     "action": ACTIONS,
     "log-status": LOG_STATUSES,
@@ -60,7 +60,7 @@ _INT64_MAX_TEXT = str(2**63 - 1)
 
 _INT32_MAX = 2**31 - 1
 
-# aws-facts / peers.md §0: start and end sometimes arrive in milliseconds; values past 2^31
+# start and end sometimes arrive in milliseconds; values past 2^31
 # cannot be seconds (year 2038), so they are divided by 1000.
 _MS_THRESHOLD = 2**31
 

@@ -1,6 +1,6 @@
 """Where a file's field order comes from: its header, ``--log-format``, or the default format.
 
-Never from the token count alone when more than one format could fit (peers.md A2: a token-count
+Never from the token count alone when more than one format could fit (a token-count
 dissect misreads every custom format of the same length).
 """
 
@@ -17,7 +17,7 @@ _PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 _RESOURCE_ID = re.compile(
     r"(?:eni|i|vpc|subnet|tgw|tgw-attach|vpce|nat|igw|pl|fl|sg|acl|rtb)-[0-9a-f]+"
 )
-# CloudWatch Logs export lines start with the event time (aws-facts §2.1, §2.2).
+# CloudWatch Logs export lines start with the event time (docs/aws.md §2.1, §2.2).
 _ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?")
 _DIGITS = re.compile(r"\d+")
 
@@ -59,7 +59,7 @@ def format_string(fields: tuple[str, ...]) -> str:
 
 
 def header_fields(line: str) -> tuple[str, ...] | None:
-    """The fields of a header line (S3 text files start with one, aws-facts §2.2), or None."""
+    """The fields of a header line (S3 text files start with one, docs/aws.md §2.2), or None."""
     tokens = line.split()
     if not tokens or len(set(tokens)) != len(tokens):
         return None
@@ -73,7 +73,7 @@ def header_fields(line: str) -> tuple[str, ...] | None:
 
 
 def fits_default(tokens: list[str]) -> bool:
-    """True when tokens read as a default-format record (aws-facts §1.1, §3.1, §3.2)."""
+    """True when tokens read as a default-format record (docs/aws.md §1.1, §3.1, §3.2)."""
     if len(tokens) != len(DEFAULT_FORMAT):
         return False
     version, _account, interface, *_middle, action, status = tokens

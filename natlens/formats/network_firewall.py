@@ -1,4 +1,4 @@
-"""AWS Network Firewall alert, flow and TLS log events (aws-facts section 6) as canonical rows.
+"""AWS Network Firewall alert, flow and TLS log events (docs/aws.md §6) as canonical rows.
 
 Each line is one JSON object: ``firewall_name``, ``availability_zone``, ``event_timestamp`` and a
 Suricata EVE ``event``. AWS's quirks, handled here once:

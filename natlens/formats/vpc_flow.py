@@ -2,7 +2,7 @@
 
 A block of whole lines is parsed column-wise with Arrow. Clean blocks (single spaces, no blank
 lines, every value valid) take a fast path through Arrow's CSV reader; any other block takes the
-general path, which splits on runs of whitespace (aws-facts §3.5: AWS's own example has a double
+general path, which splits on runs of whitespace (docs/aws.md §3.5: AWS's own example has a double
 space), finds each bad line and says why.
 """
 
@@ -163,7 +163,7 @@ class FlowParser:
         yield from self._parse(block, first_line)
 
     def feed_table(self, table: pa.Table, first_row: int) -> Iterator[pa.Table]:
-        """Parse columns read from Parquet (aws-facts §2.2): typed by AWS, named with ``_``."""
+        """Parse columns read from Parquet (docs/aws.md §2.2): typed by AWS, named with ``_``."""
         n = table.num_rows
         self.acct.counts.lines += n
         names = tuple(_parquet_field(raw) for raw in table.column_names)

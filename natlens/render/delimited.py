@@ -11,10 +11,7 @@ import pyarrow as pa
 
 from natlens.render.registry import Layout, Rows, batches, plain, register
 from natlens.render.terminal import Writer, visible
-
-# The version of natlens's JSON documents (--format json, --json): it changes when a key is
-# removed or changes meaning, never when one is added.
-SCHEMA_VERSION = 1
+from natlens.schema import JSON_SCHEMA_VERSION
 
 
 def _records(table: Rows) -> Iterator[dict[str, object]]:
@@ -38,7 +35,7 @@ def jsonl(table: Rows, out: Writer, layout: Layout | None = None) -> None:
 @register("json")
 def json_document(table: Rows, out: Writer, layout: Layout | None = None) -> None:
     """One JSON document: ``schema_version``, ``columns`` and ``rows`` (streamed, row by row)."""
-    head = {"schema_version": SCHEMA_VERSION, "columns": table.schema.names}
+    head = {"schema_version": JSON_SCHEMA_VERSION, "columns": table.schema.names}
     out.write(json.dumps(head, separators=(",", ":"))[:-1] + ',"rows":[')
     for k, record in enumerate(_records(table)):
         out.write(("," if k else "") + "\n" + json.dumps(record, separators=(",", ":")))

@@ -10,6 +10,7 @@ import textwrap
 from typing import Any
 
 from natlens.render.terminal import Writer, visible
+from natlens.schema import JSON_SCHEMA_VERSION
 from natlens.vocabulary import Target
 
 ARROW = "→"
@@ -235,7 +236,7 @@ def mermaid(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> str:
 
 def render(data: dict[str, Any], fmt: str, out: Writer) -> None:
     if fmt == "json":
-        json.dump(data, out, indent=2)
+        json.dump({"schema_version": JSON_SCHEMA_VERSION, **data}, out, indent=2)
         out.write("\n")
     elif fmt == "markdown":
         write_markdown(data, out)

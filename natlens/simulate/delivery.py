@@ -1,10 +1,10 @@
 """Writing what AWS would deliver, where it would deliver it, and the truth beside it.
 
-Flow logs (aws-facts §2): S3 text (gzip, a header line, one file per five minutes of record end
+Flow logs (docs/aws.md §2): S3 text (gzip, a header line, one file per five minutes of record end
 times, under ``AWSLogs/ACCOUNT/vpcflowlogs/REGION/YYYY/MM/DD/``), S3 Parquet (typed columns named
 with ``_``), a CloudWatch Logs export task (one folder per log stream, each line the event time
 and the record), and ``aws logs filter-log-events`` JSON per log stream. Network Firewall logs
-(aws-facts §6): JSON lines, gzip, under ``AWSLogs/ACCOUNT/network-firewall/TYPE/REGION/NAME/
+(docs/aws.md §6): JSON lines, gzip, under ``AWSLogs/ACCOUNT/network-firewall/TYPE/REGION/NAME/
 YYYY/MM/DD/HH/``. Each writer says in which file and on which line every record landed, which is
 how the truth refers to records.
 """
@@ -36,7 +36,7 @@ def _gzip_writer(path: Path) -> IO[bytes]:
     return handle
 
 
-BUCKET_SECONDS = 300  # AWS publishes a file every five minutes (aws-facts §2.2, §6)
+BUCKET_SECONDS = 300  # AWS publishes a file every five minutes (docs/aws.md §2.2, §6)
 # Deliveries to S3 say which field is which (a header line, Parquet column names); records from
 # CloudWatch Logs need the flow log's format string (--log-format) to be read.
 SELF_DESCRIBING = ("s3-text", "parquet")
@@ -47,7 +47,7 @@ def _stamp(epoch: int, fmt: str) -> str:
 
 
 def text_table(records: Records, fields: tuple[str, ...], version: int) -> pa.Table:
-    """The fields of a format as text columns, '-' where AWS writes '-' (aws-facts §1.1)."""
+    """The fields of a format as text columns, '-' where AWS writes '-' (docs/aws.md §1.1)."""
     n = len(records)
     columns = []
     for name in fields:
@@ -163,7 +163,7 @@ class FlowLogWriter:
         if self.delivery == "s3-text":
             handle.write(_csv_lines(table))
         elif self.delivery == "cloudwatch-export":
-            # An export task line: the event time (the record's start, aws-facts §2.1), a space,
+            # An export task line: the event time (the record's start, docs/aws.md §2.1), a space,
             # the message.
             start = part.columns["start"].cast(pa.timestamp("s"))
             when = pc.strftime(start, format="%Y-%m-%dT%H:%M:%S.000Z")

@@ -212,7 +212,7 @@ def _table(
 
 
 def _route_tables(world: World) -> list[dict[str, Any]]:
-    """The layouts of aws-facts §7: no firewall, firewall after the NAT gateway (a), or before
+    """The layouts of docs/aws.md §7: no firewall, firewall after the NAT gateway (a), or before
     it (b). Each AZ routes to its own NAT gateway and firewall endpoint."""
     tables = [_table(world, "rtb_main", "main", [], main=True)]
     public = [s for s in world.subnets if s.role == "public"]
@@ -331,12 +331,12 @@ def _nat(world: World, nat: NatGateway) -> dict[str, Any]:
 
 
 def _eni(world: World, eni: Interface) -> dict[str, Any]:
-    # aws-facts §4, §9: NAT gateway ENIs are requester-managed, type nat_gateway.
+    # docs/aws.md §4, §9: NAT gateway ENIs are requester-managed, type nat_gateway.
     interface_type = {
         "instance": "interface",
         "nat_gateway": "nat_gateway",
         "firewall_endpoint": "gateway_load_balancer_endpoint",
-        # aws-facts §9: a network load balancer's interfaces have their own type; an
+        # docs/aws.md §9: a network load balancer's interfaces have their own type; an
         # application load balancer's are plain interfaces named "ELB app/...".
         "load_balancer": "network_load_balancer" if eni.owner.startswith("net/") else "interface",
     }[eni.kind]
@@ -395,7 +395,7 @@ def _eni(world: World, eni: Interface) -> dict[str, Any]:
 
 def _nacls(world: World) -> list[dict[str, Any]]:
     """The default network ACL allows everything, both ways: internet packets to the NAT
-    gateway are logged ACCEPT (aws-facts §5.1). The public subnets' ACL denies telnet."""
+    gateway are logged ACCEPT (docs/aws.md §5.1). The public subnets' ACL denies telnet."""
 
     def entries(deny_telnet: bool) -> list[dict[str, Any]]:
         rules: list[dict[str, Any]] = []

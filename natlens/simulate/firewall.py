@@ -1,4 +1,4 @@
-"""AWS Network Firewall logs from connections, as AWS writes them (aws-facts §6, peers.md §0).
+"""AWS Network Firewall logs from connections, as AWS writes them (docs/aws.md §6).
 
 - Flow logs are Suricata ``netflow`` events, one per direction: the to-server event first, then
   the to-client event with addresses and ports swapped, both with the same ``flow_id``.

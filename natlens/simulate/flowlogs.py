@@ -1,4 +1,4 @@
-"""Flow log records from connections, following AWS's rules (aws-facts §1, §3).
+"""Flow log records from connections, following AWS's rules (docs/aws.md §1, §3).
 
 One record per direction, per network interface that sees the packets, per capture window:
 
@@ -76,7 +76,7 @@ def resolve_format(text: str) -> tuple[str, ...]:
 
 
 def format_version(fields: tuple[str, ...]) -> int:
-    """aws-facts §1.1: the highest version among the chosen fields (2 for the default)."""
+    """docs/aws.md §1.1: the highest version among the chosen fields (2 for the default)."""
     versions = [FIELDS_BY_NAME[f].version or 2 for f in fields if f in FIELDS_BY_NAME]
     return max([2, *versions])
 
@@ -378,7 +378,7 @@ class Renderer:
         client IP preservation) or the load balancer's own (application load balancer, its own
         connection, logged on its interface too). AWS documents no example for load balancer
         interfaces; this follows its rule that a record holds the addresses of the packets as
-        the interface sees them (aws-facts §3)."""
+        the interface sees them (docs/aws.md §3)."""
         lb = np.where(b.lb >= 0, b.lb, len(self.lb_eni) - 1)[w.conn]
         mask = b.kind[w.conn] == kinds.LB_IN
         if not mask.any():
@@ -479,7 +479,7 @@ class Renderer:
 
 
 def merge_same_flow(r: Records) -> Records:
-    """aws-facts §1: a record aggregates the packets of one flow (5-tuple) on one interface in
+    """docs/aws.md §1: a record aggregates the packets of one flow (5-tuple) on one interface in
     one capture window. Connections that share a flow in a window (a host's unsolicited pings
     and the replies to an instance's pings of it, a NAT port reused for the same destination,
     NTP from 123 to 123) make one record: packets and bytes summed, tcp-flags OR'ed, the

@@ -39,8 +39,8 @@ FAMILY = {name: k for k, name in enumerate(FAMILIES)}
 # The family of a connection whose generator names none, by kind.
 KIND_FAMILY = ("nat-egress", "nat-scan", "exposed-served", "public-outbound", "load-balancer")
 LB_TARGET_PORT = 8080
-ICMP_PROTOCOLS = (1, 58)  # ICMP and ICMPv6: ports are 0 in flow logs (aws-facts §11.6)
-# aws-facts §4: a NAT gateway times a connection out after 350 s idle and answers the next
+ICMP_PROTOCOLS = (1, 58)  # ICMP and ICMPv6: ports are 0 in flow logs (docs/aws.md §11.6)
+# docs/aws.md §4: a NAT gateway times a connection out after 350 s idle and answers the next
 # packet from inside with RST.
 NAT_IDLE_TIMEOUT = 350
 SCAN_PORTS = np.array([22, 23, 80, 443, 445, 3389, 5900, 8080, 8443, 6379], dtype=np.int64)

@@ -46,7 +46,7 @@ from natlens.simulate.world import World, build_world
 START = 1717200000  # 2024-06-01T00:00:00Z: a fixed start keeps the output the same for a seed
 SLICE = 300
 SLICE_RECORDS = 400_000
-# One capture window in this many (per interface) is lost to SKIPDATA (aws-facts §1.3).
+# One capture window in this many (per interface) is lost to SKIPDATA (docs/aws.md §1.3).
 SKIPDATA_RATE = 1 / 2000
 
 
@@ -157,7 +157,7 @@ def simulate(outdir: str | Path, options: SimulateOptions) -> dict[str, Any]:
                 truth.write("firewall_events", _firewall_truth(world, rows, batch))
 
     # Coverage: NODATA where an interface had no traffic in a window, SKIPDATA where records
-    # were lost (aws-facts §1.3, §3.2).
+    # were lost (docs/aws.md §1.3, §3.2).
     for writer, chosen in zip(writers, selected, strict=True):
         coverage = []
         for eni in np.flatnonzero(chosen):
@@ -236,7 +236,7 @@ def _scenario(options: SimulateOptions) -> Scenario:
     if options.delivery and options.delivery not in DELIVERIES:
         raise UsageError(f"unknown delivery {options.delivery!r}", hint=f"use one of {DELIVERIES}")
     if options.interval not in (60, 600):
-        raise UsageError("--interval is 60 or 600 seconds (aws-facts §1.1)")
+        raise UsageError("--interval is 60 or 600 seconds (docs/aws.md §1.1)")
     if options.minutes < 1:
         raise UsageError("--minutes must be at least 1")
     if options.log_format:
@@ -521,7 +521,7 @@ def _inbound_table(state: dict[str, dict[str, Any]]) -> pa.Table:
 def _flow_log(
     world: World, spec: FlowLogSpec, writer: FlowLogWriter, interval: int
 ) -> dict[str, Any]:
-    """What ``aws ec2 describe-flow-logs`` prints for this flow log (aws-facts §1.1)."""
+    """What ``aws ec2 describe-flow-logs`` prints for this flow log (docs/aws.md §1.1)."""
     item: dict[str, Any] = {
         "CreationTime": "2024-05-01T09:00:00.000Z",
         "DeliverLogsStatus": "SUCCESS",

@@ -170,7 +170,7 @@ class TrafficGenerator:
             "instance": minus_one.copy(),
             "nat": minus_one.copy(),
             "remote": zero.copy(),
-            # Linux picks client ports from 32768-60999 (peers.md B10).
+            # Linux picks client ports from 32768-60999.
             "client_port": rng.integers(32768, 61000, n),
             "server_port": zero.copy(),
             "nat_port": zero.copy(),
@@ -216,7 +216,7 @@ class TrafficGenerator:
         c["response_size"] = np.maximum(40, rng.normal(row[:, 5], row[:, 5] * 0.2)).astype(np.int64)
         duration = rng.exponential(row[:, 6]).astype(np.int64)
         icmp = np.isin(c["protocol"], ICMP_PROTOCOLS)
-        c["client_port"][icmp] = 0  # aws-facts §11.6: ICMP records carry ports 0
+        c["client_port"][icmp] = 0  # docs/aws.md §11.6: ICMP records carry ports 0
         # An echo reply answers each echo request, the same size: never more replies than
         # requests.
         c["response_packets"][icmp] = c["request_packets"][icmp]
@@ -269,7 +269,7 @@ class TrafficGenerator:
         return Batch(**c)
 
     def _nat_ports(self, nats: np.ndarray, protocol: np.ndarray) -> np.ndarray:
-        """A NAT gateway's source port for each connection: 1024-65535 (aws-facts §4)."""
+        """A NAT gateway's source port for each connection: 1024-65535 (docs/aws.md §4)."""
         ports = np.zeros(len(nats), dtype=np.int64)
         for nat in np.unique(nats):
             rows = np.flatnonzero(nats == nat)
@@ -400,7 +400,7 @@ class TrafficGenerator:
 
     def _pre_capture(self, begin: int, n: int) -> list[Batch | None]:
         """Connections opened up to an hour before the capture and still open: only windows
-        without SYN are logged (aws-facts §1.4)."""
+        without SYN are logged (docs/aws.md §1.4)."""
         rng, parts = self.rng, []
         for kind, instances, k in zip(
             (EGRESS, EXPOSED_IN), (self.private, self.exposed), self._split(n, 2), strict=True

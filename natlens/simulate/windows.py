@@ -1,5 +1,5 @@
 """Aggregation windows: how AWS cuts each simulated connection into flow log records, one per
-capture window (aws-facts §2), and the TCP flags each record carries."""
+capture window (docs/aws.md §2), and the TCP flags each record carries."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The simulated VPC: subnets, instances, NAT gateways, a firewall, and the AWS CLI JSON for them.
 
 Everything is derived from the scenario and the seed, so the same seed gives the same ids and
-addresses. The describe-* output follows the shapes in aws-facts §4, §7 and §9.
+addresses. The describe-* output follows the shapes in docs/aws.md §4, §7 and §9.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``cwl://LOG_GROUP``: flow log events read through the CloudWatch Logs API.
 
-One log stream per network interface, one event per record, no header line (aws-facts §2.1). The
+One log stream per network interface, one event per record, no header line (docs/aws.md §2.1). The
 field order comes from --log-format, else from ``describe-flow-logs`` for the log group, else the
 default format when the records fit it. The case remembers which time ranges of a log group it
 holds, so a second ingest reads only what is new.
@@ -22,7 +22,7 @@ from natlens.sources.timerange import subtract
 from natlens.sources.units import SourceOptions, Unit
 
 # Flow log events reach CloudWatch Logs about 5 minutes after their capture window closes, and a
-# window is up to 10 minutes long (aws-facts §1.1): the newest 20 minutes are read again next time.
+# window is up to 10 minutes long (docs/aws.md §1.1): the newest 20 minutes are read again next time.
 LATE_ARRIVAL_MS = 20 * 60 * 1000
 
 

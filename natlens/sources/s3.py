@@ -1,6 +1,6 @@
 """``s3://bucket/prefix``: flow log objects in AWS's key layouts, pruned by --since/--until.
 
-AWS writes (aws-facts §2.2)::
+AWS writes (docs/aws.md §2.2)::
 
     prefix/AWSLogs/ACCOUNT/vpcflowlogs/REGION/YYYY/MM/DD/[HH/]FILE
     prefix/AWSLogs/aws-account-id=ACCOUNT/aws-service=vpcflowlogs/aws-region=REGION/
@@ -36,7 +36,7 @@ _LEVEL_RE = {
     "hour": re.compile(r"(?:hour=)?(\d{1,2})"),
 }
 # A record's start can precede its file's folder and name time by up to one 10-minute capture
-# window, and the name time stands for five minutes of end times (aws-facts §1.1, §2.2).
+# window, and the name time stands for five minutes of end times (docs/aws.md §1.1, §2.2).
 _SLACK = timedelta(minutes=15)
 _FILE_TIME = re.compile(r"_(\d{8})T?(\d{4})Z?_")
 PREFETCH = 4

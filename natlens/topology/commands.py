@@ -24,7 +24,7 @@ from natlens.topology.network import (
 )
 from natlens.vocabulary import Target
 
-# create-route / replace-route: which option names which kind of target (aws-facts §7.1: a
+# create-route / replace-route: which option names which kind of target (docs/aws.md §7.1: a
 # firewall endpoint is given with --vpc-endpoint-id although describe-route-tables prints it in
 # GatewayId).
 TARGET_OPTIONS = {

@@ -8,7 +8,7 @@ from natlens.topology.commands import acl_entry
 from natlens.topology.network import NetworkAcl, Vpc, network
 from natlens.topology.plans import Planner
 
-# NAT gateways use source ports 1024-65535 (aws-facts §4): replies arrive on those only.
+# NAT gateways use source ports 1024-65535 (docs/aws.md §4): replies arrive on those only.
 EPHEMERAL = (1024, 65535)
 _PROBES = ("198.51.100.7", "203.0.113.9", "8.8.8.8", "1.1.1.1")
 

@@ -1,4 +1,4 @@
-"""The routing model of one VPC, built from the describe-* JSON of its context (aws-facts §7, §9).
+"""The routing model of one VPC, built from the describe-* JSON of its context (docs/aws.md §7, §9).
 
 Only what routing needs: subnets and their AZs, route tables with their routes and associations
 (subnet, main, internet gateway edge), NAT gateways, firewall endpoints, internet gateways,
@@ -19,7 +19,7 @@ from natlens.vocabulary import Role, Target
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-# Route keys (aws-facts §7.1) -> the kind of target. A VPC endpoint (gateway endpoint, or a
+# Route keys (docs/aws.md §7.1) -> the kind of target. A VPC endpoint (gateway endpoint, or a
 # Gateway Load Balancer endpoint such as Network Firewall's) comes back in GatewayId as vpce-…
 TARGET_KEYS: tuple[tuple[str, Target | None], ...] = (
     ("NatGatewayId", Target.NAT_GATEWAY),
@@ -163,7 +163,7 @@ def vpcs(context: Context, vpc_id: str | None = None) -> list[Vpc]:
 
 
 def target_of(route: dict[str, Any]) -> tuple[Target, str]:
-    """The kind and id of a route's target (aws-facts §7.1)."""
+    """The kind and id of a route's target (docs/aws.md §7.1)."""
     for key, kind in TARGET_KEYS:
         value = route.get(key)
         if not value:
@@ -323,7 +323,7 @@ def _endpoints(
                 "describe-network-interfaces",
             )
     # A vpce- target of a CIDR route is a Gateway Load Balancer endpoint: gateway endpoints
-    # (S3, DynamoDB) are only ever the target of prefix-list routes (aws-facts §7.1).
+    # (S3, DynamoDB) are only ever the target of prefix-list routes (docs/aws.md §7.1).
     for table in vpc.route_tables.values():
         for route in table.routes:
             if (

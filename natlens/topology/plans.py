@@ -144,7 +144,7 @@ def firewall_before_nat(
     gateway: str,
 ) -> None:
     """Make ``subnets`` (all in ``az``) reach the internet through ``endpoint`` then ``nat``,
-    and the replies come back the same way (aws-facts §7 (b)). The order keeps traffic flowing:
+    and the replies come back the same way (docs/aws.md §7 (b)). The order keeps traffic flowing:
     the NAT gateway's subnet goes straight to the internet gateway and the edge route to the
     firewall goes, before the firewall subnet is pointed at the NAT gateway; the return route
     comes just before the private subnets' default route, so the two are asymmetric for

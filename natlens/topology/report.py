@@ -133,7 +133,7 @@ def _plan(report: VpcReport, destinations: tuple[str, ...]) -> None:
 
 
 def layouts(traces: list[Trace]) -> list[dict[str, Any]]:
-    """Per AZ: how its workload subnets reach the internet (aws-facts §7 (a) is
+    """Per AZ: how its workload subnets reach the internet (docs/aws.md §7 (a) is
     firewall-after-nat, (b) firewall-before-nat)."""
     by_az: dict[str, dict[str, list[str]]] = {}
     for t in traces:

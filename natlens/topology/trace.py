@@ -5,7 +5,7 @@ table (or the main table when it has no association), then the table of the subn
 NAT gateway or firewall endpoint it passed. The return path starts at the internet gateway: its
 edge route table (a gateway association) if there is one, else straight to the address, then
 the NAT gateway's subnet table once the NAT gateway has translated the address back
-(aws-facts §7: the return route "more specific than local").
+(docs/aws.md §7: the return route "more specific than local").
 """
 
 from __future__ import annotations
