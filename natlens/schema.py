@@ -2,7 +2,8 @@
 
 Every flow log field AWS documents is one row of ``FLOW_FIELDS``: its AWS name, the record version
 that introduced it, and how it is typed. Column names follow AWS's Athena convention (the field
-name with ``-`` replaced by ``_``) and column types follow AWS's Parquet delivery (docs/aws.md §1.2).
+name with ``-`` replaced by ``_``) and column types follow AWS's Parquet delivery
+(docs/aws.md §1.2).
 A new field is one line here.
 """
 

@@ -181,7 +181,8 @@ class Context:
                     "connectivity": nat.get("ConnectivityType", "public"),
                 })  # fmt: skip
         # Without describe-nat-gateways, describe-network-interfaces still names them
-        # (docs/aws.md §4: InterfaceType nat_gateway, Description "Interface for NAT Gateway nat-…");
+        # (docs/aws.md §4: InterfaceType nat_gateway, Description "Interface for NAT Gateway
+        # nat-…");
         # and a NAT gateway's secondary addresses (up to 8 per NAT gateway) are all on its
         # interface even when describe-nat-gateways was saved before they were added.
         known = {r["private_ip"] for r in rows}

@@ -22,7 +22,8 @@ from natlens.sources.timerange import subtract
 from natlens.sources.units import SourceOptions, Unit
 
 # Flow log events reach CloudWatch Logs about 5 minutes after their capture window closes, and a
-# window is up to 10 minutes long (docs/aws.md §1.1): the newest 20 minutes are read again next time.
+# window is up to 10 minutes long (docs/aws.md §1.1): the newest 20 minutes are read again next
+# time.
 LATE_ARRIVAL_MS = 20 * 60 * 1000
 
 
