@@ -64,6 +64,36 @@ def _deep(value: Any, escape: Any, keep: frozenset[str] = frozenset()) -> Any:
     return value
 
 
+def answer(data: dict[str, Any]) -> str:
+    """Where the firewall sits, in a paragraph: each VPC's layouts, what they mean for the
+    firewall's alerts, and what the plan fixes."""
+    parts = []
+    for vpc in data["vpcs"]:
+        layouts: dict[str, list[str]] = {}
+        for row in vpc["layouts"]:
+            layouts.setdefault(row["layout"], []).append(row["availability_zone"] or "?")
+        where = "; ".join(f"{', '.join(azs)}: {layout}" for layout, azs in layouts.items())
+        text = f"{vpc['vpc_id']}: {where or 'no subnet reaches the internet'}"
+        if "firewall-after-nat" in layouts:
+            text += (
+                " (the firewall sits after the NAT gateway: its alerts name the NAT gateway's "
+                "address, never the instance's)"
+            )
+        ids = sorted({f["id"] for f in vpc["findings"]})
+        if ids:
+            fixed = (vpc.get("after") or {}).get("fixed") or []
+            text += f"; {len(ids)} kind(s) of finding: {', '.join(ids)}"
+            if vpc["plan"]:
+                text += (
+                    f"; {len(vpc['plan'])} route change(s) below fix "
+                    f"{', '.join(fixed) if fixed else 'none of them'}"
+                )
+        else:
+            text += "; no finding"
+        parts.append(text)
+    return ". ".join(parts) + "." if parts else "No VPC in the context."
+
+
 def write_text(data: dict[str, Any], out: Writer) -> None:
     # Ids, names and tags come from the context files: shown, never obeyed by the terminal.
     data = _deep(data, visible)
@@ -71,6 +101,7 @@ def write_text(data: dict[str, Any], out: Writer) -> None:
     counts = _counts(summary)
     out.write(f"natlens topology: {summary['vpcs']} VPC(s), {summary['findings']} finding(s) "
               f"({counts})\n")  # fmt: skip
+    out.write(_wrap(answer(data), "") + "\n")
     for missing in data["context"]["missing"]:
         out.write(f"  without {missing['file']}: natlens cannot tell {missing['without_it']}\n")
     for problem in data["context"]["problems"]:
@@ -80,7 +111,9 @@ def write_text(data: dict[str, Any], out: Writer) -> None:
 
 
 def _wrap(text: str, indent: str) -> str:
-    return textwrap.fill(text, 100, initial_indent=indent, subsequent_indent=indent)
+    return textwrap.fill(
+        text, 100, initial_indent=indent, subsequent_indent=indent, break_on_hyphens=False
+    )
 
 
 def _vpc_text(vpc: dict[str, Any], out: Writer) -> None:

@@ -33,6 +33,14 @@ COUNT_AXIS = alt.Axis(format="~s", tickMinStep=1, tickCount=5)
 FONT = "DejaVu Sans, Liberation Sans, Arial, sans-serif"
 
 
+def _count_axis(values: list[dict[str, Any]], amount: str) -> alt.Axis:
+    """Whole numbers only: small counts get one tick per unit, not 0.5 steps."""
+    top = max((int(v[amount] or 0) for v in values), default=0)
+    if top <= 10:
+        return alt.Axis(values=list(range(top + 1)), format="d")
+    return COUNT_AXIS
+
+
 def _data(values: list[dict[str, Any]]) -> Any:
     return alt.Data(values=values)  # type: ignore[no-untyped-call]
 
@@ -53,7 +61,9 @@ def verdict_counts(counts: list[dict[str, Any]]) -> str:
         .mark_bar()
         .encode(
             y=alt.Y("verdict:N", sort=domain, title=None),
-            x=alt.X("addresses:Q", title="internet addresses", axis=COUNT_AXIS),
+            x=alt.X(
+                "addresses:Q", title="internet addresses", axis=_count_axis(values, "addresses")
+            ),
             color=alt.Color("verdict:N", scale=_scale(domain), legend=None),
         )
     )
@@ -105,7 +115,7 @@ def horizontal_bars(
         .mark_bar(color=colour)
         .encode(
             y=alt.Y(f"{_field(label)}:N", sort=order, title=None, axis=alt.Axis(labelLimit=220)),
-            x=alt.X(f"{_field(amount)}:Q", title=title, axis=COUNT_AXIS),
+            x=alt.X(f"{_field(amount)}:Q", title=title, axis=_count_axis(values, amount)),
         )
     )
     text = chart.mark_text(align="left", dx=3, color="#000").encode(text=f"{_field(amount)}:Q")

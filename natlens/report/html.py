@@ -126,17 +126,9 @@ def _diagrams(topology: dict[str, Any] | None) -> dict[str, list[Markup]]:
 
 
 def _topology_answer(topology: dict[str, Any] | None) -> str | None:
-    if not topology:
-        return None
-    parts = []
-    for vpc in topology["vpcs"]:
-        layouts = ", ".join(f"{x['availability_zone']}: {x['layout']}" for x in vpc["layouts"])
-        ids = sorted({f["id"] for f in vpc["findings"]})
-        text = f"{vpc['vpc_id']} ({layouts})"
-        if ids:
-            text += f": {', '.join(ids)}; {len(vpc['plan'])} route change(s) below fix it"
-        parts.append(text)
-    return "; ".join(parts) + "."
+    from natlens.render.topology import answer
+
+    return answer(topology) if topology else None
 
 
 def render(data: ReportData, case_arg: str, context_arg: str | None) -> str:
