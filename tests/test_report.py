@@ -73,7 +73,7 @@ def reports(worlds):  # type: ignore[no-untyped-def]
 
 def _hostile(world: Path, target: Path) -> None:
     """``world``'s logs and context with a payload in every string a person reads: alert
-    signatures, TLS SNI, the firewall's name, instance and subnet ids."""
+    signatures, TLS SNI, the firewall's name, subnet ids, instances' Name tags."""
     import shutil
 
     shutil.copytree(world / "flowlogs", target / "flowlogs")
@@ -98,10 +98,14 @@ def _hostile(world: Path, target: Path) -> None:
     for path in (world / "context").glob("*.json"):
         text = path.read_text()
         for n, found in enumerate(
-            sorted(set(re.findall(r'"(i-[0-9a-f]+|subnet-[0-9a-f]+)"', text)))
+            sorted(set(re.findall(r'"(subnet-[0-9a-f]+)"', text)))
         ):
             text = text.replace(f'"{found}"', json.dumps(f"{found}{PAYLOADS[n % len(PAYLOADS)]}"))
-        (target / "context" / path.name).write_text(text)
+        document = json.loads(text)
+        for n, reservation in enumerate(document.get("Reservations", [])):
+            for instance in reservation["Instances"]:  # their Name tags
+                instance["Tags"] = [{"Key": "Name", "Value": f"web {PAYLOADS[n % len(PAYLOADS)]}"}]
+        (target / "context" / path.name).write_text(json.dumps(document))
 
 
 @pytest.fixture(scope="module")
@@ -213,6 +217,7 @@ def test_hostile_strings_are_text(hostile_report: Path) -> None:
     assert page.count("<script") == 1  # the page's own
     assert "<img" not in page and "<svg onload" not in page
     assert "&lt;script&gt;window.__xss = 1&lt;/script&gt;" in page
+    assert "(web &lt;script&gt;" in page or "(web &#34;&gt;&lt;img" in page  # a Name tag
     assert not [a for t, a in tags(page) if any(k.startswith("on") for k in a)]
 
 

@@ -146,6 +146,10 @@ def test_options_that_would_do_nothing_are_refused(natlens, tmp_path) -> None:
     assert run.code == 64 and "did you mean --verdict" in run.err
     run = natlens("records", examples, "--colums", "srcaddr")
     assert run.code == 64 and "did you mean --columns" in run.err
+    run = natlens("inboud", examples)
+    assert run.code == 64 and "did you mean inbound?" in run.err
+    run = natlens("inbound", examples, "--format", "tabel")
+    assert run.code == 64 and "did you mean table?" in run.err
 
 
 def _with_terminal_stderr(*args: str | os.PathLike[str]) -> tuple[str, str]:

@@ -61,6 +61,11 @@ class _Parser(argparse.ArgumentParser):
 
     def _suggestions(self, message: str) -> str:
         """For an option natlens does not know, the one of the same command it is closest to."""
+        choice = re.match(r"argument .*: invalid choice: '(.*?)' \(choose from (.*)\)", message)
+        if choice:
+            options = re.findall(r"'([^']*)'", choice.group(2))
+            close = difflib.get_close_matches(choice.group(1), options, n=1, cutoff=0.6)
+            return f"  did you mean {close[0]}?\n" if close else ""
         found = re.match(r"unrecognized arguments: (.*)", message)
         if not found:
             return ""

@@ -121,6 +121,19 @@ class Context:
 
     # -- what the analyses ask -----------------------------------------------------------------
 
+    def resource_names(self) -> dict[str, str]:
+        """The Name tag of each instance and NAT gateway that has one, by id: how people know
+        them (a tag is anything its owner wrote: shown as text, never obeyed)."""
+        names: dict[str, str] = {}
+        resources = [i for r in self.reservations for i in r.get("Instances") or []]
+        for resource in [*resources, *self.nat_gateways]:
+            ident = resource.get("InstanceId") or resource.get("NatGatewayId")
+            for tag in resource.get("Tags") or []:
+                if isinstance(tag, dict) and tag.get("Key") == "Name" and tag.get("Value"):
+                    if isinstance(ident, str):
+                        names[ident] = str(tag["Value"])
+        return names
+
     def vpc_cidrs(self, vpc_id: str | None = None) -> list[str]:
         """The associated IPv4 CIDRs of every VPC, or of ``vpc_id`` only."""
         cidrs: list[str] = []

@@ -219,10 +219,14 @@ def _alerts(engine: Engine, case: Case, nat: NatOptions, limits: Limits) -> dict
         return {"rows": [], "total": 0, "left_out": 0, "per_instance": [], "blocked": True}
     table = attribute_batches(engine, case, nat).read_all()
     rows = table.to_pylist()
+    context = nat.conversations.context
+    names = context.resource_names() if context else {}
     per: Counter[str] = Counter()
     for row in rows:
         row["time"] = iso(row["event_time"])
         row["who"] = _who(row)
+        if row["instance_id"] in names:
+            row["who"] += f" ({names[row['instance_id']]})"
         per[row["who"]] += 1
     named = sum(1 for r in rows if r["instance_id"] or r["instance_address"])
     from_nat = sum(1 for r in rows if r["source_kind"] == "nat-gateway")
