@@ -97,9 +97,7 @@ def _hostile(world: Path, target: Path) -> None:
     (target / "context").mkdir()
     for path in (world / "context").glob("*.json"):
         text = path.read_text()
-        for n, found in enumerate(
-            sorted(set(re.findall(r'"(subnet-[0-9a-f]+)"', text)))
-        ):
+        for n, found in enumerate(sorted(set(re.findall(r'"(subnet-[0-9a-f]+)"', text)))):
             text = text.replace(f'"{found}"', json.dumps(f"{found}{PAYLOADS[n % len(PAYLOADS)]}"))
         document = json.loads(text)
         for n, reservation in enumerate(document.get("Reservations", [])):

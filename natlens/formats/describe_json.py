@@ -128,10 +128,11 @@ class Context:
         resources = [i for r in self.reservations for i in r.get("Instances") or []]
         for resource in [*resources, *self.nat_gateways]:
             ident = resource.get("InstanceId") or resource.get("NatGatewayId")
+            if not isinstance(ident, str):
+                continue
             for tag in resource.get("Tags") or []:
                 if isinstance(tag, dict) and tag.get("Key") == "Name" and tag.get("Value"):
-                    if isinstance(ident, str):
-                        names[ident] = str(tag["Value"])
+                    names[ident] = str(tag["Value"])
         return names
 
     def vpc_cidrs(self, vpc_id: str | None = None) -> list[str]:
