@@ -361,3 +361,19 @@ def test_screenshots(browser, worlds, reports) -> None:
     readme = (ROOT / "README.md").read_text()
     assert "docs/images/report.png" in readme
     assert _png_width(SCREENSHOT) == 1280
+
+
+def test_report_of_sources_without_context_or_firewall_logs(natlens, tmp_path) -> None:
+    """Sources instead of a case, no context, no firewall logs: the page still answers what the
+    logs can, says what is missing and how to add it, and names what the user typed."""
+    examples = ROOT / "examples" / "aws-docs"
+    page = tmp_path / "r.html"
+    run = natlens("report", examples, "--output", page)
+    assert run.code == 0, run.err
+    text = page.read_text()
+    assert f"case <code>{examples}</code>" in text
+    assert "The case has no Network Firewall logs" in text
+    assert "natlens context collect --out DIR" in text
+    assert 'id="exposed"' in text and "10.0.0.62:5001" in text
+    assert natlens("report", examples, "--output", tmp_path).code == 64
+    assert not list(tmp_path.glob(".*.partial"))

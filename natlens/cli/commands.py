@@ -24,6 +24,7 @@ from natlens.cli.inputs import (
     output_format,
     render_analysis,
     safe,
+    write_answer,
 )
 from natlens.errors import (
     EXIT_INPUT,
@@ -338,10 +339,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     partial = target.with_name(f".{target.name}.partial")
     partial.write_text(page, encoding="utf-8")
     os.replace(partial, target)
-    out = safe(sys.stdout)
-    out.write(f"{data.inbound['answer']}\n\n")
+    write_answer(sys.stdout, data.inbound["answer"], args)
     if data.alerts and not data.alerts.get("blocked"):
-        out.write(f"{data.alerts['answer']}\n\n")
+        write_answer(sys.stdout, data.alerts["answer"], args)
+    out = safe(sys.stdout)
     out.write(f"report: {target} ({len(page.encode()) / 1e6:.1f} MB); open it in a browser, "
               "it needs no network\n")  # fmt: skip
     return EXIT_OK

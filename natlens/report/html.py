@@ -190,4 +190,5 @@ def build_report(
     """The report's data and its page. ``case_arg`` and ``context_arg`` are what the user typed:
     the page's commands repeat them."""
     data = gather(engine, case, options, options.context, limits)
+    data.meta["case"] = case_arg  # what the user named (sources are read into a temporary case)
     return data, render(data, case_arg, context_arg)
