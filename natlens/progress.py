@@ -15,12 +15,17 @@ class Reporter(Protocol):
 
     def source_done(self, name: str, size: int | None, records: int) -> None: ...
 
+    def stop(self) -> None: ...
+
 
 class _Quiet:
     def stage(self, text: str) -> None:
         pass
 
     def source_done(self, name: str, size: int | None, records: int) -> None:
+        pass
+
+    def stop(self) -> None:
         pass
 
 
@@ -40,6 +45,12 @@ def reporting(reporter: Reporter) -> Iterator[Reporter]:
 def stage(text: str) -> None:
     """A new step of a long run begins: ``text`` says what it does."""
     _current.stage(text)
+
+
+def output_starts() -> None:
+    """The command starts writing its result to standard output: progress ends first, so that
+    the two never share a line (and the output goes straight to its file or pipe)."""
+    _current.stop()
 
 
 def source_done(name: str, fingerprint: str, records: int) -> None:

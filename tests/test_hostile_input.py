@@ -365,7 +365,7 @@ def test_an_unforeseen_failure_exits_70_not_1(tmp_path, natlens, monkeypatch) ->
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("something natlens did not foresee")
 
-    monkeypatch.setattr(records_module, "records", broken)
+    monkeypatch.setattr(records_module, "record_batches", broken)
     run = natlens("records", good_log(tmp_path / "good.log"))
     assert run.code == 70 and "internal error" in run.err and "Traceback" not in run.err
 

@@ -152,38 +152,45 @@ def test_options_that_would_do_nothing_are_refused(natlens, tmp_path) -> None:
     assert run.code == 64 and "did you mean table?" in run.err
 
 
-def _with_terminal_stderr(*args: str | os.PathLike[str]) -> tuple[str, str]:
+def _with_terminal_stderr(*args: str | os.PathLike[str]) -> tuple[bytes, str]:
     """natlens with standard error on a pseudo-terminal: (stdout, what the terminal got)."""
+    import tempfile
+
     leader, follower = pty.openpty()
     env = {**os.environ, "COLUMNS": "100"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "natlens", *map(str, args)],
-        stdout=subprocess.PIPE, stderr=follower, env=env,
-    )  # fmt: skip
-    os.close(follower)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-    out = process.stdout.read().decode() if process.stdout else ""
-    process.wait(timeout=300)
-    os.close(leader)
-    return out, seen.decode(errors="replace")
+    with tempfile.TemporaryFile() as stdout:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "natlens", *map(str, args)],
+            stdout=stdout, stderr=follower, env=env,
+        )  # fmt: skip
+        os.close(follower)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        process.wait(timeout=300)
+        os.close(leader)
+        stdout.seek(0)
+        return stdout.read(), seen.decode(errors="replace")
 
 
 def test_progress_only_on_a_terminal(natlens, tmp_path) -> None:
     world = tmp_path / "w"
     out, terminal = _with_terminal_stderr("simulate", world, "--minutes", "30", "--seed", "4")
     assert "simulating: minute" in terminal
-    assert "simulating" not in out
+    assert b"simulating" not in out and b"read the flow logs with" in out
     out, terminal = _with_terminal_stderr("ingest", world / "flowlogs", "--case", tmp_path / "c")
     assert "reading: " in terminal and "records" in terminal
-    assert "\x1b" not in out
+    assert b"\x1b" not in out
+    # the result goes to standard output untouched while progress was shown: a Parquet file
+    out, terminal = _with_terminal_stderr("conversations", tmp_path / "c", "--format", "parquet")
+    assert out.startswith(b"PAR1") and "pairing records" in terminal
+    assert pq.read_table(pa.BufferReader(out)).num_rows > 1000
     # in a pipe (and with --json) nothing but the result
     piped = natlens("inbound", tmp_path / "c", "--format", "json")
     assert piped.err == "" and json.loads(piped.out)["schema_version"] == 1

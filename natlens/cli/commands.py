@@ -11,6 +11,7 @@ import sys
 import tempfile
 from typing import Any
 
+from natlens import progress
 from natlens.cli.inputs import (
     case_and_engine,
     collect_context,
@@ -63,6 +64,7 @@ def cmd_case_check(args: argparse.Namespace) -> int:
     if not is_case(args.case):
         raise CaseError(f"{args.case}: not a natlens case (no readable manifest.json)")
     found = Case.check(args.case, repair=args.repair)
+    progress.output_starts()
     if args.json:
         with open_output(args) as handle:
             document = {"case": str(args.case), "repaired": args.repair, **found.to_json()}
@@ -102,6 +104,7 @@ def cmd_records(args: argparse.Namespace) -> int:
 
 def cmd_context_collect(args: argparse.Namespace) -> int:
     done = collect_context(args, args.out)
+    progress.output_starts()
     for name, count in done.files.items():
         sys.stdout.write(f"{count:>6}  {os.path.join(args.out, name)}\n")
     if done.failures:
@@ -339,6 +342,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     partial = target.with_name(f".{target.name}.partial")
     partial.write_text(page, encoding="utf-8")
     os.replace(partial, target)
+    progress.output_starts()
     write_answer(sys.stdout, data.inbound["answer"], args)
     if data.alerts and not data.alerts.get("blocked"):
         write_answer(sys.stdout, data.alerts["answer"], args)
@@ -368,6 +372,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             json.dump(versioned(summary), handle, indent=2)
             handle.write("\n")
         return EXIT_OK
+    progress.output_starts()
     out = sys.stdout
     out.write(f"{summary['scenario']}: {summary['description']}\n")
     out.write(
@@ -430,7 +435,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="natlens-demo-"))
             )
             shown = Path("natlens-demo")  # what the printed commands name: it is gone after
-        for section in run_demo(directory, shown=shown):
+        sections = run_demo(directory, shown=shown)
+        progress.output_starts()
+        for section in sections:
             sys.stdout.write(f"\n{section.title}\n{'-' * len(section.title)}\n")
             if section.text:
                 sys.stdout.write(section.text + "\n")

@@ -77,7 +77,10 @@ def conversation_options(args: argparse.Namespace) -> ConversationOptions:
 
 @contextlib.contextmanager
 def open_output(args: argparse.Namespace) -> Iterator[TextIO]:
-    if not args.output:
+    from natlens import progress
+
+    progress.output_starts()
+    if not getattr(args, "output", None):
         yield sys.stdout
         return
     with open(args.output, "w", encoding="utf-8") as handle:

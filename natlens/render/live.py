@@ -30,6 +30,9 @@ class TerminalProgress:
             TimeElapsedColumn(),
             console=Console(file=stream, highlight=False),
             transient=True,
+            # Results go to standard output untouched (a Parquet file, millions of JSON lines);
+            # the command ends progress before it writes them (progress.output_starts).
+            redirect_stdout=False,
         )
         self.task = self.bar.add_task("starting", total=None)
         self.sources = self.bytes = self.records = 0
@@ -44,7 +47,10 @@ class TerminalProgress:
         value: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        self.bar.stop()
+        self.stop()
+
+    def stop(self) -> None:
+        self.bar.stop()  # once is enough; again does nothing
 
     def stage(self, text: str) -> None:
         self.bar.update(self.task, description=escape(visible(text)))
