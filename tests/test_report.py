@@ -136,7 +136,8 @@ def test_exposures_lead_the_page_and_match_the_truth(worlds, reports) -> None:
     assert all(i in box for i in instances)
     # The answer comes before any table, in the page and on the terminal.
     assert page.index('id="answer-inbound"') < page.index("<table")
-    assert "opened connections to" in run.out and "an exposure to close" in run.out
+    said = " ".join(run.out.split())  # wrapped to the terminal
+    assert "opened connections to" in said and "an exposure to close" in said
 
 
 def test_counts_match_the_inbound_command(worlds, reports, natlens) -> None:
@@ -178,8 +179,11 @@ def test_alerts_name_the_instances_the_truth_names(worlds, reports) -> None:
     rows = table.count("<tr>") - 1  # the header's
     assert rows == len(truth) > 0
     assert f"{len(truth)} alerts:" in run.out
+    assert re.search(r"<td>i-[0-9a-f]+ \(app-[0-9a-f]+\)</td>", table)  # with its Name tag
     # each instance the page names for a certain alert is one the truth has behind an alert
-    named = set(re.findall(r"<td>(i-[0-9a-f]+)</td>(?:(?!</tr>).)*c-certain", table, re.S))
+    named = set(
+        re.findall(r"<td>(i-[0-9a-f]+)(?: \([^<]*\))?</td>(?:(?!</tr>).)*c-certain", table, re.S)
+    )
     assert named and named <= {r["source_instance_id"] for r in truth}
 
 

@@ -194,3 +194,20 @@ def test_progress_only_on_a_terminal(natlens, tmp_path) -> None:
     # in a pipe (and with --json) nothing but the result
     piped = natlens("inbound", tmp_path / "c", "--format", "json")
     assert piped.err == "" and json.loads(piped.out)["schema_version"] == 1
+
+
+def test_conversations_answer_counts_every_row(natlens, exposed_world) -> None:
+    """The table's answer comes from a query of its own (the rows stream): it says what the rows
+    say."""
+    case = exposed_world / "case"
+    rows = natlens("conversations", case, "--format", "jsonl").jsonl()
+    out = natlens("conversations", case, "--wide").out
+    said = " ".join(out.split("\n\n")[0].split())
+    listed = out.split("\n\n", 1)[1].splitlines()
+    assert len(listed) == len(rows) + 1 and listed[0].startswith("conversation")  # and its rows
+    sure = sum(1 for r in rows if r["confidence"] in ("certain", "high"))
+    medium = sum(1 for r in rows if r["confidence"] == "medium")
+    internet = sum(1 for r in rows if r["client_role"] == "internet")
+    assert said.startswith(f"{len(rows):,} conversations")
+    assert f"certain or high for {sure:,}, medium for {medium:,}" in said
+    assert f"{internet:,} were opened from the internet" in said

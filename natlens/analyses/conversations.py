@@ -599,6 +599,24 @@ def export_conversations(
     return engine.export_parquet(_query(engine, case, options), path)
 
 
+def conversation_summary(
+    engine: Engine, case: Case, options: ConversationOptions | None = None
+) -> pa.Table:
+    """The conversations counted by confidence and by who opened them (client_role): what a
+    table's answer says, without reading millions of rows."""
+    query = _query(engine, case, options)
+    ctes = ctes_of(query)
+    query.set("with_", None)
+    counted = (
+        exp.select(
+            "confidence", "client_role", exp.alias_(exp.Count(this=exp.Star()), "conversations")
+        )
+        .from_(query.subquery("c"))
+        .group_by("confidence", "client_role")
+    )
+    return engine.query(with_ctes(ctes, counted))
+
+
 def conversation_batches(
     engine: Engine, case: Case, options: ConversationOptions | None = None
 ) -> pa.RecordBatchReader:

@@ -167,7 +167,11 @@ PRIORITY = {
 def cmd_conversations(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from natlens.analyses.conversations import conversation_batches, export_conversations
+    from natlens.analyses.conversations import (
+        conversation_batches,
+        conversation_summary,
+        export_conversations,
+    )
     from natlens.report.answers import conversations_answer
 
     options = conversation_options(args)
@@ -176,14 +180,16 @@ def cmd_conversations(args: argparse.Namespace) -> int:
         with case_and_engine(args, options) as (case, engine):
             if export_conversations(engine, case, Path(args.output), options):
                 return EXIT_OK
-    # Millions of rows: streamed from the engine to the output (read whole only for a table,
-    # whose answer comes first).
+    # Millions of rows: streamed from the engine to the output, a table's answer counted first
+    # by a query of its own.
     render_analysis(
         args,
         lambda engine, case: conversation_batches(engine, case, options),
         options,
         PRIORITY["conversations"],
-        lambda rows: conversations_answer(rows.select(["confidence", "client_role"]).to_pylist()),
+        answer_first=lambda engine, case: conversations_answer(
+            conversation_summary(engine, case, options).to_pylist()
+        ),
     )
     return EXIT_OK
 
@@ -191,12 +197,12 @@ def cmd_conversations(args: argparse.Namespace) -> int:
 def cmd_inbound(args: argparse.Namespace) -> int:
     import pyarrow.compute as pc
 
-    from natlens.analyses.inbound import inbound
+    from natlens.analyses.inbound import SEVERITY, inbound
     from natlens.errors import EXIT_FINDINGS
     from natlens.report.answers import inbound_answer
 
     options = conversation_options(args)
-    verdicts = _choices(args.verdict, VERDICTS, "--verdict")
+    verdicts = _choices(args.verdict, SEVERITY, "--verdict")
 
     def shown(rows: Any) -> Any:
         return rows.filter(pc.is_in(rows["verdict"], pa_strings(verdicts))) if verdicts else rows
@@ -214,9 +220,6 @@ def cmd_inbound(args: argparse.Namespace) -> int:
     if args.fail_on and found & fail[args.fail_on]:
         return EXIT_FINDINGS
     return EXIT_OK
-
-
-VERDICTS = ("exposed", "mixed", "unsolicited", "undetermined", "response")
 
 
 def _choices(values: list[str] | None, allowed: tuple[str, ...], option: str) -> list[str]:

@@ -179,24 +179,30 @@ def render_analysis(
     priority: tuple[str, ...] = (),
     answer: Callable[[pa.Table], str] | None = None,
     shown: Callable[[pa.Table], pa.Table] | None = None,
+    answer_first: Callable[[Engine, Case], str] | None = None,
 ) -> pa.Table | None:
     """Run ``produce(engine, case)`` and render its rows (a table or a stream, read before the
     engine closes) in the chosen format; ``options`` hold the context to check. As a table,
-    ``answer`` says what the rows mean first (the rows are read whole for it), and ``shown``
-    picks the rows to list; the rows read whole are returned."""
+    ``answer`` says what the rows mean first (the rows are read whole for it), or
+    ``answer_first`` does from a query of its own (the rows stream); ``shown`` picks the rows to
+    list. Returns the rows when they were read whole."""
     import pyarrow as pa
 
     from natlens.render.registry import render, whole
 
     with case_and_engine(args, options) as (case, engine):
-        rows = produce(engine, case)
         fmt = output_format(args)
+        # first: another query would end the stream ``produce`` starts
+        said = answer_first(engine, case) if fmt == "table" and answer_first else None
+        rows = produce(engine, case)
         table = None
         if answer is not None and (fmt == "table" or isinstance(rows, pa.Table)):
             rows = table = whole(rows)
         with open_output(args) as out:
             if fmt == "table" and answer is not None and table is not None:
                 write_answer(out, answer(table), args)
+            if said is not None:
+                write_answer(out, said, args)
             if shown is not None and table is not None:
                 rows = shown(table)
             render(rows, fmt, out, layout(args, priority))

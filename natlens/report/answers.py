@@ -119,16 +119,17 @@ def attribute_answer(rows: Iterable[Mapping[str, Any]]) -> str:
     return text + "."
 
 
-def conversations_answer(rows: Iterable[Mapping[str, Any]]) -> str:
-    """Who started the connections, and how sure natlens is."""
-    total = 0
+def conversations_answer(counts: Iterable[Mapping[str, Any]]) -> str:
+    """Who started the connections, and how sure natlens is: from conversations counted by
+    ``confidence`` and ``client_role`` (``conversations`` each)."""
+    total = internet = 0
     sure: Counter[str] = Counter()
-    internet = 0
-    for row in rows:
-        total += 1
-        sure[row["confidence"]] += 1
-        if row.get("client_role") == "internet":
-            internet += 1
+    for row in counts:
+        n = int(row["conversations"])
+        total += n
+        sure[row["confidence"]] += n
+        if row["client_role"] == "internet":
+            internet += n
     if not total:
         return "No conversation in these records."
     decided = sure["certain"] + sure["high"]

@@ -16,16 +16,15 @@ from sqlglot import exp
 from natlens import __version__
 from natlens.analyses.conversations import ConversationOptions, explained_from
 from natlens.analyses.explain import explain, insights_queries, sentence
-from natlens.analyses.inbound import inbound_sql, missing_evidence, verdicts_from
+from natlens.analyses.inbound import SEVERITY, inbound_sql, missing_evidence, verdicts_from
 from natlens.analyses.nat import NatOptions, attribute_batches, top_talkers
 from natlens.case import Case
 from natlens.engine import Engine
 from natlens.formats.describe_json import Context
+from natlens.render.text_table import iso as text_iso
 from natlens.report.answers import attribute_answer, inbound_answer
 from natlens.sqltree import ctes_of, fragment, with_ctes
 
-# The order a reader needs: what to act on first.
-SEVERITY = ("exposed", "mixed", "unsolicited", "undetermined", "response")
 # Per conversation (the timeline), the causes inbound.sql gives.
 CAUSES = ("exposed", "unsolicited", "undetermined", "response")
 # Time buckets the timeline may use: the smallest that keeps it under MAX_BUCKETS.
@@ -61,9 +60,7 @@ class ReportData:
 
 
 def iso(epoch: int | None) -> str:
-    if epoch is None:
-        return "-"
-    return datetime.fromtimestamp(int(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return "-" if epoch is None else text_iso(int(epoch))
 
 
 def anchor(address: str) -> str:
