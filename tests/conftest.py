@@ -95,6 +95,20 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
         yield request.getfixturevalue("spark_engine")
 
 
+@pytest.fixture(scope="session")
+def v5_worlds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Six simulated minutes of an exposed instance and of a firewall after the NAT gateways,
+    version 5 fields, read into cases with their firewall logs: what the report and the terminal
+    tests read (they only read: a test that needs a fresh case copies one)."""
+    from benchmarks import accuracy
+
+    root = tmp_path_factory.mktemp("v5-worlds")
+    return {
+        scenario: accuracy.build_world(root, scenario, "v5", minutes=6, seed=3)
+        for scenario in ("exposed-instance", "fw-after-nat")
+    }
+
+
 def fresh_copy(case: str | os.PathLike[str], where: Path) -> Path:
     """A copy of a case without its derived tables: an engine given it computes every stage
     itself, instead of reading what an earlier run kept."""

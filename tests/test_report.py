@@ -16,7 +16,6 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from benchmarks import accuracy
 from natlens.report.charts import check_svg
 from natlens.report.html import csp
 
@@ -50,12 +49,19 @@ def tags(page: str) -> list[tuple[str, dict[str, str | None]]]:
 
 
 @pytest.fixture(scope="module")
-def worlds(tmp_path_factory):  # type: ignore[no-untyped-def]
+def worlds(v5_worlds, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """The shared worlds, each report written beside its own copy of the case."""
+    import shutil
+
     root = tmp_path_factory.mktemp("report")
-    return {
-        scenario: accuracy.build_world(root, scenario, "v5", minutes=10, seed=3)
-        for scenario in ("exposed-instance", "fw-after-nat")
-    }
+    out = {}
+    for scenario, world in v5_worlds.items():
+        out[scenario] = root / scenario
+        out[scenario].mkdir()
+        for name in ("context", "truth", "firewall", "flowlogs"):
+            (out[scenario] / name).symlink_to(world / name)
+        shutil.copytree(world / "case", out[scenario] / "case")
+    return out
 
 
 @pytest.fixture(scope="module")

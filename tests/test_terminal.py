@@ -17,16 +17,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from benchmarks import accuracy
 from natlens.render.registry import Layout, render
 
 SEVERITY = ("exposed", "mixed", "unsolicited", "undetermined", "response")
 
 
 @pytest.fixture(scope="module")
-def exposed_world(tmp_path_factory):  # type: ignore[no-untyped-def]
-    root = tmp_path_factory.mktemp("terminal")
-    return accuracy.build_world(root, "exposed-instance", "v5", minutes=6, seed=5)
+def exposed_world(v5_worlds):  # type: ignore[no-untyped-def]
+    return v5_worlds["exposed-instance"]
 
 
 def test_inbound_leads_with_the_answer_and_the_most_urgent(natlens, exposed_world, monkeypatch):
@@ -70,8 +68,8 @@ def test_verdict_filter_and_fail_on(natlens, exposed_world) -> None:
     assert natlens("inbound", examples, "--fail-on", "exposed").code == 0
 
 
-def test_attribute_fail_on_unattributed(natlens, tmp_path) -> None:
-    world = accuracy.build_world(tmp_path, "fw-after-nat", "v5", minutes=4, seed=2)
+def test_attribute_fail_on_unattributed(natlens, v5_worlds) -> None:
+    world = v5_worlds["fw-after-nat"]
     run = natlens("attribute", world / "case", "--context", world / "context", "--log-type",
                   "alert", "--fail-on", "unattributed", "--format", "jsonl")  # fmt: skip
     rows = run.jsonl()

@@ -64,17 +64,27 @@ class Explanation:
 
 
 def explain(
-    engine: Engine, case: Case, address: str, options: ConversationOptions | None = None
+    engine: Engine,
+    case: Case,
+    address: str,
+    options: ConversationOptions | None = None,
+    head: exp.Query | None = None,
+    verdict: dict[str, Any] | None = None,
 ) -> Explanation:
+    """``head`` (what provides ``explained``) and ``verdict`` (the address's inbound row), when
+    the caller has them already: explaining many addresses computes them once."""
     address = check_ip(address)
     base = options or ConversationOptions()
     options = ConversationOptions(
         context=base.context, since=base.since, until=base.until, ip=address
     )
     engine.register_case(case)
-    head = explained_from(engine, case, options)
-    verdicts = verdicts_from(engine, head, options).to_pylist()
-    row = verdicts[0] if verdicts else None
+    if head is None:
+        head = explained_from(engine, case, options)
+    row = verdict
+    if row is None:
+        verdicts = verdicts_from(engine, head, options).to_pylist()
+        row = verdicts[0] if verdicts else None
     convs = _telling_first(
         engine.query(conversations_sql(options, head=head, missing=missing_fields(case))), address
     )

@@ -87,7 +87,7 @@ def gather(
     alerts = _alerts(engine, case, nat, limits)
     topology = _topology(context)
     coverage = _coverage(engine, case, options, verdicts, limits)
-    explanations = _explanations(engine, case, options, inbound, limits)
+    explanations = _explanations(engine, case, options, head, inbound, limits)
     return ReportData(
         meta=_meta(case, options),
         inbound=inbound,
@@ -346,6 +346,7 @@ def _explanations(
     engine: Engine,
     case: Case,
     options: ConversationOptions,
+    head: Any,
     inbound: dict[str, Any],
     limits: Limits,
 ) -> list[dict[str, Any]]:
@@ -376,7 +377,7 @@ def _explanations(
             "notes": [],
         }
         if address in full:
-            one = explain(engine, case, address, replace(options, ip=None))
+            one = explain(engine, case, address, replace(options, ip=None), head, row)
             entry["conversations"] = _table_rows(one.conversations)
             entry["conversation_count"] = one.conversation_count
             entry["records"] = _table_rows(one.records)
