@@ -209,3 +209,25 @@ def test_conversations_answer_counts_every_row(natlens, exposed_world) -> None:
     assert said.startswith(f"{len(rows):,} conversations")
     assert f"certain or high for {sure:,}, medium for {medium:,}" in said
     assert f"{internet:,} were opened from the internet" in said
+
+
+def test_wide_characters_keep_columns_aligned() -> None:
+    """A hostname in CJK takes two cells a character: the next column starts at the same
+    place on every line; control characters are shown, long text is cut."""
+    import io
+
+    from rich.cells import cell_len
+
+    table = pa.table(
+        {
+            "hostname": ["例え.jp", "plain.example", "tab\there", "x" * 80],
+            "port": [443, 8443, 80, 22],
+        }
+    )
+    out = io.StringIO()
+    render(table, "table", out, Layout())
+    lines = out.getvalue().splitlines()
+    assert "\\x09" in lines[3] and "\t" not in out.getvalue()
+    assert lines[4].split()[0].endswith("…") and cell_len(lines[4].split()[0]) == 48
+    ends = {cell_len(line) for line in lines}  # ports are right-aligned to the same column
+    assert len(ends) == 1, lines

@@ -66,11 +66,36 @@ def cell(
     return text
 
 
+def _texts(column: pa.Array, dtype: pa.DataType, time: bool, limit: int | None) -> list[str]:
+    """One column's cells, the common kinds without a call per cell: plain text that needs
+    neither escaping nor cutting, and whole numbers."""
+    values = column.to_pylist()
+    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
+        return [
+            "-" if v is None else
+            cell(v, dtype, False, limit) if not (v.isascii() and v.isprintable()) else
+            v if limit is None or len(v) <= limit else v[: limit - 1] + "…"
+            for v in values
+        ]  # fmt: skip
+    if pa.types.is_integer(dtype) and not time:
+        return ["-" if v is None else str(v) for v in values]
+    return [cell(v, dtype, time, limit) for v in values]
+
+
 def _rows(batch: pa.RecordBatch, columns: list[_Column], limit: int | None) -> Iterator[list[str]]:
-    values = [batch.column(c.index).to_pylist() for c in columns]
-    types = [batch.schema.field(c.index).type for c in columns]
-    for i in range(batch.num_rows):
-        yield [cell(values[k][i], types[k], columns[k].time, limit) for k in range(len(columns))]
+    texts = [
+        _texts(batch.column(c.index), batch.schema.field(c.index).type, c.time, limit)
+        for c in columns
+    ]
+    yield from (list(row) for row in zip(*texts, strict=True))
+
+
+def _slices(stream: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """The batches cut to at most ``rows`` rows: the first lines go out after ``rows`` rows are
+    laid out, not after an engine's whole batch."""
+    for batch in stream:
+        for start in range(0, batch.num_rows, rows):
+            yield batch.slice(start, rows)
 
 
 def _fit(columns: list[_Column], width: int | None, priority: tuple[str, ...]) -> list[str]:
@@ -98,12 +123,20 @@ def _fit(columns: list[_Column], width: int | None, priority: tuple[str, ...]) -
     return dropped
 
 
+def _width(text: str) -> int:
+    """Display width: one per character for ASCII, rich's measure for the rest (wide
+    characters in a hostname take two)."""
+    return len(text) if text.isascii() else cell_len(text)
+
+
 def _line(cells: list[str], columns: list[_Column]) -> str:
     parts = []
     for text, column in zip(cells, columns, strict=True):
-        if cell_len(text) > column.width:
+        width = _width(text)
+        if width > column.width:
             text = set_cell_size(text, column.width - 1) + "…"
-        pad = " " * (column.width - cell_len(text))
+            width = column.width
+        pad = " " * (column.width - width)
         parts.append(pad + text if column.numeric else text + pad)
     return (" " * GAP).join(parts).rstrip()
 
@@ -112,7 +145,7 @@ def _line(cells: list[str], columns: list[_Column]) -> str:
 def table(rows: Rows, out: Writer, layout: Layout | None = None) -> None:
     layout = layout or Layout()
     limit = None if layout.wide else MAX_CELL
-    stream = batches(rows)
+    stream = _slices(batches(rows), FIRST_ROWS)
     schema = rows.schema
     columns = [
         _Column(
@@ -132,7 +165,7 @@ def table(rows: Rows, out: Writer, layout: Layout | None = None) -> None:
             more = True
             break
     for k, column in enumerate(columns):
-        column.width = max([cell_len(column.name), *(cell_len(r[k]) for r in first)])
+        column.width = max([_width(column.name), *(_width(r[k]) for r in first)])
     every = list(columns)
     dropped = _fit(columns, None if layout.wide else layout.width, layout.priority)
     keep = [every.index(c) for c in columns]
