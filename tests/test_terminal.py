@@ -144,6 +144,8 @@ def test_options_that_would_do_nothing_are_refused(natlens, tmp_path) -> None:
     assert run.code == 64 and "did you mean --verdict" in run.err
     run = natlens("records", examples, "--colums", "srcaddr")
     assert run.code == 64 and "did you mean --columns" in run.err
+    run = natlens("inbound", examples, "--verd\x1b[2Jict", "x")  # shown, never obeyed
+    assert run.code == 64 and "\x1b" not in run.err and "--verd\\x1b[2Jict" in run.err
     run = natlens("inboud", examples)
     assert run.code == 64 and "did you mean inbound?" in run.err
     run = natlens("inbound", examples, "--format", "tabel")

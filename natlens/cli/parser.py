@@ -56,8 +56,12 @@ class _Parser(argparse.ArgumentParser):
         return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        from natlens.render.terminal import line_safe
+
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n{self._suggestions(message)}")
+        # the words quoted are the user's, pasted perhaps from logs: shown, never obeyed
+        text = f"{self.prog}: error: {message}\n{self._suggestions(message)}"
+        self.exit(EXIT_USAGE, line_safe(text))
 
     def _suggestions(self, message: str) -> str:
         """For an option natlens does not know, the one of the same command it is closest to."""
