@@ -387,3 +387,28 @@ def test_report_of_sources_without_context_or_firewall_logs(natlens, tmp_path) -
     assert 'id="exposed"' in text and "10.0.0.62:5001" in text
     assert natlens("report", examples, "--output", tmp_path).code == 64
     assert not list(tmp_path.glob(".*.partial"))
+
+
+@pytest.mark.spark
+def test_engines_write_the_same_page(v5_worlds, spark_engine, tmp_path) -> None:
+    """The page from DuckDB and from Spark, each on a fresh copy of the case: the same, bar the
+    time it was written."""
+    from natlens.analyses.conversations import ConversationOptions
+    from natlens.case import Case
+    from natlens.engine import DuckDBEngine
+    from natlens.formats.describe_json import load_context
+    from natlens.report import build_report
+    from tests.conftest import fresh_copy
+
+    world = v5_worlds["fw-after-nat"]
+    options = ConversationOptions(context=load_context(world / "context"))
+    pages = []
+    for name, engine in (("duckdb", DuckDBEngine()), ("spark", spark_engine)):
+        (tmp_path / name).mkdir()
+        with Case.open(fresh_copy(world / "case", tmp_path / name)) as case:
+            _data, page = build_report(engine, case, options, "CASE", "CONTEXT")
+        if name == "duckdb":
+            engine.close()
+        pages.append(re.sub(r"natlens [\d.]+, [\dTZ:-]+", "", page))
+    assert pages[0] == pages[1]
+    assert 'id="table-alerts"' in pages[0] and "c-certain" in pages[0]
