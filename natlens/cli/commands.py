@@ -443,7 +443,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for section in sections:
             sys.stdout.write(f"\n{section.title}\n{'-' * len(section.title)}\n")
             if section.text:
-                sys.stdout.write(section.text + "\n")
+                # the alert's signature and host come from the firewall's logs: shown, not obeyed
+                safe(sys.stdout).write(section.text + "\n")
             if section.table is not None:
                 sys.stdout.write("\n")
                 render(section.table, "table", sys.stdout)
