@@ -494,6 +494,10 @@ def _record(
                 coverage[key] = merge(coverage.get(key, []), (lo, hi))
             continue
         seen = {"fingerprint": unit.fingerprint, "records": entry.records, "ingested": now}
+        read_in = {f for (f, _), found in acct.formats.items() if unit.id in found["sources"]}
+        if len(read_in) == 1:
+            # the format its records were read in: what rebuilds their lines (natlens insights)
+            seen["fields"] = list(read_in.pop())
         if entry.incomplete:
             # Read again next time, its rows (if any) replaced: see RETRY_REASONS.
             seen["incomplete"] = True

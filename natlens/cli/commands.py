@@ -14,6 +14,7 @@ from typing import Any
 from natlens import progress
 from natlens.cli.inputs import (
     case_and_engine,
+    case_from_inputs,
     collect_context,
     conversation_options,
     ingest_exit,
@@ -25,6 +26,7 @@ from natlens.cli.inputs import (
     output_format,
     render_analysis,
     safe,
+    time_window,
     write_answer,
 )
 from natlens.errors import (
@@ -414,6 +416,63 @@ def cmd_sql(args: argparse.Namespace) -> int:
     text = translate(query(in_case), args.dialect, tables={"flows": args.table})
     with open_output(args) as out:
         out.write(text.rstrip() + ";\n")
+    return EXIT_OK
+
+
+def cmd_insights(args: argparse.Namespace) -> int:
+    from natlens.insights import compile_query, run, sql_text
+    from natlens.render.registry import render
+
+    inputs = list(args.inputs)
+    if args.query_file:
+        try:
+            with open(args.query_file, encoding="utf-8") as handle:
+                text = handle.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(
+                f"--query-file {args.query_file}: cannot be read ({exc.__class__.__name__})"
+            ) from None
+    else:
+        if len(inputs) < 2:
+            raise UsageError(
+                "give a case (or sources) and then the query",
+                hint="natlens insights CASE 'stats count(*) by action', or --query-file FILE",
+            )
+        text = inputs.pop()
+    args.inputs = inputs
+    if args.print_sql:
+        with case_from_inputs(args) as case:
+            compiled = compile_query(
+                text, case, args.dialect, args.logs, time_window(args), table=args.table,
+                printing=True,
+            )  # fmt: skip
+        with open_output(args) as out:
+            out.write(sql_text(compiled, args.dialect).rstrip() + ";\n")
+        return EXIT_OK
+    if args.table:
+        raise UsageError("--table goes with --print-sql", hint="a case's tables are its own")
+    with case_and_engine(args) as (case, engine):
+        result = run(engine, case, text, args.logs)
+    for note in result.compiled.notes:
+        safe(sys.stderr).write(f"natlens: {note}\n")
+    if result.capped:
+        sys.stderr.write(
+            f"natlens: the query has no limit: like CloudWatch, natlens shows the first "
+            f"{result.table.num_rows:,} rows; add '| limit N' for more\n"
+        )
+    with open_output(args) as out:
+        if args.format == "json":
+            document = {
+                "query": text,
+                "logs": result.compiled.logs,
+                "columns": result.compiled.names,
+                "rows": result.table.to_pylist(),
+                "capped": result.capped,
+            }
+            json.dump(versioned(document), out, indent=2, default=str)
+            out.write("\n")
+        else:
+            render(result.table, output_format(args), out, layout(args))
     return EXIT_OK
 
 

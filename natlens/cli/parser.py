@@ -19,6 +19,7 @@ from natlens.cli.commands import (
     cmd_explain,
     cmd_inbound,
     cmd_ingest,
+    cmd_insights,
     cmd_nat,
     cmd_reachable,
     cmd_records,
@@ -253,6 +254,47 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     sql.add_argument("--output", metavar="FILE", help="write the query here")
     sql.set_defaults(run=cmd_sql)
+
+    insights = _command(
+        commands,
+        "insights",
+        "run a CloudWatch Logs Insights query offline",
+        "Run a CloudWatch Logs Insights query (as typed in CloudWatch) on a case, or on sources "
+        "read into a temporary one, with the fields CloudWatch discovers: srcAddr, dstPort, "
+        "@timestamp, @message ... for flow logs; event.src_ip, event.alert.signature ... for "
+        "Network Firewall logs. Or print it as SQL for DuckDB, Spark or Athena "
+        "(AWS's vpc_flow_logs table). docs/insights.md lists what is supported.",
+        'example:\n  natlens insights CASE \'filter action = "REJECT" | stats count(*) as n '
+        "by srcAddr | sort n desc | limit 20'",
+    )
+    insights.add_argument(
+        "inputs", nargs="+", metavar="CASE_OR_SOURCE... QUERY",
+        help="the case (or sources), then the query (unless --query-file)",
+    )  # fmt: skip
+    insights.add_argument("--query-file", metavar="FILE", help="read the query from FILE")
+    insights.add_argument(
+        "--logs", choices=("vpc", "firewall"), help="which logs the query reads (default: "
+        "Network Firewall's when it names one of their fields, such as event.src_ip, else the "
+        "flow logs)",
+    )  # fmt: skip
+    insights.add_argument(
+        "--print-sql", action="store_true", help="print the query as SQL instead of running it"
+    )
+    insights.add_argument(
+        "--dialect", choices=("duckdb", "spark", "athena"), default="duckdb",
+        help="with --print-sql: for which engine (athena: AWS's standard vpc_flow_logs table)",
+    )  # fmt: skip
+    insights.add_argument(
+        "--table", metavar="NAME", help="with --print-sql: the table to read (default: flows "
+        "or firewall_events, a case's; vpc_flow_logs for athena)",
+    )  # fmt: skip
+    insights.add_argument("--format", choices=("table", "jsonl", "csv", "json"), default="table")
+    insights.add_argument("--output", metavar="FILE", help="write here instead of standard output")
+    _wide_option(insights)
+    _raw_csv_option(insights)
+    _source_options(insights)
+    _engine_options(insights)
+    insights.set_defaults(run=cmd_insights)
 
     demo = _command(
         commands,
