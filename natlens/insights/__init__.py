@@ -89,5 +89,8 @@ def _shown(table: pa.Table, compiled: Compiled) -> pa.Table:
             stamp = pc.cast(column, pa.timestamp("ms"))
             text = pc.strftime(stamp, format="%Y-%m-%d %H:%M:%S.%f")
             column = pc.utf8_slice_codeunits(text, 0, 23)
+        elif pa.types.is_decimal(column.type):  # DuckDB sums integers as 128-bit numbers
+            whole = column.type.scale == 0
+            column = pc.cast(column, pa.int64() if whole else pa.float64())
         columns.append(column)
     return pa.table(columns, names=compiled.names)

@@ -76,7 +76,9 @@ class Compiled:
 def _lit(value: Any) -> exp.Expr:
     if isinstance(value, bool):
         return exp.Boolean(this=value)
-    if isinstance(value, int | float):
+    if isinstance(value, float):  # a double everywhere (DuckDB would read 2.5 as a DECIMAL)
+        return _double(exp.Literal.number(value))
+    if isinstance(value, int):
         return exp.Literal.number(value)
     return exp.Literal.string(str(value))
 
@@ -840,7 +842,10 @@ class Compiler:
         matched = exp.RegexpLike(this=text, expression=_lit(regex))
         columns = []
         for name, group in zip(names, groups, strict=True):
-            extracted = exp.RegexpExtract(this=text, expression=_lit(regex), group=_lit(group))
+            # Each field from a pattern where its group is the only one that captures (group 1):
+            # DuckDB reads no group past the ninth.
+            alone = _only_group(regex, group)
+            extracted = exp.RegexpExtract(this=text, expression=_lit(alone), group=_lit(1))
             alias, sql = self._column(exp.Case().when(matched, extracted))
             columns.append((alias, sql))
             self.fields[name] = _Value(exp.column(alias), "any")
@@ -1052,3 +1057,31 @@ def _named_groups(
     if not names:
         raise error("a parse regular expression names its fields: (?<name>...)", pos)
     return "".join(out), names
+
+
+def _only_group(regex: str, keep: int) -> str:
+    """``regex`` with every capturing group but the ``keep``-th made non-capturing."""
+    out, number, i = [], 0, 0
+    while i < len(regex):
+        char = regex[i]
+        if char == "\\":
+            out.append(regex[i : i + 2])
+            i += 2
+            continue
+        if char == "[":
+            end = i + 1
+            if end < len(regex) and regex[end] == "]":
+                end += 1
+            while end < len(regex) and regex[end] != "]":
+                end += 2 if regex[end] == "\\" else 1
+            out.append(regex[i : end + 1])
+            i = end + 1
+            continue
+        if char == "(" and not regex.startswith("(?", i):
+            number += 1
+            out.append("(" if number == keep else "(?:")
+            i += 1
+            continue
+        out.append(char)
+        i += 1
+    return "".join(out)

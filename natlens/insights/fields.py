@@ -248,7 +248,7 @@ class Discovery:
         raise self._unknown(name, pos, where)
 
     def _unknown(self, name: str, pos: int, where: Callable[[int], str]) -> UsageError:
-        custom = {camel(f): f for fmt in self.formats.all for f in fmt}
+        custom = {camel(f): f for fmt in self.formats.all for f in fmt if f not in DEFAULT_FORMAT}
         if name in custom or name in ("start", "end"):
             aws = custom.get(name, name)
             if name in ("start", "end"):

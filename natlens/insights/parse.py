@@ -304,7 +304,7 @@ class _Build(Transformer[Token, Any]):
 def parse(text: str) -> list[Command]:
     """The query's commands, in order. A query natlens cannot read raises UsageError with the
     line and column, the text there and what was expected."""
-    if not text.strip():
+    if not any(line.strip() and not line.strip().startswith("#") for line in text.splitlines()):
         raise UsageError("the query is empty", hint="e.g. 'stats count(*) by action'")
     try:
         tree = _parser().parse(text)
@@ -328,7 +328,8 @@ def where(text: str, pos: int) -> str:
 def _expected(exc: lark.exceptions.UnexpectedInput) -> str:
     names = sorted(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or [])
     words = {
-        "_PIPE": "|", "COMPARE": "a comparison", "STRING": "a quoted string",
+        "_PIPE": "|", "COMPARE": "a comparison", "ADD": "+ or -", "MUL": "/ or %",
+        "QUOTED_NAME": "a `field name`", "STAR": "*", "POW": "^", "MATCHES": "=~", "STRING": "a quoted string",
         "REGEX": "a /regular expression/", "NAME": "a field name", "NUMBER": "a number",
         "INT": "a whole number", "LPAR": "(", "RPAR": ")", "COMMA": ",", "LSQB": "[",
         "RSQB": "]", "DURATION": "a period (5m, 1h)", "$END": "the end of the query",
@@ -344,6 +345,8 @@ def _expected(exc: lark.exceptions.UnexpectedInput) -> str:
 def _syntax_error(text: str, exc: lark.exceptions.UnexpectedInput) -> UsageError:
     pos = getattr(exc, "pos_in_stream", None) or 0
     token = getattr(exc, "token", None)
+    if isinstance(token, Token) and token.type == "$END":
+        pos = len(text.rstrip())
     found = str(token) if token is not None else text[pos : pos + 1]
     if isinstance(token, Token) and token.type == "$END":
         found = ""
