@@ -329,7 +329,8 @@ def _expected(exc: lark.exceptions.UnexpectedInput) -> str:
     names = sorted(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or [])
     words = {
         "_PIPE": "|", "COMPARE": "a comparison", "ADD": "+ or -", "MUL": "/ or %",
-        "QUOTED_NAME": "a `field name`", "STAR": "*", "POW": "^", "MATCHES": "=~", "STRING": "a quoted string",
+        "QUOTED_NAME": "a `field name`", "STAR": "*", "POW": "^", "MATCHES": "=~",
+        "STRING": "a quoted string",
         "REGEX": "a /regular expression/", "NAME": "a field name", "NUMBER": "a number",
         "INT": "a whole number", "LPAR": "(", "RPAR": ")", "COMMA": ",", "LSQB": "[",
         "RSQB": "]", "DURATION": "a period (5m, 1h)", "$END": "the end of the query",
