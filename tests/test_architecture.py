@@ -21,10 +21,11 @@ MAY_IMPORT: dict[str, set[str]] = {
     "engine": {"case"},
     "ingest": {"sources", "formats", "case", "engine"},
     "simulate": {"formats"},  # the simulator never imports analyses: its truth stays its own
-    "analyses": {"formats", "case", "engine", "topology"},
+    "insights": {"case", "engine"},
+    "analyses": {"formats", "case", "engine", "topology", "insights"},
     "topology": {"formats", "render"},
     "render": {"analyses"},
-    "report": {"analyses", "case", "engine", "formats", "topology", "render"},
+    "report": {"analyses", "case", "engine", "formats", "topology", "render", "insights"},
     "cli": {"*"},
     "demo": {"*"},
     "__main__": {"cli"},

@@ -465,7 +465,9 @@ def test_syntax_errors_point_at_the_query() -> None:
     with pytest.raises(UsageError) as excinfo:
         parse("filter srcAddr = \n| stats count(*)")
     assert "line 2, column 1" in str(excinfo.value)
-    with pytest.raises(UsageError, match="'pattern' is not one natlens runs"):
+    with pytest.raises(
+        UsageError, match=r"'pattern' \(line 1, column 16\) is not one natlens runs"
+    ):
         parse("filter a = 1 | pattern @message")
     with pytest.raises(UsageError, match="no command 'stat'"):
         parse("stat count(*)")
@@ -567,3 +569,82 @@ def test_no_limit_is_capped_like_cloudwatch(flows_case: Path) -> None:
     assert result.code == 0 and len(result.jsonl()) == 20
     assert "limit" not in result.err  # 20 rows: far from the cap
     assert json.loads(result.out.splitlines()[0])["@message"].endswith("ACCEPT OK")
+
+
+# -- the queries `natlens explain` prints say what it says
+
+
+def _explained(world: Path, address: str) -> dict[str, object]:
+    result = run_cli(
+        "explain", world / "case", address, "--context", world / "context", "--format", "json"
+    )
+    assert result.code == 0, result.err
+    document = result.json()
+    assert isinstance(document, dict)
+    return document
+
+
+@pytest.mark.parametrize("scenario", ["exposed-instance", "fw-after-nat"])
+def test_explain_queries_support_its_verdicts(
+    duck: Engine, v5_worlds: dict[str, Path], scenario: str
+) -> None:
+    """Every query explain prints, run as the user would run it in CloudWatch (here, through
+    natlens insights on the same case), gives rows that support the verdict explain states."""
+    from natlens.formats.describe_json import load_context
+
+    world = v5_worlds[scenario]
+    gateways = {
+        r["address"]
+        for r in load_context(world / "context").address_roles()
+        if r["role"] in ("nat-gateway", "firewall-endpoint")
+    }
+    listed = run_cli("inbound", world / "case", "--context", world / "context", "--format", "jsonl")
+    assert listed.code == 0, listed.err
+    by_verdict: dict[str, list[str]] = {}
+    for row in listed.jsonl():
+        by_verdict.setdefault(str(row["verdict"]), []).append(str(row["address"]))
+    assert {"unsolicited", "response"} <= set(by_verdict)
+    if scenario == "exposed-instance":
+        assert "exposed" in by_verdict
+    checked = 0
+    for verdict, addresses in by_verdict.items():
+        for address in addresses[:2]:
+            document = _explained(world, address)
+            assert document["verdict"] == verdict
+            queries = document["queries"]
+            assert isinstance(queries, list) and len(queries) == 3  # v5 logs carry tcp-flags
+            reached, sent, flags = (rows(duck, world / "case", str(q["query"])) for q in queries)
+            inside_addresses = {str(r[0]) for r in reached}
+            if verdict == "unsolicited":
+                assert reached and inside_addresses <= gateways, (address, reached)
+                assert sent == [], (address, sent)  # nothing inside sent to it
+            if verdict in ("response", "mixed", "exposed"):
+                assert inside_addresses - gateways, (address, reached)  # instances reached
+            if verdict == "response":
+                assert sent, address  # instances sent to it first
+                opened = [r for r in flags if r[0] == address and r[4] in ("2", "3")]
+                assert not opened, (address, opened)  # it never opened a connection
+            if verdict == "exposed":
+                opened = [r for r in flags if r[0] == address and r[4] in ("2", "3")]
+                assert {r[2] for r in opened} - gateways, (address, flags)
+            checked += 1
+    assert checked >= 5
+
+
+def test_explain_parses_a_custom_format_in_full(duck: Engine, tmp_path: Path) -> None:
+    """AWS's NAT gateway example: six fields, none where the default format has it. explain's
+    queries read them all from @message, and run."""
+    case = _ingest([AWS_EXAMPLES / "nat-gateway.log"], tmp_path / "case")
+    with Case.open(case) as opened:
+        from natlens.analyses.explain import insights_queries
+        from natlens.insights.fields import Formats
+
+        queries = insights_queries("203.0.113.5", ["10.0.0.0/16"], Formats.of(opened))
+    assert len(queries) == 2  # no tcp-flags in this format
+    for purpose, query in queries:
+        assert query.startswith('parse @message "* * * * * *" as instanceId, interfaceId, srcAddr')
+        assert "custom format" in purpose
+    # AWS's example: the server's replies reach the NAT gateway and, translated, the instance
+    reached = rows(duck, case, queries[0][1])
+    assert {r[0] for r in reached} == {"10.0.0.220", "10.0.1.5"}
+    assert {r[0] for r in rows(duck, case, queries[1][1])} == {"10.0.1.5", "10.0.0.220"}

@@ -5,6 +5,7 @@ the user's own account."""
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,8 @@ from natlens.analyses.inbound import verdicts_from
 from natlens.analyses.records import default_columns
 from natlens.case import Case
 from natlens.engine import Engine
+from natlens.insights.fields import FLOW_DISCOVERED, Formats, insights_name, parse_for
+from natlens.schema import DEFAULT_FORMAT
 from natlens.sqltree import fragment
 
 CONVERSATION_COLUMNS = (
@@ -111,7 +114,7 @@ def explain(
         conversations=convs.select(list(CONVERSATION_COLUMNS)).slice(0, LIMIT),
         conversation_count=convs.num_rows,
         records=records,
-        queries=insights_queries(address, cidrs, "tcp_flags" in present),
+        queries=insights_queries(address, cidrs, Formats.of(case)),
         notes=notes,
     )
 
@@ -240,43 +243,71 @@ def _private_blocks(convs: pa.Table, address: str) -> list[str]:
     return blocks or ["10.0.0.0/8"]
 
 
-def insights_queries(address: str, cidrs: list[str], flags: bool) -> list[tuple[str, str]]:
+def insights_queries(
+    address: str, cidrs: list[str], formats: Formats | None = None
+) -> list[tuple[str, str]]:
     """Logs Insights queries over the log group that holds the NAT gateway's and the instances'
     flow logs. ``isIpv4InSubnet`` on the VPC's CIDRs, never ``like '10.0'``: a substring also
     matches 110.0.x.x (docs/aws.md §5.1). ``address`` went through check_ip and the CIDRs
-    through ipaddress (describe_json), so neither can hold a quote."""
+    through ipaddress (describe_json), so neither can hold a quote.
+
+    CloudWatch discovers the default format's fields only (docs/aws.md §8): with ``formats``
+    (the case's), a custom format's fields (tcp-flags) are read from ``@message`` with
+    ``parse``, and logs whose format does not start with the default fields are parsed whole.
+    The tests run every query here through ``natlens insights`` on the case explained."""
+    formats = formats or Formats(only=DEFAULT_FORMAT, all=[DEFAULT_FORMAT])
+    version = ipaddress.ip_address(address).version
 
     def inside(field_name: str) -> str:
-        tests = " or ".join(f"isIpv4InSubnet({field_name}, '{c}')" for c in cidrs if ":" not in c)
+        function = "isIpv4InSubnet" if version == 4 else "isIpv6InSubnet"
+        blocks = [c for c in cidrs if (":" in c) == (version == 6)]
+        if not blocks:
+            blocks = ["10.0.0.0/8"] if version == 4 else ["fc00::/7"]
+        tests = " or ".join(f"{function}({field_name}, '{c}')" for c in blocks)
         return f"({tests})" if " or " in tests else tests
 
+    prefix, why = "", ""
+    custom = formats.not_default()
+    has = set(FLOW_DISCOVERED)
+    if custom is not None:
+        has = {insights_name(f) for f in custom}
+        if not {"srcAddr", "dstAddr"} <= has:
+            return []
+        prefix = parse_for(custom) + "\n| "
+        why = (
+            " Your flow logs' custom format does not start with the default fields, and "
+            "CloudWatch discovers only those: the query reads every field from @message."
+        )
     queries = [
         (
             f"Where {address}'s packets went inside the VPC. Only NAT gateway private IPs means "
-            "they were unsolicited; instance IPs mean replies reached them (or an exposure).",
-            f"filter srcAddr = '{address}' and {inside('dstAddr')}\n"
-            "| stats count(*) as records, sum(packets) as packetsIn, sum(bytes) as bytesIn"
-            " by dstAddr, dstPort, action\n"
+            "they were unsolicited; instance IPs mean replies reached them (or an exposure)." + why,
+            f"{prefix}filter srcAddr = '{address}' and {inside('dstAddr')}\n"
+            f"| stats {_having(has, 'count(*) as records', 'sum(packets) as packetsIn', 'sum(bytes) as bytesIn')}"
+            f" by {_having(has, 'dstAddr', 'dstPort', 'action')}\n"
             "| sort records desc\n"
             "| limit 50",
         ),
         (
             f"What inside the VPC sent to {address}. No rows: nothing went out to it, so what "
-            "came in was unsolicited.",
-            f"filter dstAddr = '{address}' and {inside('srcAddr')}\n"
-            "| stats count(*) as records, sum(bytes) as bytesOut, earliest(@timestamp) as first"
-            " by srcAddr, srcPort, dstPort\n"
+            "came in was unsolicited." + why,
+            f"{prefix}filter dstAddr = '{address}' and {inside('srcAddr')}\n"
+            f"| stats {_having(has, 'count(*) as records', 'sum(bytes) as bytesOut', 'earliest(@timestamp) as first')}"
+            f" by {_having(has, 'srcAddr', 'srcPort', 'dstPort')}\n"
             "| sort records desc\n"
             "| limit 50",
         ),
     ]
-    if flags:
+    positions = {fmt.index("tcp-flags") for fmt in formats.all if "tcp-flags" in fmt}
+    with_flags = [fmt for fmt in formats.all if "tcp-flags" in fmt]
+    if with_flags and (custom is not None or len(positions) == 1) and "protocol" in has:
+        flags_prefix = prefix or parse_for(with_flags[0], ["tcp-flags"]) + "\n| "
         queries.append(
             (
                 "Who opened the TCP connections: tcp-flags 2 or 3 (SYN) on the opener's records, "
-                "18 or 19 (SYN-ACK) on the answerer's. Custom-format fields are discovered in "
-                "camelCase (tcpFlags).",
-                f"filter srcAddr = '{address}' or dstAddr = '{address}'\n"
+                "18 or 19 (SYN-ACK) on the answerer's. tcp-flags is a custom format's field, "
+                "which CloudWatch does not discover: the query reads it from @message.",
+                f"{flags_prefix}filter srcAddr = '{address}' or dstAddr = '{address}'\n"
                 "| filter protocol = 6 and tcpFlags in [2, 3, 18, 19]\n"
                 "| stats count(*) as records by srcAddr, srcPort, dstAddr, dstPort, tcpFlags\n"
                 "| sort records desc\n"
@@ -284,3 +315,13 @@ def insights_queries(address: str, cidrs: list[str], flags: bool) -> list[tuple[
             )
         )
     return queries
+
+
+def _having(fields: set[str], *items: str) -> str:
+    """The items whose fields the logs have (``sum(bytes) as x`` needs ``bytes``)."""
+    kept = []
+    for item in items:
+        names = re.findall(r"[A-Za-z@][A-Za-z]*", item.split(" as ")[0])
+        if all(n in fields or n in ("count", "sum", "earliest", "@timestamp") for n in names):
+            kept.append(item)
+    return ", ".join(kept)

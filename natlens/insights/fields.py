@@ -107,6 +107,15 @@ def camel(aws_name: str) -> str:
     return head + "".join(words.get(w, w[:1].upper() + w[1:]) for w in rest)
 
 
+DISCOVERED_NAME = {aws: name for name, aws in FLOW_DISCOVERED.items()}
+
+
+def insights_name(aws_name: str) -> str:
+    """The name a query gives a field: CloudWatch's for a default one (srcAddr, startTime),
+    camelCase for the others (tcpFlags)."""
+    return DISCOVERED_NAME.get(aws_name) or camel(aws_name)
+
+
 def is_firewall_name(name: str) -> bool:
     return name.startswith("event.") or name in FIREWALL_TOP_KEYS
 
@@ -162,7 +171,7 @@ def parse_for(fmt: tuple[str, ...], names: list[str] | None = None) -> str:
     per field when every field is wanted, else a regular expression for the wanted ones."""
     if names is None:
         stars = " ".join("*" for _ in fmt)
-        return f'parse @message "{stars}" as {", ".join(camel(n) for n in fmt)}'
+        return f'parse @message "{stars}" as {", ".join(insights_name(n) for n in fmt)}'
     wanted = set(names)
     parts, skipped = [], 0
     last = max(i for i, n in enumerate(fmt) if n in wanted)

@@ -309,20 +309,29 @@ def parse(text: str) -> list[Command]:
     try:
         tree = _parser().parse(text)
     except lark.exceptions.UnexpectedInput as exc:
-        raise _syntax_error(text, exc) from None
+        raise pointed(text, _syntax_error(text, exc)) from None
     commands: list[Command] = _Build(text).transform(tree)
     return commands
 
 
 def where(text: str, pos: int) -> str:
-    """``line L, column C`` and the line with a caret under the position."""
+    """``line L, column C`` of a position in the query."""
     line_no = text.count("\n", 0, pos) + 1
-    start = text.rfind("\n", 0, pos) + 1
-    end = text.find("\n", pos)
-    line = text[start : end if end >= 0 else len(text)]
-    column = pos - start + 1
-    shown = line.expandtabs(1)
-    return f"line {line_no}, column {column}:\n  {shown}\n  {' ' * (column - 1)}^"
+    column = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    return f"line {line_no}, column {column}"
+
+
+def pointed(text: str, error: UsageError) -> UsageError:
+    """The error with the query's line shown under it and a caret at the place it names
+    (``(line L, column C)`` in its message)."""
+    found = re.search(r"\(line (\d+), column (\d+)\)", error.message)
+    if not found:
+        return error
+    lines = text.splitlines() or [""]
+    number, column = int(found[1]), int(found[2])
+    line = lines[min(number, len(lines)) - 1].expandtabs(1)
+    error.message += f"\n  {line}\n  {' ' * (column - 1)}^"
+    return error
 
 
 def _expected(exc: lark.exceptions.UnexpectedInput) -> str:
@@ -355,7 +364,7 @@ def _syntax_error(text: str, exc: lark.exceptions.UnexpectedInput) -> UsageError
     previous = text[:pos].rstrip()
     if word and (not previous or previous.endswith("|")) and word[0].lower() in UNSUPPORTED:
         return UsageError(
-            f"the query's command {word[0]!r} is not one natlens runs ({where(text, pos)})",
+            f"the query's command {word[0]!r} ({where(text, pos)}) is not one natlens runs",
             hint=f"{UNSUPPORTED[word[0].lower()]}; docs/insights.md lists the commands natlens "
             "runs",
         )

@@ -21,6 +21,7 @@ from natlens.analyses.nat import NatOptions, attribute_batches, top_talkers
 from natlens.case import Case
 from natlens.engine import Engine
 from natlens.formats.describe_json import Context
+from natlens.insights.fields import Formats
 from natlens.render.text_table import iso as text_iso
 from natlens.report.answers import attribute_answer, inbound_answer
 from natlens.sqltree import ctes_of, fragment, with_ctes
@@ -354,6 +355,7 @@ def _explanations(
     the Logs Insights queries for every one; the conversations and key records too for the
     ones that need acting on first (exposed, then one or two of each other verdict)."""
     cidrs = options.context.vpc_cidrs() if options.context else []
+    formats = Formats.of(case)
     shown = {r["address"]: r for r in inbound["rows"]}
     for row in inbound["exposed"] + inbound["scanners"]:
         shown.setdefault(row["address"], row)
@@ -370,7 +372,7 @@ def _explanations(
             "sentence": sentence(address, row, row["conversations"] or 0),
             "recommendation": row.get("recommendation"),
             "evidence": row["evidence"] or [],
-            "queries": insights_queries(address, _cidrs(cidrs, address), True),
+            "queries": insights_queries(address, _cidrs(cidrs, address), formats),
             "conversations": None,
             "conversation_count": row["conversations"],
             "records": None,

@@ -1,0 +1,183 @@
+"""What the Logs Insights compiler (compile.py) works with: compiled values, literals, the
+query's constants, and its patterns made regular expressions for DuckDB, Spark and Athena alike."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlglot import exp
+
+from natlens.errors import UsageError
+from natlens.insights.fields import Discovery
+from natlens.insights.parse import Node, Number, String
+
+# CloudWatch returns at most this many rows of a query without ``limit`` (docs/insights.md).
+DEFAULT_LIMIT = 10_000
+UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+CALENDAR = {"mo": "month", "q": "quarter", "y": "year"}
+AGGREGATES = {
+    "count",
+    "count_distinct",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "pct",
+    "stddev",
+    "earliest",
+    "latest",
+    "sortsfirst",
+    "sortslast",
+}
+_V4 = r"^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$"
+_V6 = r"^[0-9A-Fa-f]{0,4}(:[0-9A-Fa-f]{0,4}){2,7}$|^[0-9A-Fa-f:]*:[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$"
+TABLES = {"vpc": "flows", "firewall": "firewall_events"}
+ATHENA_TABLE = "vpc_flow_logs"
+
+
+@dataclass
+class Compiled:
+    sql: exp.Query
+    names: list[str]  # the columns, in order, as CloudWatch would name them
+    times: set[str]  # columns holding times (shown as CloudWatch shows @timestamp)
+    logs: str  # vpc or firewall
+    default_limit: bool  # no ``limit``: CloudWatch's cap applies
+    notes: list[str] = field(default_factory=list)
+
+
+def _lit(value: Any) -> exp.Expr:
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, float):  # a double everywhere (DuckDB would read 2.5 as a DECIMAL)
+        return _double(exp.Literal.number(value))
+    if isinstance(value, int):
+        return exp.Literal.number(value)
+    return exp.Literal.string(str(value))
+
+
+def _double(value: exp.Expr) -> exp.Expr:
+    return exp.Cast(this=value, to=exp.DataType.build("DOUBLE"))
+
+
+def _bigint(value: exp.Expr) -> exp.Expr:
+    return exp.Cast(this=value, to=exp.DataType.build("BIGINT"))
+
+
+def _text(value: exp.Expr) -> exp.Expr:
+    return exp.Cast(this=value, to=exp.DataType.build("VARCHAR"))
+
+
+def _numeric_literal(node: Node | None) -> float | int | None:
+    if isinstance(node, Number):
+        return node.value
+    if isinstance(node, String):
+        try:
+            number = float(node.value)
+        except ValueError:
+            return None
+        return int(number) if number.is_integer() and "." not in node.value else number
+    return None
+
+
+@dataclass
+class _Value:
+    """A compiled expression: its SQL, kind (num, str, any, bool, time), the literal it came
+    from (for coercions), and the IPv4 integer beside an address field."""
+
+    sql: exp.Expr
+    kind: str
+    node: Node | None = None
+    v4: exp.Expr | None = None
+    aggregate: bool = False
+    discovered: str | None = None  # the discovered field it is, as is
+
+    def number(self, discovery: Discovery) -> exp.Expr | None:
+        """An address field's IPv4 integer column (NULL for IPv6), when it has one."""
+        if self.v4 is None and self.discovered is not None:
+            self.v4 = discovery.v4(self.discovered)
+        return self.v4
+
+
+def _number_text(value: float | int) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def _glob(pattern: str) -> str:
+    """A parse glob as a regular expression: each ``*`` takes as little as it can, the last as
+    much as it can; the rest matches itself."""
+    pieces = pattern.split("*")
+    out = []
+    for i, piece in enumerate(pieces):
+        out.append(re.escape(piece))
+        if i < len(pieces) - 1:
+            out.append("(.*)" if i == len(pieces) - 2 and pieces[-1] == "" else "(.*?)")
+    return "".join(out)
+
+
+def _named_groups(
+    pattern: str, pos: int, error: Callable[..., UsageError]
+) -> tuple[str, dict[str, int]]:
+    """``(?<name>...)`` groups made plain groups (RE2 and Java read those alike), with the
+    number of each: the fields parse creates."""
+    out, names, number, i = [], {}, 0, 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if char == "[":  # a class: its ( are characters
+            end = i + 1
+            if end < len(pattern) and pattern[end] == "]":
+                end += 1
+            while end < len(pattern) and pattern[end] != "]":
+                end += 2 if pattern[end] == "\\" else 1
+            out.append(pattern[i : end + 1])
+            i = end + 1
+            continue
+        if char == "(":
+            named = re.match(r"\(\?P?<([A-Za-z_@][A-Za-z0-9_@.]*)>", pattern[i:])
+            if named:
+                number += 1
+                names[named[1]] = number
+                out.append("(")
+                i += len(named[0])
+                continue
+            if not pattern.startswith("(?", i):
+                number += 1
+        out.append(char)
+        i += 1
+    if not names:
+        raise error("a parse regular expression names its fields: (?<name>...)", pos)
+    return "".join(out), names
+
+
+def _only_group(regex: str, keep: int) -> str:
+    """``regex`` with every capturing group but the ``keep``-th made non-capturing."""
+    out, number, i = [], 0, 0
+    while i < len(regex):
+        char = regex[i]
+        if char == "\\":
+            out.append(regex[i : i + 2])
+            i += 2
+            continue
+        if char == "[":
+            end = i + 1
+            if end < len(regex) and regex[end] == "]":
+                end += 1
+            while end < len(regex) and regex[end] != "]":
+                end += 2 if regex[end] == "\\" else 1
+            out.append(regex[i : end + 1])
+            i = end + 1
+            continue
+        if char == "(" and not regex.startswith("(?", i):
+            number += 1
+            out.append("(" if number == keep else "(?:")
+            i += 1
+            continue
+        out.append(char)
+        i += 1
+    return "".join(out)
