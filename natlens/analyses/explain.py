@@ -278,12 +278,18 @@ def insights_queries(
             " Your flow logs' custom format does not start with the default fields, and "
             "CloudWatch discovers only those: the query reads every field from @message."
         )
+    stats_in = _having(
+        has, "count(*) as records", "sum(packets) as packetsIn", "sum(bytes) as bytesIn"
+    )
+    stats_out = _having(
+        has, "count(*) as records", "sum(bytes) as bytesOut", "earliest(@timestamp) as first"
+    )
     queries = [
         (
             f"Where {address}'s packets went inside the VPC. Only NAT gateway private IPs means "
             "they were unsolicited; instance IPs mean replies reached them (or an exposure)." + why,
             f"{prefix}filter srcAddr = '{address}' and {inside('dstAddr')}\n"
-            f"| stats {_having(has, 'count(*) as records', 'sum(packets) as packetsIn', 'sum(bytes) as bytesIn')}"
+            f"| stats {stats_in}"
             f" by {_having(has, 'dstAddr', 'dstPort', 'action')}\n"
             "| sort records desc\n"
             "| limit 50",
@@ -292,7 +298,7 @@ def insights_queries(
             f"What inside the VPC sent to {address}. No rows: nothing went out to it, so what "
             "came in was unsolicited." + why,
             f"{prefix}filter dstAddr = '{address}' and {inside('srcAddr')}\n"
-            f"| stats {_having(has, 'count(*) as records', 'sum(bytes) as bytesOut', 'earliest(@timestamp) as first')}"
+            f"| stats {stats_out}"
             f" by {_having(has, 'srcAddr', 'srcPort', 'dstPort')}\n"
             "| sort records desc\n"
             "| limit 50",
