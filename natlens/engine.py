@@ -195,7 +195,8 @@ class _Scratch:
     def path(self, name: str) -> Path:
         path = self._root() / f"{name}.parquet"
         if not path.exists():
-            pq.write_table(TABLES[name].empty_table(), path)
+            # (not Schema.empty_table(): it imports pandas, half a second)
+            pq.write_table(pa.Table.from_batches([], schema=TABLES[name]), path)
         return path
 
     def plain(self, path: Path) -> Path:
@@ -301,8 +302,15 @@ class DuckDBEngine(Engine):
         for name in TABLES:
             # The empty file carries the whole schema; parts hold the columns their records have.
             parts = [self._empty.path(name), *map(self._empty.plain, case.parts(name))]
-            # The file list is a session variable, never text in the query.
-            self.con.execute(f"SET VARIABLE natlens_{name}_parts = ?", [[str(p) for p in parts]])
+            # The file list is a session variable, never text from elsewhere in the query:
+            # plain paths (plain() makes the parts' so) as SQL strings by sqlglot, else a
+            # parameter. (Binding any Python value makes DuckDB import pandas: half a second.)
+            texts = [str(p) for p in parts]
+            if all(_SAFE_PATH.fullmatch(t) for t in texts):
+                listed = ", ".join(_quoted(Path(t)) for t in texts)
+                self.con.execute(f"SET VARIABLE natlens_{name}_parts = [{listed}]")
+            else:  # the temporary directory itself has other characters
+                self.con.execute(f"SET VARIABLE natlens_{name}_parts = ?", [texts])
             where = self.window_filters().get(name)
             self.con.execute(
                 f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM "

@@ -94,7 +94,6 @@ def case_and_engine(
     """The inputs as a case (sources are read into a temporary one, gone afterwards) and the
     engine to query it; results must be read before the block ends. ``options``' context is
     checked against the logs first (another VPC's, or contradicting them, is not used)."""
-    from natlens.analyses.context_check import prepare
     from natlens.engine import open_engine
 
     with (
@@ -103,6 +102,8 @@ def case_and_engine(
     ):
         engine.window = time_window(args)
         if options is not None and options.context is not None:
+            from natlens.analyses.context_check import prepare
+
             for warning in prepare(engine, case, options).context_warnings or []:
                 safe(sys.stderr).write(f"natlens: context: {warning}\n")
         yield case, engine
@@ -252,12 +253,13 @@ def ingest_exit(data: dict[str, Any]) -> int:
 def case_from_inputs(args: argparse.Namespace) -> Iterator[Case]:
     """A case directory as given, or the sources read into a temporary case."""
     from natlens.case import Case, is_case
-    from natlens.ingest import ingest
 
     if len(args.inputs) == 1 and is_case(args.inputs[0]):
         with Case.open(args.inputs[0]) as case:
             yield case
         return
+    from natlens.ingest import ingest  # (its import takes half a second: sources only)
+
     cases = [i for i in args.inputs if is_case(i)]
     if cases:
         raise UsageError(

@@ -6,6 +6,7 @@ Every node keeps where it starts in the query, so that an error can point there;
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -139,8 +140,20 @@ _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)([a-z]+)", re.IGNORECASE)
 
 @cache
 def _parser() -> Lark:
+    """The parser. Building its LALR tables takes a quarter of a second, so lark keeps them in
+    the user's cache directory (checked against the grammar and lark's version each time)."""
     grammar = resources.files("natlens.insights").joinpath("insights.lark").read_text()
-    return Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=True)
+    options: dict[str, Any] = {"parser": "lalr", "lexer": "contextual", "propagate_positions": True}
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    directory = os.path.join(root, "natlens")
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        cached = os.path.join(directory, f"insights-lark-{lark.__version__}.cache")
+        if os.access(directory, os.W_OK) and os.stat(directory).st_uid == os.getuid():
+            options["cache"] = cached
+    except OSError:
+        pass  # no cache directory: the tables are built each time
+    return Lark(grammar, **options)
 
 
 def _unquote(token: str) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from sqlglot import exp
 
 from natlens.case import Case
@@ -83,6 +82,8 @@ def run(engine: Engine, case: Case, text: str, logs: str | None = None) -> Resul
 def _shown(table: pa.Table, compiled: Compiled) -> pa.Table:
     """Times as CloudWatch shows them (``2024-06-01 00:05:00.000``, UTC); names as the query
     gave them."""
+    import pyarrow.compute as pc
+
     columns = []
     for name, column in zip(compiled.names, table.columns, strict=True):
         if name in compiled.times:
