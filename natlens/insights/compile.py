@@ -211,7 +211,7 @@ class Compiler:
         """``stats_from``: compiling a stats item, whose aggregates read that frame's fields;
         ``aliases``: the stats items named so far (an item may use them)."""
         if isinstance(node, Number):
-            return _Value(_lit(node.value), "num", node)
+            return _Value(_lit(node.value), "num", node, integer=isinstance(node.value, int))
         if isinstance(node, String):
             return _Value(_lit(node.value), "str", node)
         if isinstance(node, Field):
@@ -235,8 +235,8 @@ class Compiler:
                 )
             sql = self.num(operand)
             if node.op == "-":
-                sql = exp.Neg(this=exp.Paren(this=sql))
-            return _Value(sql, "num", aggregate=operand.aggregate)
+                sql = exp.Neg(this=exp.Paren(this=_bigint(sql) if operand.whole else sql))
+            return _Value(sql, "num", aggregate=operand.aggregate, integer=operand.whole)
         if isinstance(node, Binary):
             return self.binary(node, stats_from, aliases)
         if isinstance(node, Call):
@@ -315,8 +315,11 @@ class Compiler:
                 ">=": exp.GTE,
             }[op]
             return _Value(compare(this=a, expression=b), "bool", aggregate=aggregate)
-        # arithmetic
+        # arithmetic: whole numbers as 64-bit integers where they stay whole (+ - %), else
+        # doubles, as CloudWatch's numbers are (a product of two ports overflows 32 bits)
+        whole = left.whole and right.whole and op in ("+", "-", "%")
         a, b = self.num(left), self.num(right)
+        a, b = (_bigint(a), _bigint(b)) if whole else (_double(a), _double(b))
         if op == "+":
             sql = exp.Add(this=a, expression=b)
         elif op == "-":
@@ -324,13 +327,13 @@ class Compiler:
         elif op == "*":
             sql = exp.Mul(this=a, expression=b)
         elif op == "/":
-            sql = exp.Div(this=_double(a), expression=b)
+            sql = exp.Div(this=a, expression=b)
         elif op == "%":
             sql = exp.Mod(this=a, expression=b)
         else:
             sql = exp.Pow(this=a, expression=b)
         kind = "time" if left.kind == "time" and op in "+-" and right.kind == "num" else "num"
-        return _Value(exp.Paren(this=sql), kind, aggregate=aggregate)
+        return _Value(exp.Paren(this=sql), kind, aggregate=aggregate, integer=whole)
 
     def _comparable(self, left: _Value, right: _Value) -> tuple[exp.Expr, exp.Expr]:
         kinds = {left.kind, right.kind}

@@ -78,7 +78,9 @@ def call(
         return _Value(exp.ConcatWs(expressions=[_lit(""), *parts]), "str", aggregate=aggregate)
     if name == "strlen":
         arity(1)
-        return _Value(exp.Length(this=c.text_of(values[0])), "num", aggregate=aggregate)
+        return _Value(
+            exp.Length(this=c.text_of(values[0])), "num", aggregate=aggregate, integer=True
+        )
     if name in ("toupper", "tolower"):
         arity(1)
         cls = exp.Upper if name == "toupper" else exp.Lower
@@ -308,7 +310,7 @@ def _calendar(c: Compiler, ms: exp.Expr, unit: str) -> exp.Expr:
 def aggregate_of(c: Compiler, node: Call, outer: Compiler) -> _Value:
     name, args = node.name, node.args
     if name == "count" and (not args or isinstance(args[0], Star)):
-        return _Value(exp.Count(this=exp.Star()), "num", aggregate=True)
+        return _Value(exp.Count(this=exp.Star()), "num", aggregate=True, integer=True)
     if not args:
         raise c._error(f"{node.spelled}() takes a field", node.pos)
     value = c.expr(args[0])

@@ -93,6 +93,15 @@ class _Value:
     v4: exp.Expr | None = None
     aggregate: bool = False
     discovered: str | None = None  # the discovered field it is, as is
+    integer: bool = False  # a whole number for sure (a field of the logs, a count ...)
+
+    @property
+    def whole(self) -> bool:
+        return (
+            self.integer
+            or self.kind == "time"
+            or (self.kind == "num" and self.discovered is not None)
+        )
 
     def number(self, discovery: Discovery) -> exp.Expr | None:
         """An address field's IPv4 integer column (NULL for IPv6), when it has one."""
