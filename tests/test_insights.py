@@ -555,6 +555,14 @@ def test_cli(flows_case: Path, tmp_path: Path) -> None:
     assert table.code == 0 and "203.0.113.9" in table.out
     sql = run_cli("insights", flows_case, query, "--print-sql", "--dialect", "athena")
     assert sql.code == 0 and "FROM vpc_flow_logs" in sql.out
+    spark_sql = run_cli("insights", flows_case, query, "--print-sql", "--dialect", "spark")
+    assert spark_sql.code == 0 and "FROM flows" in spark_sql.out
+    sqlglot.parse_one(spark_sql.out.rstrip().rstrip(";"), read="spark")
+    # --logs: this case holds no firewall events
+    none = run_cli("insights", flows_case, "stats count(*) as n", "--logs", "firewall",
+                   "--format", "jsonl")  # fmt: skip
+    assert none.code == 0 and none.jsonl() == [{"n": 0}]
+    assert run_cli("insights", flows_case, query, "--table", "x").code == 64
     # sources in place of a case, and --since/--until
     windowed = run_cli("insights", FLOWS, "stats count(*)", "--since", "2024-06-01T00:10:00Z",
                        "--format", "jsonl")  # fmt: skip
