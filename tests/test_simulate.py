@@ -431,10 +431,12 @@ def test_demo_without_a_directory_prints_commands_that_work(tmp_path, natlens, m
     assert run.code == 0, run.err
     commands = run.out.split("Next\n----\n")[1].splitlines()
     assert commands[0].startswith("natlens demo natlens-demo")
-    for line in commands[:3]:
+    insights = [c for c in commands if c.startswith("natlens insights")]
+    for line in commands[:3] + insights:
         command = shlex.split(line.split("#")[0])[1:]
         done = natlens(*command)
         assert done.code == 0, (line, done.err)
+    assert "bytesOut" in done.out  # the Logs Insights query ran on the demo's case
     assert (tmp_path / "natlens-demo" / "report.html").exists()
 
 
