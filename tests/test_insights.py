@@ -529,6 +529,9 @@ def test_engines_agree(spark_engine: Engine, flows_case: Path, firewall_case: Pa
         (flows_case, "parse @message '* * * * *' as v, a, eni, src, rest | filter src like "
                      "'203.' | stats count(*) as n by eni | sort eni"),
         (flows_case, "fields srcAddr | sort srcAddr | dedup srcAddr"),
+        (flows_case, "stats count(*) by bin(1mo), datefloor(@timestamp, 1d) | sort count(*)"),
+        (flows_case, "filter isIpv6InSubnet(srcAddr, '2001:db8::/32') | fields srcAddr, "
+                     "dstPort * dstPort as big, bytes / 7 as share"),
         (firewall_case, "fields event.http.http2.stream_id, event.tcp.tcp_flags, @timestamp "
                         "| sort @timestamp"),
     ]  # fmt: skip
