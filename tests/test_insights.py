@@ -278,6 +278,127 @@ def test_firewall_fields_by_json_path(duck: Engine, firewall_case: Path) -> None
     ) == [(2,)]
 
 
+# AWS's Network Firewall CloudWatch dashboard (aws-samples/aws-networkfirewall-cfn-templates,
+# cloudwatch_dashboard): its Logs Insights widgets' queries, verbatim, on the flow log group or the
+# alert log group (--log-type). fixtures/insights/firewall.log: five netflow events, six alerts and
+# a TLS event, described in fixtures/insights/README.md.
+FIREWALL_DASHBOARD = {
+    "Top Protocols": ("flow", "SOURCE '${FirewallFlowLogGroupName}' | stats count() as proto by "
+                      "event.proto\n| sort proto desc\n| limit 10"),
+    "Top Application Layer Protocols Detected": (
+        "flow", "SOURCE '${FirewallFlowLogGroupName}' | stats count() as app_proto by "
+        "event.app_proto\n| sort app_proto desc\n| limit 10"),
+    "Top TCP Flags": ("flow", "SOURCE '${FirewallFlowLogGroupName}' | stats count() as tcp_flags "
+                      "by event.tcp.tcp_flags\n| sort tcp_flags desc\n| limit 10"),
+    "Top Drop/Reject Rules": (
+        "alert", "SOURCE '${FirewallAlertLogGroupName}' | stats count (*) as Count by "
+        "event.alert.signature_id as SID, event.alert.action as Action, event.alert.signature as "
+        "Message, event.proto as Proto\n| display SID, Action, Message, Proto, Count\n"
+        "| filter event.alert.action = 'blocked'\n| sort Count desc\n| limit 10"),
+    "Top Alert Rules": (
+        "alert", "SOURCE '${FirewallAlertLogGroupName}' | stats count (*) as Count by "
+        "event.alert.signature_id as SID, event.alert.action as Action, event.alert.signature as "
+        "Message, event.proto as Proto\n| display SID, Action, Message, Proto, Count\n"
+        "| filter event.alert.action != 'blocked'\n| sort Count desc\n| limit 10"),
+    "Recent Alert Log Events": (
+        "alert", "SOURCE '${FirewallAlertLogGroupName}' | fields event.timestamp as Time, "
+        "event.alert.signature_id as SID, event.alert.signature as Message, event.proto as Proto, "
+        "event.src_ip as Src_IP, event.src_port as Src_Port, event.dest_ip as Dest_IP, "
+        "event.dest_port as Dest_Port\n| sort event.timestamp desc\n| limit 10"),
+    "Top Blocked Source IPs": (
+        "alert", "SOURCE '${FirewallAlertLogGroupName}' | stats count() as blocked_src_ip by "
+        "event.src_ip as src_ip\n| filter event.alert.action = 'blocked'\n"
+        "| sort blocked_src_ip desc\n| limit 10"),
+    "Top Blocked Destination IPs": (
+        "alert", "SOURCE '${FirewallAlertLogGroupName}' | stats count() as blocked_dest_ip by "
+        "event.dest_ip as dest_ip\n| filter event.alert.action = 'blocked'\n"
+        "| sort blocked_dest_ip desc\n| limit 10"),
+    "Top Blocked Destination Ports": (
+        "alert", "SOURCE '${FirewallAlertLogGroupName}' | stats count() as blocked_dest_port by "
+        "event.dest_port as dest_port\n| filter event.alert.action = 'blocked'\n"
+        "| sort blocked_dest_port desc\n| limit 10"),
+    "Top PrivateLink Endpoint Candidates (S3, DynamoDB, & Backup)": (
+        "alert", "SOURCE '${FirewallAlertLogGroupName}' | stats count(*) as Count by event.src_ip "
+        "as Source_IP, event.dest_ip as Dest_IP, event.app_proto as App_Proto, event.tls.sni as "
+        "SNI, event.http.hostname as Hostname\n| filter event.tls.sni like \"s3\" or "
+        "event.http.hostname like \"s3\" or event.tls.sni like \"dynamodb\" or "
+        "event.http.hostname like \"dynamodb\" or event.tls.sni like \"backup\" or "
+        "event.http.hostname like \"backup\"\n| display Source_IP, Dest_IP, App_Proto, SNI, "
+        "Hostname, Count\n| sort Count desc\n| limit 10"),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def dashboard_case(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    source = FIXTURES / "insights" / "firewall.log"
+    return _ingest([source], tmp_path_factory.mktemp("insights-dash") / "case")
+
+
+def test_network_firewall_dashboard_queries(duck: Engine, dashboard_case: Path) -> None:
+    def ask(name: str) -> tuple[list[str], list[tuple[object, ...]]]:
+        log_type, query = FIREWALL_DASHBOARD[name]
+        with Case.open(dashboard_case) as case:
+            table = run(duck, case, query, log_type=log_type).table
+        return table.column_names, [tuple(r.values()) for r in table.to_pylist()]
+
+    assert ask("Top Protocols") == (["event.proto", "proto"], [("TCP", 4), ("UDP", 1)])
+    names, got = ask("Top Application Layer Protocols Detected")
+    assert got[0] == ("tls", 3) and sorted(got[1:], key=repr) == [("dns", 1), (None, 1)]
+    names, got = ask("Top TCP Flags")
+    assert names == ["event.tcp.tcp_flags", "tcp_flags"]
+    assert got[0] == ("1b", 3) and sorted(got[1:], key=repr) == [("02", 1), (None, 1)]
+    assert ask("Top Drop/Reject Rules") == (
+        ["SID", "Action", "Message", "Proto", "Count"],
+        [(100, "blocked", "blocked domain: paste site", "TCP", 2),
+         (200, "blocked", "SSH from the internet", "TCP", 1)],
+    )  # fmt: skip
+    assert ask("Top Alert Rules")[1] == [
+        (300, "allowed", "S3 via the firewall", "TCP", 2),
+        (400, "allowed", "HTTP to backup", "TCP", 1),
+    ]
+    names, got = ask("Recent Alert Log Events")
+    assert names == ["Time", "SID", "Message", "Proto", "Src_IP", "Src_Port", "Dest_IP",
+                     "Dest_Port"]  # fmt: skip
+    assert [r[1] for r in got] == [400, 300, 300, 200, 100, 100]  # newest first
+    assert got[0] == ("2024-06-01T00:01:10.000000+0000", 400, "HTTP to backup", "TCP",
+                      "10.0.1.10", 49180, "198.51.100.20", 80)  # fmt: skip
+    names, got = ask("Top Blocked Source IPs")
+    assert sorted(got) == [("10.0.1.10", 1), ("10.0.1.20", 1), ("203.0.113.9", 1)]
+    assert ask("Top Blocked Destination IPs")[1] == [("203.0.113.50", 2), ("10.0.0.5", 1)]
+    assert ask("Top Blocked Destination Ports")[1] == [(443, 2), (22, 1)]
+    names, got = ask("Top PrivateLink Endpoint Candidates (S3, DynamoDB, & Backup)")
+    assert names == ["Source_IP", "Dest_IP", "App_Proto", "SNI", "Hostname", "Count"]
+    assert sorted(got, key=repr) == sorted([
+        ("10.0.1.10", "52.216.1.1", "tls", "mybucket.s3.amazonaws.com", None, 1),
+        ("10.0.1.20", "52.216.1.1", "tls", "mybucket.s3.amazonaws.com", None, 1),
+        ("10.0.1.10", "198.51.100.20", "http", None, "backup.example.com", 1),
+    ], key=repr)  # fmt: skip
+
+
+def test_a_filter_after_stats(duck: Engine, dashboard_case: Path) -> None:
+    """On the stats' results, it filters them; on the events' fields, it filters the events
+    counted (and says so); on both, or past a limit, natlens refuses."""
+    with Case.open(dashboard_case) as case:
+        result = run(duck, case, "stats count(*) as n by event.src_ip | filter n > 1",
+                     log_type="alert")  # fmt: skip
+        assert result.table.to_pylist() == [{"event.src_ip": "10.0.1.10", "n": 3},
+                                            {"event.src_ip": "10.0.1.20", "n": 2}]  # fmt: skip
+        assert not result.compiled.notes
+        hoisted = run(duck, case, "stats count(*) as n by event.src_ip as ip "
+                      "| filter event.alert.action = 'allowed'", log_type="alert")  # fmt: skip
+        assert sorted(tuple(r.values()) for r in hoisted.table.to_pylist()) == [
+            ("10.0.1.10", 2),
+            ("10.0.1.20", 1),
+        ]
+        assert "applies to the events the stats counted" in hoisted.compiled.notes[0]
+        with pytest.raises(UsageError, match="after stats"):
+            run(duck, case, "stats count(*) as n by event.src_ip | filter n > 1 and "
+                "event.proto = 'TCP'", log_type="alert")  # fmt: skip
+        with pytest.raises(UsageError, match="after a limit"):
+            run(duck, case, "stats count(*) as n by event.src_ip | limit 1 "
+                "| filter event.proto = 'TCP'", log_type="alert")  # fmt: skip
+
+
 def test_firewall_logs_have_no_message(duck: Engine, firewall_case: Path) -> None:
     with pytest.raises(UsageError, match="not its line"):
         rows(duck, firewall_case, "fields @message | filter event.src_ip = '10.0.2.53'")

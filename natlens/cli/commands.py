@@ -444,7 +444,7 @@ def cmd_insights(args: argparse.Namespace) -> int:
         with case_from_inputs(args) as case:
             compiled = compile_query(
                 text, case, args.dialect, args.logs, time_window(args), table=args.table,
-                printing=True,
+                printing=True, log_type=args.log_type,
             )  # fmt: skip
         with open_output(args) as out:
             out.write(sql_text(compiled, args.dialect).rstrip() + ";\n")
@@ -452,7 +452,7 @@ def cmd_insights(args: argparse.Namespace) -> int:
     if args.table:
         raise UsageError("--table goes with --print-sql", hint="a case's tables are its own")
     with case_and_engine(args) as (case, engine):
-        result = run(engine, case, text, args.logs)
+        result = run(engine, case, text, args.logs, args.log_type)
     for note in result.compiled.notes:
         safe(sys.stderr).write(f"natlens: {note}\n")
     if result.capped:

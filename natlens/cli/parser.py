@@ -278,6 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
         "flow logs)",
     )  # fmt: skip
     insights.add_argument(
+        "--log-type", choices=("alert", "flow", "tls"), help="Network Firewall logs: only this "
+        "log type's events (as a query on one of the firewall's log groups sees them)",
+    )  # fmt: skip
+    insights.add_argument(
         "--print-sql", action="store_true", help="print the query as SQL instead of running it"
     )
     insights.add_argument(

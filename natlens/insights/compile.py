@@ -66,13 +66,17 @@ class Compiler:
         table: str | None = None,
         distinct: Callable[[exp.Expr], list[str]] | None = None,
         printing: bool = False,
+        log_type: str | None = None,
     ) -> None:
         self.printing = printing
+        self.log_type = log_type  # alert, flow or tls: one Network Firewall log group's events
         self.text = text
         self.commands = commands
         self.dialect = dialect
         self.target = "athena" if dialect == "athena" else "case"
-        self.logs = logs or self._guess_logs()
+        self.logs = logs or ("firewall" if log_type else self._guess_logs())
+        if log_type and self.logs != "firewall":
+            raise UsageError("--log-type chooses Network Firewall logs", hint="drop --logs vpc")
         if self.logs == "firewall" and self.target == "athena":
             raise UsageError(
                 "--dialect athena translates queries of VPC flow logs only (AWS's standard "
@@ -96,6 +100,8 @@ class Compiler:
         self.limited = False
         self.counter = 0
         self.notes: list[str] = []
+        self._before_stats: tuple[exp.Select, dict[str, _Value], bool] | None = None
+        self._cut_after_stats = False
 
     # -- plumbing
     def _where(self, pos: int) -> str:
@@ -414,9 +420,42 @@ class Compiler:
         self.shown = self._define(command.items)
 
     def _filter(self, command: Command) -> None:
-        assert command.condition is not None
-        value = self.expr(command.condition)
-        self._wrap(where_=self.truth(value, command.condition.pos))
+        condition = command.condition
+        assert condition is not None
+        if self.grouped and self._before_stats is not None:
+            names = _field_names(condition)
+            known = [n for n in names if n in self.fields]
+            if names and not known:
+                self._filter_before_stats(condition, names)
+                return
+        value = self.expr(condition)
+        self._wrap(where_=self.truth(value, condition.pos))
+
+    def _filter_before_stats(self, condition: Node, names: list[str]) -> None:
+        """A filter after stats on the events' own fields (not the stats' results): applied to
+        the events the stats counted, as AWS's Network Firewall dashboard queries expect
+        (``stats count() by event.src_ip as src_ip | filter event.alert.action = 'blocked'``).
+        Not past a limit or dedup, which would change which events those are."""
+        assert self._before_stats is not None
+        select, fields, grouped = self._before_stats
+        if self._cut_after_stats:
+            raise self._error(
+                "this filter names fields the stats did not produce, after a limit or dedup: "
+                "what CloudWatch does then is not documented", condition.pos,
+                hint="filter before the stats",
+            )  # fmt: skip
+        after = (self.fields, self.grouped)
+        self.fields, self.grouped = fields, grouped
+        try:
+            value = self.expr(condition)
+        finally:
+            self.fields, self.grouped = after
+        select.where(self.truth(value, condition.pos), copy=False)
+        shown = ", ".join(dict.fromkeys(names))
+        self.notes.append(
+            f"the filter on {shown} after stats applies to the events the stats counted "
+            "(the stats did not produce those fields)"
+        )
 
     def _parse(self, command: Command) -> None:
         source = self.lookup(command.source, command.pos)
@@ -483,6 +522,8 @@ class Compiler:
             shown.append((name, fields[name]))
         if by:
             select = select.group_by(*[v.sql.copy() for _, v in by], copy=False)
+        # What a filter after the stats that names only the events' fields applies to.
+        self._before_stats = (select, dict(self.fields), self.grouped)
         self.rel = select
         self.fields = fields
         self.grouped = True
@@ -506,10 +547,12 @@ class Compiler:
     def _limit(self, command: Command) -> None:
         if command.count < 1:
             raise self._error("limit takes a number of at least 1", command.pos)
+        self._cut_after_stats = self.grouped
         self._wrap(order=True, limit=command.count)
         self.limited = True
 
     def _dedup(self, command: Command) -> None:
+        self._cut_after_stats = self.grouped
         values = [self.lookup(name, command.pos) for name in command.names]
         number = self._name("n")
         window = exp.Window(
@@ -564,6 +607,11 @@ class Compiler:
         here, by its date partition and the records' times."""
         since, until = self.window
         self.base = self.base.from_(self.table, copy=False)
+        if self.log_type:
+            kind = exp.column(exp.to_identifier("log_type", quoted=True))
+            self.base = self.base.where(
+                exp.EQ(this=kind, expression=_lit(self.log_type)), copy=False
+            )
         if since is None and until is None:
             return
         if self.target != "athena":
@@ -602,3 +650,18 @@ class Compiler:
 class _StatsFrame:
     def compile(self, frame: Compiler, item: Item, aliases: dict[str, _Value]) -> _Value:
         return frame.expr(item.expr, stats_from=frame, aliases=aliases)
+
+
+def _field_names(node: Any) -> list[str]:
+    """The fields an expression names, in order."""
+    if isinstance(node, Field):
+        return [node.name]
+    names: list[str] = []
+    if isinstance(node, Node):
+        for value in vars(node).values():
+            if isinstance(value, list):
+                for item in value:
+                    names += _field_names(item)
+            else:
+                names += _field_names(value)
+    return names

@@ -28,6 +28,7 @@ def compile_query(
     engine: Engine | None = None,
     table: str | None = None,
     printing: bool = False,
+    log_type: str | None = None,
 ) -> Compiled:
     """``engine``: lets an IPv6 subnet test read which addresses the logs hold. ``printing``:
     the SQL is for a person to run, so it applies ``window`` itself (an engine's view of a case
@@ -48,7 +49,7 @@ def compile_query(
 
     compiler = Compiler(
         text, commands, logs, Formats.of(case), dialect, window, table,
-        distinct if engine is not None else None, printing,
+        distinct if engine is not None else None, printing, log_type,
     )  # fmt: skip
     holder.append(compiler)
     try:
@@ -72,9 +73,11 @@ class Result:
         return self.compiled.default_limit and self.table.num_rows >= DEFAULT_LIMIT
 
 
-def run(engine: Engine, case: Case, text: str, logs: str | None = None) -> Result:
+def run(
+    engine: Engine, case: Case, text: str, logs: str | None = None, log_type: str | None = None
+) -> Result:
     engine.register_case(case)
-    compiled = compile_query(text, case, engine.name, logs, engine=engine)
+    compiled = compile_query(text, case, engine.name, logs, engine=engine, log_type=log_type)
     table = engine.query(compiled.sql)
     return Result(_shown(table, compiled), compiled)
 
