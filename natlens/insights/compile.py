@@ -11,7 +11,6 @@ query (strings, numbers, patterns) enter the tree as literals, never as SQL text
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import sqlglot
 from sqlglot import exp
@@ -34,6 +33,7 @@ from natlens.insights.parse import (
     Star,
     String,
     Unary,
+    field_names,
     where,
 )
 from natlens.insights.values import (
@@ -113,19 +113,12 @@ class Compiler:
     def _guess_logs(self) -> str:
         """Network Firewall's logs when the query names one of their fields, else flow logs."""
         names: list[str] = []
-
-        def walk(node: Any) -> None:
-            if isinstance(node, Field):
-                names.append(node.name)
-            elif isinstance(node, Node | Item):
-                for value in vars(node).values():
-                    walk(value)
-            elif isinstance(node, list | tuple):
-                for value in node:
-                    walk(value)
-
         for command in self.commands:
-            walk([command.items, command.by, command.condition, command.orders])
+            for part in [*command.items, *command.by]:
+                names += field_names(part.expr)
+            names += field_names(command.condition)
+            for node, _desc, _written in command.orders:
+                names += field_names(node)
             names.extend(command.names)
         return "firewall" if any(is_firewall_name(n) for n in names) else "vpc"
 
@@ -423,7 +416,7 @@ class Compiler:
         condition = command.condition
         assert condition is not None
         if self.grouped and self._before_stats is not None:
-            names = _field_names(condition)
+            names = field_names(condition)
             known = [n for n in names if n in self.fields]
             if names and not known:
                 self._filter_before_stats(condition, names)
@@ -499,11 +492,10 @@ class Compiler:
             if value.aggregate:
                 raise self._error("stats ... by takes fields, not aggregates", item.expr.pos)
             by.append((name, value))
-        stats_frame = _StatsFrame()
         aggregates: list[tuple[str, _Value]] = []
         aliases: dict[str, _Value] = {}
         for item in command.items:
-            value = stats_frame.compile(self, item, aliases)
+            value = self.expr(item.expr, stats_from=self, aliases=aliases)
             if not value.aggregate:
                 raise self._error(
                     "a stats item needs an aggregate function (count, sum ...)", item.expr.pos
@@ -645,23 +637,3 @@ class Compiler:
                 exp.LTE(this=start, expression=_lit(int(until))),
             ]
         self.base = self.base.where(*conditions, copy=False)
-
-
-class _StatsFrame:
-    def compile(self, frame: Compiler, item: Item, aliases: dict[str, _Value]) -> _Value:
-        return frame.expr(item.expr, stats_from=frame, aliases=aliases)
-
-
-def _field_names(node: Any) -> list[str]:
-    """The fields an expression names, in order."""
-    if isinstance(node, Field):
-        return [node.name]
-    names: list[str] = []
-    if isinstance(node, Node):
-        for value in vars(node).values():
-            if isinstance(value, list):
-                for item in value:
-                    names += _field_names(item)
-            else:
-                names += _field_names(value)
-    return names

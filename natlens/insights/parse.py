@@ -392,3 +392,18 @@ def _syntax_error(text: str, exc: lark.exceptions.UnexpectedInput) -> UsageError
         f"the query cannot be read at {what} ({where(text, pos)})",
         hint=f"expected {expected}" if expected else "see docs/insights.md for the syntax",
     )
+
+
+def field_names(node: Any) -> list[str]:
+    """The fields an expression names, in order."""
+    if isinstance(node, Field):
+        return [node.name]
+    names: list[str] = []
+    if isinstance(node, Node):
+        for value in vars(node).values():
+            if isinstance(value, list):
+                for item in value:
+                    names += field_names(item)
+            else:
+                names += field_names(value)
+    return names
