@@ -507,6 +507,27 @@ def test_ipv6_subnets(duck: Engine, flows_case: Path) -> None:
     assert rows(duck, flows_case, v4_test) == [(0,)]
 
 
+def test_what_cannot_be_computed_has_no_value(duck: Engine, flows_case: Path) -> None:
+    query = "fields bytes / 0 as a, 5 % 0 as b, log(0) as c, sqrt(-1) as d | limit 1"
+    assert rows(duck, flows_case, query) == [(None, None, None, None)]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("filter @message like /(?=x)/", "lookaround and back-references"),
+        (r"parse @message /(?<a>\S+) \1/", "lookaround and back-references"),
+        ("filter @message like /(/", "cannot be read"),
+        ("filter @message =~ /a{2,1}/", "cannot be read"),
+    ],
+)
+def test_regular_expressions_are_checked_first(
+    duck: Engine, flows_case: Path, query: str, message: str
+) -> None:
+    with pytest.raises(UsageError, match=message):
+        rows(duck, flows_case, query)
+
+
 def test_no_data_records_write_dashes(duck: Engine, flows_case: Path) -> None:
     got = rows(duck, flows_case, "filter logStatus = 'NODATA' | fields srcAddr, action, bytes")
     assert got == [("-", "-", None)]
@@ -651,6 +672,8 @@ def test_engines_agree(spark_engine: Engine, flows_case: Path, firewall_case: Pa
                      "'203.' | stats count(*) as n by eni | sort eni"),
         (flows_case, "fields srcAddr | sort srcAddr | dedup srcAddr"),
         (flows_case, "stats count(*) by bin(1mo), datefloor(@timestamp, 1d) | sort count(*)"),
+        (flows_case, "fields bytes / 0 as a, 5 % 0 as b, log(0) as c, sqrt(-1) as d, "
+                     "log(bytes) as e | sort e | limit 3"),
         (flows_case, "filter isIpv6InSubnet(srcAddr, '2001:db8::/32') | fields srcAddr, "
                      "dstPort * dstPort as big, bytes / 7 as share"),
         (firewall_case, "fields event.http.http2.stream_id, event.tcp.tcp_flags, @timestamp "

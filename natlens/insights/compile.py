@@ -10,6 +10,7 @@ query (strings, numbers, patterns) enter the tree as literals, never as SQL text
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 import sqlglot
@@ -49,6 +50,7 @@ from natlens.insights.values import (
     _number_text,
     _numeric_literal,
     _only_group,
+    _plain_groups,
     _text,
     _Value,
 )  # fmt: skip
@@ -261,7 +263,8 @@ class Compiler:
         if op in ("like", "notlike"):
             subject = self.text_of(left)
             if isinstance(node.right, Regex):
-                test: exp.Expr = exp.RegexpLike(this=subject, expression=_lit(node.right.pattern))
+                pattern = self._regex(node.right.pattern, node.right.pos)
+                test: exp.Expr = exp.RegexpLike(this=subject, expression=_lit(pattern))
             else:
                 assert isinstance(node.right, String)
                 test = exp.GT(
@@ -325,14 +328,40 @@ class Compiler:
             sql = exp.Sub(this=a, expression=b)
         elif op == "*":
             sql = exp.Mul(this=a, expression=b)
-        elif op == "/":
-            sql = exp.Div(this=a, expression=b)
+        elif op == "/":  # by zero: no value, on every engine (Spark would stop)
+            sql = exp.Div(this=a, expression=exp.Nullif(this=b, expression=_lit(0)))
         elif op == "%":
-            sql = exp.Mod(this=a, expression=b)
+            sql = exp.Mod(this=a, expression=exp.Nullif(this=b, expression=_lit(0)))
         else:
             sql = exp.Pow(this=a, expression=b)
         kind = "time" if left.kind == "time" and op in "+-" and right.kind == "num" else "num"
         return _Value(exp.Paren(this=sql), kind, aggregate=aggregate, integer=whole)
+
+    def _regex(self, pattern: str, pos: int) -> str:
+        """A query's regular expression, checked before any engine sees it: CloudWatch's
+        (Hyperscan) and DuckDB's (RE2) have no lookaround and no back-references; the rest must
+        compile (in Python, and in DuckDB's RE2 for DuckDB)."""
+        if re.search(r"\(\?<?[=!]|\\[1-9]|\\k<", pattern):
+            raise self._error(
+                "lookaround and back-references are not in CloudWatch's regular expressions",
+                pos,
+            )
+        try:
+            re.compile(re.sub(r"\(\?<(?=[A-Za-z_@])", "(?P<", pattern).replace("@", "_"))
+        except re.error as exc:
+            raise self._error(f"the regular expression cannot be read: {exc}", pos) from None
+        if self.dialect == "duckdb":
+            import duckdb
+
+            probe = exp.RegexpLike(this=_lit(""), expression=_lit(_plain_groups(pattern)))
+            try:
+                duckdb.connect().execute(f"SELECT {probe.sql('duckdb')}")
+            except duckdb.Error as exc:
+                message = str(exc).splitlines()[0]
+                raise self._error(
+                    f"the regular expression cannot be read: {message}", pos
+                ) from None
+        return pattern
 
     def _comparable(self, left: _Value, right: _Value) -> tuple[exp.Expr, exp.Expr]:
         kinds = {left.kind, right.kind}
@@ -469,6 +498,7 @@ class Compiler:
                 raise self._error(
                     "a regular expression names its fields itself: (?<name>...)", pattern.pos
                 )
+            self._regex(pattern.pattern, pattern.pos)
             regex, named = _named_groups(pattern.pattern, pattern.pos, self._error)
             names, groups = list(named), list(named.values())
         if not names:

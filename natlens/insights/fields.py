@@ -290,6 +290,8 @@ class Discovery:
             groups.setdefault(fmt, []).append(source)
         if self.formats.only is not None:
             return _line(self.formats.only)
+        if not self.formats.all:  # no flow log records at all
+            return exp.Null()
         if not groups:
             raise UsageError(
                 f"field '@message' ({where(pos)}): the case holds records of "

@@ -127,7 +127,12 @@ def call(
             "sqrt": exp.Sqrt,
             "log": exp.Ln,
         }[name]
-        return _Value(unary(this=c.num(values[0])), "num", aggregate=aggregate)
+        operand = c.num(values[0])
+        result: exp.Expr = unary(this=operand)
+        if name in ("sqrt", "log"):  # outside their domain: no value (not an engine error)
+            low = exp.GTE if name == "sqrt" else exp.GT
+            result = exp.Case().when(low(this=operand.copy(), expression=_lit(0)), result)
+        return _Value(result, "num", aggregate=aggregate)
     if name == "round":
         arity(1, 2)
         digits = c.num(values[1]) if len(values) > 1 else None

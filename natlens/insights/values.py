@@ -190,3 +190,9 @@ def _only_group(regex: str, keep: int) -> str:
         out.append(char)
         i += 1
     return "".join(out)
+
+
+def _plain_groups(pattern: str) -> str:
+    """Named groups made plain ones (``(?<name>`` -> ``(``), for engines that name them
+    otherwise."""
+    return re.sub(r"(?<!\\)\(\?P?<[A-Za-z_@][A-Za-z0-9_@.]*>", "(", pattern)
