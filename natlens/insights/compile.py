@@ -10,7 +10,6 @@ query (strings, numbers, patterns) enter the tree as literals, never as SQL text
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 
 import sqlglot
@@ -50,9 +49,10 @@ from natlens.insights.values import (
     _number_text,
     _numeric_literal,
     _only_group,
-    _plain_groups,
     _text,
     _Value,
+    athena_window,
+    regex_problem,
 )  # fmt: skip
 
 
@@ -338,29 +338,9 @@ class Compiler:
         return _Value(exp.Paren(this=sql), kind, aggregate=aggregate, integer=whole)
 
     def _regex(self, pattern: str, pos: int) -> str:
-        """A query's regular expression, checked before any engine sees it: CloudWatch's
-        (Hyperscan) and DuckDB's (RE2) have no lookaround and no back-references; the rest must
-        compile (in Python, and in DuckDB's RE2 for DuckDB)."""
-        if re.search(r"\(\?<?[=!]|\\[1-9]|\\k<", pattern):
-            raise self._error(
-                "lookaround and back-references are not in CloudWatch's regular expressions",
-                pos,
-            )
-        try:
-            re.compile(re.sub(r"\(\?<(?=[A-Za-z_@])", "(?P<", pattern).replace("@", "_"))
-        except re.error as exc:
-            raise self._error(f"the regular expression cannot be read: {exc}", pos) from None
-        if self.dialect == "duckdb":
-            import duckdb
-
-            probe = exp.RegexpLike(this=_lit(""), expression=_lit(_plain_groups(pattern)))
-            try:
-                duckdb.connect().execute(f"SELECT {probe.sql('duckdb')}")
-            except duckdb.Error as exc:
-                message = str(exc).splitlines()[0]
-                raise self._error(
-                    f"the regular expression cannot be read: {message}", pos
-                ) from None
+        problem = regex_problem(pattern, self.dialect)
+        if problem:
+            raise self._error(problem, pos)
         return pattern
 
     def _comparable(self, left: _Value, right: _Value) -> tuple[exp.Expr, exp.Expr]:
@@ -646,24 +626,4 @@ class Compiler:
                 where_ = filters[TABLES[self.logs]]
                 self.base = self.base.where(sqlglot.parse_one(where_, read="duckdb"), copy=False)
             return
-        conditions: list[exp.Expr] = []
-        from datetime import UTC, datetime
-
-        def day(seconds: int) -> exp.Expr:
-            text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d")
-            return exp.Cast(this=_lit(text), to=exp.DataType.build("DATE"))
-
-        date = exp.column(exp.to_identifier("date", quoted=True))
-        end = exp.column(exp.to_identifier("end", quoted=True))
-        start = exp.column(exp.to_identifier("start", quoted=True))
-        if since is not None:
-            conditions += [
-                exp.GTE(this=date, expression=day(since)),
-                exp.GTE(this=end, expression=_lit(int(since))),
-            ]
-        if until is not None:
-            conditions += [
-                exp.LTE(this=date.copy(), expression=day(until)),
-                exp.LTE(this=start, expression=_lit(int(until))),
-            ]
-        self.base = self.base.where(*conditions, copy=False)
+        self.base = self.base.where(*athena_window(since, until), copy=False)

@@ -196,3 +196,46 @@ def _plain_groups(pattern: str) -> str:
     """Named groups made plain ones (``(?<name>`` -> ``(``), for engines that name them
     otherwise."""
     return re.sub(r"(?<!\\)\(\?P?<[A-Za-z_@][A-Za-z0-9_@.]*>", "(", pattern)
+
+
+def regex_problem(pattern: str, dialect: str) -> str | None:
+    """What is wrong with a query's regular expression, checked before any engine sees it:
+    CloudWatch's (Hyperscan) and DuckDB's (RE2) have no lookaround and no back-references; the
+    rest must compile (in Python, and in DuckDB's RE2 for DuckDB)."""
+    if re.search(r"\(\?<?[=!]|\\[1-9]|\\k<", pattern):
+        return "lookaround and back-references are not in CloudWatch's regular expressions"
+    try:
+        re.compile(re.sub(r"\(\?<(?=[A-Za-z_@])", "(?P<", pattern).replace("@", "_"))
+    except re.error as exc:
+        return f"the regular expression cannot be read: {exc}"
+    if dialect == "duckdb":
+        import duckdb
+
+        probe = exp.RegexpLike(this=_lit(""), expression=_lit(_plain_groups(pattern)))
+        try:
+            duckdb.connect().execute(f"SELECT {probe.sql('duckdb')}")
+        except duckdb.Error as exc:
+            return f"the regular expression cannot be read: {str(exc).splitlines()[0]}"
+    return None
+
+
+def athena_window(since: int | None, until: int | None) -> list[exp.Expr]:
+    """--since/--until on AWS's Athena table: its ``date`` partition (so Athena reads only
+    those days) and the records' times."""
+    from datetime import UTC, datetime
+
+    def day(seconds: int) -> exp.Expr:
+        text = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d")
+        return exp.Cast(this=_lit(text), to=exp.DataType.build("DATE"))
+
+    def column(name: str) -> exp.Column:
+        return exp.column(exp.to_identifier(name, quoted=True))
+
+    conditions: list[exp.Expr] = []
+    if since is not None:
+        conditions += [exp.GTE(this=column("date"), expression=day(since)),
+                       exp.GTE(this=column("end"), expression=_lit(int(since)))]  # fmt: skip
+    if until is not None:
+        conditions += [exp.LTE(this=column("date"), expression=day(until)),
+                       exp.LTE(this=column("start"), expression=_lit(int(until)))]  # fmt: skip
+    return conditions
