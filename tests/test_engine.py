@@ -161,7 +161,7 @@ def test_printed_sql_runs_on_an_existing_table(natlens, examples_case) -> None:
     assert len(rows) == 27
 
 
-PRINTABLE = ("records", "conversations", "inbound")
+PRINTABLE = ("records", "conversations", "inbound", "nat", "top-talkers")
 
 
 @pytest.mark.parametrize("table", ["flows", "vpc_flow_logs"])
@@ -231,4 +231,4 @@ def _rows(table) -> list[tuple[object, ...]]:  # type: ignore[no-untyped-def]
 
 def test_unknown_analysis(natlens) -> None:
     run = natlens("sql", "conversation")
-    assert run.code == 64 and "one of: conversations, inbound, records" in run.err
+    assert run.code == 64 and "one of: conversations, inbound, nat, records, top-talkers" in run.err

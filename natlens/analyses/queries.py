@@ -8,8 +8,14 @@ for a natlens case's table or (``in_case=False``) an existing table with AWS's c
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from natlens.engine import SQL
+
+if TYPE_CHECKING:
+    from sqlglot import exp
+
+    from natlens.analyses.nat import NatOptions
 
 
 def _records(in_case: bool) -> SQL:
@@ -33,8 +39,30 @@ def _inbound(in_case: bool) -> SQL:
     return inbound_sql(in_case=in_case)
 
 
+def _nat_options(in_case: bool) -> tuple[NatOptions, exp.Query | None]:
+    from natlens.analyses.conversations import ConversationOptions, conversation_ctes
+    from natlens.analyses.nat import NatOptions
+
+    options = NatOptions(ConversationOptions())
+    return options, None if in_case else conversation_ctes(options.conversations, in_case=False)
+
+
+def _nat(in_case: bool) -> SQL:
+    from natlens.analyses.nat import nat_links_sql
+
+    return nat_links_sql(*_nat_options(in_case))
+
+
+def _top_talkers(in_case: bool) -> SQL:
+    from natlens.analyses.nat import top_talkers_sql
+
+    return top_talkers_sql(*_nat_options(in_case))
+
+
 QUERIES: dict[str, Callable[[bool], SQL]] = {
     "records": _records,
     "conversations": _conversations,
     "inbound": _inbound,
+    "nat": _nat,
+    "top-talkers": _top_talkers,
 }

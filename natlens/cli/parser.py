@@ -245,7 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
         "Print the SQL natlens runs for an analysis, translated for another engine, "
         "to run it yourself: on Athena over an existing flow-log table, on Spark, or on DuckDB.",
     )
-    sql.add_argument("analysis", metavar="ANALYSIS", help="one of: records, conversations, inbound")
+    sql.add_argument(
+        "analysis", metavar="ANALYSIS",
+        help="one of: records, conversations, inbound, nat, top-talkers",
+    )  # fmt: skip
     sql.add_argument("--dialect", choices=("duckdb", "spark", "athena"), default="duckdb")
     sql.add_argument(
         "--table", metavar="NAME", default="flows",
