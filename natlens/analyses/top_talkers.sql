@@ -16,7 +16,7 @@ WITH talkers AS (
     FROM public_legs
     GROUP BY nat_addr, destination
 ),
-ranked AS (
+talkers_ranked AS (
     SELECT
         *,
         row_number() OVER (
@@ -35,7 +35,7 @@ SELECT
     r.bytes_out,
     r.bytes_in,
     r.bytes_out + r.bytes_in AS bytes
-FROM ranked AS r
+FROM talkers_ranked AS r
 LEFT JOIN nat_addresses AS n ON n.address = r.nat_addr
 WHERE r.talker_rank <= $top
 ORDER BY nat_address, CASE WHEN r.side = 'instance' THEN 0 ELSE 1 END, rank
