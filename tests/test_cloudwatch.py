@@ -175,3 +175,24 @@ def test_a_log_group_with_no_format_is_read_again_with_log_format(tmp_path, natl
     assert second.code == 0, second.err
     assert second.json()["lines"]["records"] == 8
     assert len(natlens("records", case, "--format", "jsonl").jsonl()) == 8
+
+
+def test_logs_insights_names_the_streams(tmp_path, natlens, logs) -> None:
+    """Records read from CloudWatch Logs keep their stream: @logStream, as Logs Insights has it."""
+    now = int(time.time()) - 3600
+    put(logs, "eni-0a1b2c3d4e5f60718-all", [(now + 60 * i, record(now + 60 * i, 40000 + i))
+                                             for i in range(3)])  # fmt: skip
+    put(logs, "eni-0ffff000011112222-all", [(now + 30, record(now + 30, 50000))])
+    case = tmp_path / "case"
+    assert natlens("ingest", f"cwl://{GROUP}", "--case", case).code == 0
+    run = natlens("insights", case, "stats count(*) as n by @logStream | sort n desc",
+                  "--format", "jsonl")  # fmt: skip
+    assert run.code == 0, run.err
+    assert run.jsonl() == [
+        {"@logStream": "eni-0a1b2c3d4e5f60718-all", "n": 3},
+        {"@logStream": "eni-0ffff000011112222-all", "n": 1},
+    ]
+    first = natlens("insights", case, "filter srcPort = 50000 | fields @message, @timestamp",
+                    "--format", "jsonl").jsonl()  # fmt: skip
+    assert first[0]["@message"] == record(now + 30, 50000)  # the event's message, as sent
+    assert natlens("insights", case, "fields @log").code == 64

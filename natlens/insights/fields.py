@@ -3,7 +3,7 @@
 
 VPC flow logs: the default format's fields in camelCase (``srcAddr``, ``startTime`` ...), plus
 ``@timestamp`` (the record's ``start``, docs/aws.md §2.1), ``@message`` (the record's line, in its
-flow log's format), ``@logStream`` and ``@log`` (for records read from CloudWatch Logs). The
+flow log's format) and ``@logStream`` (for records read from CloudWatch Logs). The
 other fields of a custom format are not discovered: a query reaches them with ``parse @message``.
 
 Network Firewall logs: every JSON key, its path joined with dots (``event.src_ip``,
@@ -310,8 +310,18 @@ class Discovery:
         return case
 
     def _stream(self, name: str, pos: int, where: Callable[[int], str]) -> exp.Expr:
+        """``@logStream``: the stream of a record read from CloudWatch Logs (``cwl://GROUP/
+        STREAM``), none for files and objects. ``@log`` is refused: its account is the log
+        group's, which natlens does not know (a flow log may publish to another account's
+        group)."""
         if self.target == "athena":
             raise UsageError(f"field {name!r} ({where(pos)}): an Athena table has no log stream")
+        if name == "@log":
+            raise UsageError(
+                f"field '@log' ({where(pos)}): natlens does not know the account of the log "
+                "group a record came from",
+                hint="@logStream names the stream (the records' interface)",
+            )
         source = _quoted("source")
         cwl = exp.func("starts_with", source, exp.Literal.string("cwl://"))
         stream = exp.RegexpExtract(
@@ -319,17 +329,7 @@ class Discovery:
             expression=exp.Literal.string("^cwl://(.*)/([^/]*)$"),
             group=exp.Literal.number(2),
         )
-        group = exp.RegexpExtract(
-            this=source,
-            expression=exp.Literal.string("^cwl://(.*)/([^/]*)$"),
-            group=exp.Literal.number(1),
-        )
-        value: exp.Expr = stream
-        if name == "@log":
-            value = exp.ConcatWs(
-                expressions=[exp.Literal.string(":"), _quoted("account_id"), group]
-            )
-        return exp.Case().when(cwl, value)
+        return exp.Case().when(cwl, stream)
 
     def _firewall(self, name: str, pos: int, where: Callable[[int], str]) -> Column:
         if name == "@timestamp":
