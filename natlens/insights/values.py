@@ -4,7 +4,7 @@ query's constants, and its patterns made regular expressions for DuckDB, Spark a
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,39 +126,49 @@ def _glob(pattern: str) -> str:
     return "".join(out)
 
 
+_NAMED_GROUP = re.compile(r"\(\?P?<([A-Za-z_@][A-Za-z0-9_@.]*)>")
+
+
+def _pieces(pattern: str) -> Iterator[tuple[str, str]]:
+    """A regular expression cut where its capturing groups open: ``("group", "(")``,
+    ``("named", "(?<name>")`` and ``("text", ...)`` for the rest, escapes and character classes
+    (whose ``(`` are characters) kept whole."""
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            yield "text", pattern[i : i + 2]
+            i += 2
+        elif char == "[":
+            end = i + 2 if pattern.startswith("[]", i) else i + 1
+            while end < len(pattern) and pattern[end] != "]":
+                end += 2 if pattern[end] == "\\" else 1
+            yield "text", pattern[i : end + 1]
+            i = end + 1
+        elif char == "(" and (named := _NAMED_GROUP.match(pattern, i)):
+            yield "named", named[0]
+            i = named.end()
+        elif char == "(" and not pattern.startswith("(?", i):
+            yield "group", "("
+            i += 1
+        else:
+            yield "text", char
+            i += 1
+
+
 def _named_groups(
     pattern: str, pos: int, error: Callable[..., UsageError]
 ) -> tuple[str, dict[str, int]]:
     """``(?<name>...)`` groups made plain groups (RE2 and Java read those alike), with the
     number of each: the fields parse creates."""
-    out, names, number, i = [], {}, 0, 0
-    while i < len(pattern):
-        char = pattern[i]
-        if char == "\\":
-            out.append(pattern[i : i + 2])
-            i += 2
-            continue
-        if char == "[":  # a class: its ( are characters
-            end = i + 1
-            if end < len(pattern) and pattern[end] == "]":
-                end += 1
-            while end < len(pattern) and pattern[end] != "]":
-                end += 2 if pattern[end] == "\\" else 1
-            out.append(pattern[i : end + 1])
-            i = end + 1
-            continue
-        if char == "(":
-            named = re.match(r"\(\?P?<([A-Za-z_@][A-Za-z0-9_@.]*)>", pattern[i:])
-            if named:
-                number += 1
-                names[named[1]] = number
-                out.append("(")
-                i += len(named[0])
-                continue
-            if not pattern.startswith("(?", i):
-                number += 1
-        out.append(char)
-        i += 1
+    out, names, number = [], {}, 0
+    for kind, text in _pieces(pattern):
+        if kind != "text":
+            number += 1
+            if kind == "named":
+                names[text[text.index("<") + 1 : -1]] = number
+            text = "("
+        out.append(text)
     if not names:
         raise error("a parse regular expression names its fields: (?<name>...)", pos)
     return "".join(out), names
@@ -166,29 +176,12 @@ def _named_groups(
 
 def _only_group(regex: str, keep: int) -> str:
     """``regex`` with every capturing group but the ``keep``-th made non-capturing."""
-    out, number, i = [], 0, 0
-    while i < len(regex):
-        char = regex[i]
-        if char == "\\":
-            out.append(regex[i : i + 2])
-            i += 2
-            continue
-        if char == "[":
-            end = i + 1
-            if end < len(regex) and regex[end] == "]":
-                end += 1
-            while end < len(regex) and regex[end] != "]":
-                end += 2 if regex[end] == "\\" else 1
-            out.append(regex[i : end + 1])
-            i = end + 1
-            continue
-        if char == "(" and not regex.startswith("(?", i):
+    out, number = [], 0
+    for kind, text in _pieces(regex):
+        if kind != "text":
             number += 1
-            out.append("(" if number == keep else "(?:")
-            i += 1
-            continue
-        out.append(char)
-        i += 1
+            text = "(" if number == keep else "(?:"
+        out.append(text)
     return "".join(out)
 
 
