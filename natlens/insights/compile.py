@@ -66,7 +66,7 @@ class Compiler:
         dialect: str,
         window: tuple[int | None, int | None] = (None, None),
         table: str | None = None,
-        distinct: Callable[[exp.Expr], list[str]] | None = None,
+        distinct: Callable[[exp.Expr, exp.Expr], list[str]] | None = None,
         printing: bool = False,
         log_type: str | None = None,
     ) -> None:

@@ -16,7 +16,6 @@ import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlglot import exp
 
@@ -415,8 +414,3 @@ def _line(fmt: tuple[str, ...], athena: bool = False) -> exp.Expr:
         text = exp.Cast(this=value, to=exp.DataType.build("VARCHAR"))
         parts.append(exp.Coalesce(this=text, expressions=[exp.Literal.string("-")]))
     return exp.ConcatWs(expressions=parts)
-
-
-def describe() -> dict[str, Any]:
-    """The discovered fields, for docs/insights.md and ``--help``."""
-    return {"vpc": [*SYSTEM_FIELDS, *FLOW_DISCOVERED], "firewall": ["@timestamp", *FIREWALL_FIELDS]}

@@ -243,7 +243,7 @@ def in_subnet(c: Compiler, node: Call, value: _Value) -> _Value:
     base = c._base_sql.get(value.sql.name) if isinstance(value.sql, exp.Column) else None
     if base is None:
         raise c._error(f"{node.spelled}() with an IPv6 block reads a discovered field", node.pos)
-    for address in c.distinct(base.copy()):
+    for address in c.distinct(base.copy(), c.table.copy()):
         try:
             if ipaddress.ip_address(address) in network:
                 addresses.append(address)

@@ -34,14 +34,14 @@ def compile_query(
     the SQL is for a person to run, so it applies ``window`` itself (an engine's view of a case
     applies it otherwise)."""
     commands = parse(text)
-    holder: list[Compiler] = []
 
-    def distinct(column: exp.Expr) -> list[str]:
+    def distinct(column: exp.Expr, table: exp.Expr) -> list[str]:
+        """The IPv6 addresses ``column`` (a discovered address field) holds in ``table``."""
         assert engine is not None
         query = (
             exp.select(exp.alias_(column, "a"))
             .distinct()
-            .from_(holder[0].table.copy())
+            .from_(table)
             .where(exp.GT(this=exp.StrPosition(this=column.copy(), substr=exp.Literal.string(":")),
                           expression=exp.Literal.number(0)))
         )  # fmt: skip
@@ -51,7 +51,6 @@ def compile_query(
         text, commands, logs, Formats.of(case), dialect, window, table,
         distinct if engine is not None else None, printing, log_type,
     )  # fmt: skip
-    holder.append(compiler)
     try:
         return compiler.run()
     except UsageError as error:
