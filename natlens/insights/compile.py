@@ -99,7 +99,7 @@ class Compiler:
         self.shown: list[tuple[str, _Value]] | None = None
         self.fields_listed: list[tuple[str, _Value]] = []
         self.order: list[tuple[_Value, bool]] | None = None
-        self.limited = False
+        self._after_dedup = False  # only limit may follow dedup
         self.counter = 0
         self.notes: list[str] = []
         self._before_stats: tuple[exp.Select, dict[str, _Value], bool] | None = None
@@ -158,9 +158,11 @@ class Compiler:
             select = select.limit(limit, copy=False)
         self.rel = select
 
-    def _column(self, sql: exp.Expr) -> tuple[str, exp.Expr]:
+    def _column(self, value: _Value, columns: list[tuple[str, exp.Expr]]) -> _Value:
+        """``value`` as a column of the next layer (added to ``columns``), referred to by name."""
         alias = self._name("c")
-        return alias, sql
+        columns.append((alias, value.sql))
+        return _Value(exp.column(alias), value.kind)
 
     # -- fields
     def lookup(self, name: str, pos: int) -> _Value:
@@ -387,16 +389,14 @@ class Compiler:
 
     def _define(self, items: list[Item]) -> list[tuple[str, _Value]]:
         """Items as columns of a new layer (a plain field stays what it is)."""
-        out, columns = [], []
+        out: list[tuple[str, _Value]] = []
+        columns: list[tuple[str, exp.Expr]] = []
         for item in items:
             name, value = self._item(item)
             if isinstance(item.expr, Field) and item.alias is None:
                 out.append((name, value))
                 continue
-            alias, sql = self._column(value.sql)
-            columns.append((alias, sql))
-            defined = _Value(exp.column(alias), value.kind, None, None)
-            out.append((name, defined))
+            out.append((name, self._column(value, columns)))
         if columns:
             self._wrap(columns)
         for name, value in out:
@@ -405,12 +405,10 @@ class Compiler:
 
     def run(self) -> Compiled:
         for command in self.commands:
-            if self.limited and command.kind not in ("limit",) and self._after_dedup:
+            if self._after_dedup and command.kind != "limit":
                 raise self._error("only limit may follow dedup", command.pos)
             getattr(self, "_" + command.kind)(command)
         return self._finish()
-
-    _after_dedup = False
 
     def _source(self, command: Command) -> None:
         self.notes.append("SOURCE chooses CloudWatch log groups; natlens reads the case given")
@@ -484,15 +482,14 @@ class Compiler:
         if not names:
             raise self._error("parse names no field", pattern.pos if pattern else command.pos)
         matched = exp.RegexpLike(this=text, expression=_lit(regex))
-        columns = []
+        columns: list[tuple[str, exp.Expr]] = []
         for name, group in zip(names, groups, strict=True):
             # Each field from a pattern where its group is the only one that captures (group 1):
             # DuckDB reads no group past the ninth.
             alone = _only_group(regex, group)
             extracted = exp.RegexpExtract(this=text, expression=_lit(alone), group=_lit(1))
-            alias, sql = self._column(exp.Case().when(matched, extracted))
-            columns.append((alias, sql))
-            self.fields[name] = _Value(exp.column(alias), "any")
+            found = _Value(exp.Case().when(matched, extracted), "any")
+            self.fields[name] = self._column(found, columns)
         self._wrap(columns)
 
     def _stats(self, command: Command) -> None:
@@ -534,13 +531,12 @@ class Compiler:
         self.order = None
 
     def _sort(self, command: Command) -> None:
-        order, columns = [], []
+        order: list[tuple[_Value, bool]] = []
+        columns: list[tuple[str, exp.Expr]] = []
         for node, desc, text in command.orders:
             value = self.lookup(text, node.pos) if text in self.fields else self.expr(node)
             if not isinstance(value.sql, exp.Column):
-                alias, sql = self._column(value.sql)
-                columns.append((alias, sql))
-                value = _Value(exp.column(alias), value.kind, None, None)
+                value = self._column(value, columns)
             order.append((value, desc))
         if columns:
             self._wrap(columns)
@@ -551,7 +547,6 @@ class Compiler:
             raise self._error("limit takes a number of at least 1", command.pos)
         self._cut_after_stats = self.grouped
         self._wrap(order=True, limit=command.count)
-        self.limited = True
 
     def _dedup(self, command: Command) -> None:
         self._cut_after_stats = self.grouped
@@ -570,7 +565,6 @@ class Compiler:
             )
         self._wrap(where_=keep)
         self._after_dedup = True
-        self.limited = True
 
     def _finish(self) -> Compiled:
         shown = self.shown
