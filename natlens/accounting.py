@@ -114,6 +114,35 @@ class Accounting:
         if len(examples) < EXAMPLES_PER_REASON:
             examples.append(problem)
 
+    def merge(self, other: Accounting) -> None:
+        """Add ``other``'s counts, problems and formats (the accounting of sources read
+        elsewhere: a Spark task's), as if its lines had been read here, after this one's."""
+        self.counts.add(other.counts)
+        for reason, entry in other.by_reason.items():
+            mine = self.by_reason.setdefault(reason, {"lines": 0, "occurrences": 0})
+            mine["lines"] += entry["lines"]
+            mine["occurrences"] += entry["occurrences"]
+        for reason, problems in other.examples.items():
+            examples = self.examples.setdefault(reason, [])
+            examples.extend(problems[: max(0, EXAMPLES_PER_REASON - len(examples))])
+        self.sources_read += other.sources_read
+        self.sources_skipped_unchanged += other.sources_skipped_unchanged
+        self.sources_replaced += other.sources_replaced
+        self.empty_sources.extend(other.empty_sources)
+        self.failed_sources.extend(other.failed_sources)
+        for key, seen in other.formats.items():
+            entry = self.formats.setdefault(
+                key,
+                {
+                    "fields": seen["fields"],
+                    "origin": seen["origin"],
+                    "sources": set(),
+                    "records": 0,
+                },
+            )
+            entry["sources"] |= seen["sources"]
+            entry["records"] += seen["records"]
+
     def curable(self) -> int:
         """Problems so far that a later run may cure (RETRY_REASONS)."""
         return sum(self.by_reason.get(r, {}).get("occurrences", 0) for r in RETRY_REASONS)

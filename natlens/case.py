@@ -296,13 +296,28 @@ class Case:
 
     def new_part_path(self, table: str = "flows") -> Path:
         """Where to write a new part: a hidden temporary file, renamed into place at commit."""
-        folder = self.path / table
-        folder.mkdir(exist_ok=True)
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        final = folder / f"part-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
-        temporary = folder / f"{TMP_PREFIX}{final.name}{TMP_SUFFIX}"
-        self._pending[final] = temporary
+        temporary = new_part_path(self.path, table)
+        self._pending[_final_name(temporary)] = temporary
         return temporary
+
+    def adopt_part(self, temporary: Path, table: str) -> None:
+        """Take a part another process wrote (a Spark executor) with ``new_part_path``: it is
+        renamed into place at commit, or removed with the rest of an unfinished run."""
+        folder = self.path / table
+        name = temporary.name
+        if (
+            table not in TABLES
+            or temporary.parent != folder
+            or not (name.startswith(TMP_PREFIX + "part-") and name.endswith(TMP_SUFFIX))
+        ):
+            raise CaseError(f"{temporary}: not a part of {table} in this case")
+        if not temporary.is_file():
+            raise CaseError(
+                f"{temporary}: written by a Spark executor, and not found here",
+                hint="the case directory must be on storage every node sees at the same path "
+                "(a shared file system such as EFS, /dbfs or /Volumes)",
+            )
+        self._pending[_final_name(temporary)] = temporary
 
     def add_part(self, path: Path, records: int, table: str = "flows") -> None:
         final = self._final(path)
@@ -318,6 +333,26 @@ class Case:
             if temporary == path:
                 return final
         return path
+
+    def remove_strays(self) -> list[str]:
+        """Remove the temporary parts this run did not take (a failed Spark task's): only an
+        ingest, which holds the case alone, may call this."""
+        removed = []
+        pending = set(self._pending.values())
+        for table in TABLES:
+            folder = self.path / table
+            if not folder.is_dir():
+                continue
+            for path in folder.iterdir():
+                name = path.name
+                if (
+                    name.startswith(TMP_PREFIX)
+                    and name.endswith(TMP_SUFFIX)
+                    and path not in pending
+                ):
+                    path.unlink(missing_ok=True)
+                    removed.append(str(path.relative_to(self.path)))
+        return removed
 
     def discard(self) -> None:
         """Forget everything this run wrote; a case this run created is removed again."""
@@ -510,6 +545,19 @@ class Case:
             for key in self.manifest["cloudwatch_coverage"]
         ]
         return lost
+
+
+def new_part_path(root: Path, table: str) -> Path:
+    """A new part's temporary name in the case at ``root``: hidden until the commit renames it."""
+    folder = root / table
+    folder.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    final = folder / f"part-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
+    return folder / f"{TMP_PREFIX}{final.name}{TMP_SUFFIX}"
+
+
+def _final_name(temporary: Path) -> Path:
+    return temporary.with_name(temporary.name[len(TMP_PREFIX) : -len(TMP_SUFFIX)])
 
 
 def _rows_by_source(part: Path) -> dict[str, int]:

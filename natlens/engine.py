@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 import tempfile
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -366,13 +368,18 @@ class DuckDBEngine(Engine):
             self._spill.cleanup()
 
 
-_SPARK_SESSIONS: dict[str, Any] = {}
+_SPARK_SESSION: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
 
 
-def spark_session(master: str = "local[2]") -> Any:
-    """One Spark session per master for the whole process: it takes seconds to start."""
-    if master in _SPARK_SESSIONS:
-        return _SPARK_SESSIONS[master]
+def spark_session(master: str = "local[2]", conf: Sequence[tuple[str, str]] = ()) -> Any:
+    """The process's Spark session for ``master``: it takes seconds to start, so it is kept.
+
+    A process holds one Spark context: asking for another master (or other settings) stops the
+    one it has first. ``conf`` are Spark settings (``--spark-conf``), applied last.
+    """
+    key = (master, tuple(conf))
+    if key in _SPARK_SESSION:
+        return _SPARK_SESSION[key]
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -380,7 +387,16 @@ def spark_session(master: str = "local[2]") -> Any:
             "--engine spark needs PySpark, which is not installed",
             hint="pip install 'natlens[spark]' (and a Java 17+ runtime)",
         ) from None
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    for other in _SPARK_SESSION.values():
+        other.stop()
+    _SPARK_SESSION.clear()
+    local = master.startswith("local")
+    if local:
+        # A local session serves this machine only (a cluster's driver must be reachable), and
+        # its Python workers are this Python, where natlens is (a cluster's are configured:
+        # spark.pyspark.python).
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
     builder = (
         SparkSession.builder.master(master)
@@ -391,42 +407,58 @@ def spark_session(master: str = "local[2]") -> Any:
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
     )
-    if master.startswith("local"):
+    if local:
         builder = builder.config("spark.driver.host", "127.0.0.1").config(
             "spark.driver.bindAddress", "127.0.0.1"
         )
+    for name, value in conf:
+        builder = builder.config(name, value)
     try:
         session = builder.getOrCreate()
     except Exception as exc:
         raise EnvironmentProblem(
             f"Spark did not start ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
-            hint="Spark needs a Java 17+ runtime: apt-get install openjdk-17-jre-headless",
+            hint="Spark needs a Java 17+ runtime (apt-get install openjdk-17-jre-headless), "
+            "and a cluster's master URL must be reachable",
         ) from None
     session.sparkContext.setLogLevel("ERROR")
-    _SPARK_SESSIONS[master] = session
+    _SPARK_SESSION[key] = session
     return session
 
 
 class SparkEngine(Engine):
     name = "spark"
 
-    def __init__(self, master: str = "local[2]") -> None:
-        self.spark = spark_session(master)
-        self._empty = _Scratch()
+    def __init__(self, master: str = "local[2]", conf: Sequence[tuple[str, str]] = ()) -> None:
+        self.master = master
+        self.conf = tuple(conf)
         self._stages: list[str] = []
 
+    @property
+    def spark(self) -> Any:
+        """The session: the process's one, started again if another engine replaced it."""
+        return spark_session(self.master, self.conf)
+
     def register_case(self, case: Case) -> None:
+        # Everything read here is where the executors read it: the case's parts, by their own
+        # paths. The whole schema comes from an empty frame the driver sends with the plan (a
+        # file in the driver's temporary directory would be out of a remote executor's reach).
         for name in TABLES:
-            parts = [
-                str(self._empty.path(name)),
-                *(str(self._empty.plain(p)) for p in case.parts(name)),
-            ]
-            frame = self.spark.read.option("mergeSchema", "true").parquet(*parts)
+            frame = self._empty_frame(name)
+            parts = [_hadoop_path(p) for p in case.parts(name)]
+            if parts:
+                found = self.spark.read.option("mergeSchema", "true").parquet(*parts)
+                frame = found.unionByName(frame, allowMissingColumns=True)
             frame = frame.select(*TABLES[name].names)
             where = self.window_filters().get(name)
             if where:
                 frame = frame.where(sqlglot.parse_one(where, read="duckdb").sql("spark"))
             frame.createOrReplaceTempView(name)
+
+    def _empty_frame(self, name: str) -> Any:
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        return self.spark.createDataFrame([], from_arrow_schema(TABLES[name]))
 
     def _frame(self, sql: SQL) -> Any:
         """The result of ``sql`` as a DataFrame, its shared stages computed first.
@@ -486,17 +518,21 @@ class SparkEngine(Engine):
         )
 
     def write_parquet(self, sql: SQL, directory: Path) -> None:
-        target = self._empty.plain(directory / "spark")
-        self._frame(sql).write.mode("overwrite").parquet(str(target))
+        # (a path written to is not a glob pattern: no escapes)
+        self._frame(sql).write.mode("overwrite").parquet(os.path.abspath(directory / "spark"))
 
     def register_parquet(self, name: str, directory: Path) -> None:
-        target = self._empty.plain(directory / "spark")
-        self.spark.read.parquet(str(target)).createOrReplaceTempView(name)
+        self.spark.read.parquet(_hadoop_path(directory / "spark")).createOrReplaceTempView(name)
 
     def close(self) -> None:
         self._drop_stages()
         self.release()
-        self._empty.cleanup()
+
+
+def _hadoop_path(path: Path) -> str:
+    """A local path as Spark reads it: absolute, its glob characters escaped (Spark reads every
+    path it is given as a Hadoop glob pattern)."""
+    return re.sub(r"([\\\[\]{}*?])", r"\\\1", os.path.abspath(path))
 
 
 def _renamed(tree: exp.Expr, names: dict[str, str]) -> exp.Expr:
@@ -529,10 +565,13 @@ def _small(dtype: pa.DataType) -> pa.DataType:
 
 
 def open_engine(
-    name: str = "duckdb", spark_master: str | None = None, memory_limit: str | None = None
+    name: str = "duckdb",
+    spark_master: str | None = None,
+    memory_limit: str | None = None,
+    spark_conf: Sequence[tuple[str, str]] = (),
 ) -> Engine:
     if name == "duckdb":
         return DuckDBEngine(memory_limit=memory_limit)
     if name == "spark":
-        return SparkEngine(spark_master or "local[2]")
+        return SparkEngine(spark_master or "local[2]", spark_conf)
     raise UsageError(f"unknown engine {name!r}", hint=f"use one of {ENGINES}")

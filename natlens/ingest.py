@@ -11,11 +11,11 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -64,6 +64,22 @@ class IngestOptions:
     log_format: tuple[str, ...] | None = None
     strict: bool = False
     sources: SourceOptions = field(default_factory=SourceOptions)
+    # What reads the sources instead of this process (spark_ingest.SparkReader: Spark's
+    # executors, for --engine spark); None: read here.
+    reader: Reader | None = None
+
+
+class Reader(Protocol):
+    def __call__(
+        self,
+        case: Case,
+        units: Iterator[Unit],
+        known: dict[str, dict[str, Any]],
+        acct: Accounting,
+        options: IngestOptions,
+    ) -> tuple[list[UnitDone], list[tuple[str, Path, int]]]:
+        """Read ``units`` into parts the case adopted: what ``read_units`` did, and the parts
+        (table, path, rows)."""
 
 
 @dataclass
@@ -101,12 +117,12 @@ class _UnitEnd:
 
 
 @dataclass
-class _UnitUnchanged:
+class UnitUnchanged:
     unit: Unit
 
 
 @dataclass
-class _UnitDone:
+class UnitDone:
     unit: Unit
     records: int
     failed: bool  # could not be opened or read
@@ -135,15 +151,13 @@ def _ingest(case: Case, sources: list[str], options: IngestOptions, started: flo
     coverage: dict[str, list[list[int]]] = case.manifest["cloudwatch_coverage"]
 
     units = expand(sources, options.sources, coverage)
-    read_items = _firewall_ahead(_prefetch(_read_stage(units, known), depth=4))
-    done: list[_UnitDone] = []
-    tables = _prefetch(_parse_stage(read_items, acct, options, done), depth=4)
-
-    parts = _Parts(case)
+    parts = Parts(case.new_part_path)
     try:
-        for table in tables:
-            parts.write(table)
-        written = parts.close()
+        if options.reader is not None:
+            done, written = options.reader(case, units, known, acct, options)
+        else:
+            done = read_units(units, known, acct, options, parts)
+            written = parts.close()
     except BaseException:
         parts.abort()
         raise
@@ -173,15 +187,32 @@ def _ingest(case: Case, sources: list[str], options: IngestOptions, started: flo
     )  # fmt: skip
 
 
-class _Parts:
+def read_units(
+    units: Iterator[Unit],
+    known: dict[str, dict[str, Any]],
+    acct: Accounting,
+    options: IngestOptions,
+    parts: Parts,
+) -> list[UnitDone]:
+    """Read, parse and write ``units`` into ``parts``, every line accounted in ``acct``: the
+    whole of a local ingest, and what each Spark task does with its share of the sources."""
+    read_items = _firewall_ahead(_prefetch(_read_stage(units, known), depth=4))
+    done: list[UnitDone] = []
+    for table in _prefetch(_parse_stage(read_items, acct, options, done), depth=4):
+        parts.write(table)
+    return done
+
+
+class Parts:
     """The part files of one ingest: one per set of columns (in practice, one per format).
 
     Like AWS's own Parquet files, a part holds only the columns its records have; engines read
     the parts by column name, so every canonical column is there, NULL where a part lacks it.
+    ``new_path`` names each new part's (temporary) file.
     """
 
-    def __init__(self, case: Case) -> None:
-        self.case = case
+    def __init__(self, new_path: Callable[[str], Path]) -> None:
+        self.new_path = new_path
         self.open: dict[tuple[str, ...], _Part] = {}
 
     def write(self, table: pa.Table) -> None:
@@ -189,7 +220,7 @@ class _Parts:
         part = self.open.get(key)
         if part is None:
             name = "firewall_events" if "firewall_name" in key else "flows"
-            part = self.open[key] = _Part(self.case.new_part_path(name), table.schema, name)
+            part = self.open[key] = _Part(self.new_path(name), table.schema, name)
         part.write(table)
 
     def close(self) -> list[tuple[str, Path, int]]:
@@ -241,10 +272,13 @@ class _Part:
         self.path.unlink(missing_ok=True)
 
 
-def _read_stage(units: Iterator[Unit], known: dict[str, dict[str, Any]]) -> Iterator[object]:
+def planned(
+    units: Iterator[Unit], known: dict[str, dict[str, Any]]
+) -> Iterator[Unit | UnitUnchanged]:
+    """The units to read, once each (a file named twice, or a directory and a file in it, is
+    read once), and those read before and unchanged since, as ``UnitUnchanged``."""
     this_run: set[tuple[str, str]] = set()
     for unit in units:
-        # A file named twice (or a directory and a file in it) is read once.
         if (unit.id, unit.fingerprint) in this_run:
             continue
         this_run.add((unit.id, unit.fingerprint))
@@ -255,7 +289,15 @@ def _read_stage(units: Iterator[Unit], known: dict[str, dict[str, Any]]) -> Iter
             and seen.get("fingerprint") == unit.fingerprint
             and not seen.get("incomplete")
         ):
-            yield _UnitUnchanged(unit)
+            yield UnitUnchanged(unit)
+        else:
+            yield unit
+
+
+def _read_stage(units: Iterator[Unit], known: dict[str, dict[str, Any]]) -> Iterator[object]:
+    for unit in planned(units, known):
+        if isinstance(unit, UnitUnchanged):
+            yield unit
             continue
         yield _UnitStart(unit)
         try:
@@ -304,7 +346,7 @@ def _firewall_ahead(items: Iterator[object]) -> Iterator[object]:
 
 
 def _parse_stage(
-    items: Iterator[object], acct: Accounting, options: IngestOptions, done: list[_UnitDone]
+    items: Iterator[object], acct: Accounting, options: IngestOptions, done: list[UnitDone]
 ) -> Iterator[pa.Table]:
     parsers: dict[str, FlowParser] = {}
     firewall: dict[str, int] = {}  # Network Firewall sources of this unit: records read
@@ -313,7 +355,7 @@ def _parse_stage(
     failed = False
     broken: set[str] = set()
     for item in items:
-        if isinstance(item, _UnitUnchanged):
+        if isinstance(item, UnitUnchanged):
             acct.sources_skipped_unchanged += 1
         elif isinstance(item, _UnitStart):
             unit, parsers, firewall, failed = item.unit, {}, {}, False
@@ -325,7 +367,7 @@ def _parse_stage(
             incomplete = acct.curable() > curable_at_start
             if acct.counts.lines == lines_at_start and not failed and not incomplete:
                 acct.empty_sources.append(unit.id)
-            done.append(_UnitDone(unit, records, failed, incomplete))
+            done.append(UnitDone(unit, records, failed, incomplete))
             progress.source_done(unit.id, unit.fingerprint, records)
             unit = None
         elif isinstance(item, SourceProblem):
@@ -482,7 +524,7 @@ def conform(table: pa.Table, source: str) -> pa.Table:
 
 
 def _record(
-    case: Case, done: list[_UnitDone], acct: Accounting, parts: list[str], requested: list[str]
+    case: Case, done: list[UnitDone], acct: Accounting, parts: list[str], requested: list[str]
 ) -> None:
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     for entry in done:

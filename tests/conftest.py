@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
@@ -27,6 +28,10 @@ AWS_MEANINGS = FIXTURES / "aws"
 os.environ["AWS_ACCESS_KEY_ID"] = "natlens-test"
 os.environ["AWS_SECRET_ACCESS_KEY"] = "natlens-test-secret"
 os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+# Spark's driver, and the cluster's processes, listen and advertise on the loopback only.
+os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+# Spark's Python workers (ingest on Spark) run this Python, where natlens is installed.
+os.environ["PYSPARK_PYTHON"] = sys.executable
 for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
     os.environ.pop(variable, None)
 
@@ -79,8 +84,27 @@ def natlens():
 
 
 @pytest.fixture(scope="session")
-def spark_engine() -> Iterator[SparkEngine]:
-    engine = SparkEngine()
+def spark_cluster() -> Iterator[str]:
+    """The URL of a Spark standalone cluster on 127.0.0.1 (tests/spark_cluster.py): one master and
+    two workers, each its own process, for the whole run."""
+    from tests.spark_cluster import SparkCluster
+
+    cluster = SparkCluster()
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_engine(request: pytest.FixtureRequest) -> Iterator[SparkEngine]:
+    """Spark in local mode: the agreement tests' engine. NATLENS_TEST_SPARK_MASTER=cluster runs
+    them on the standalone cluster instead (slower on two cores: each executor is one more Java
+    process); test_spark_cluster.py runs every analysis there in any case."""
+    master = os.environ.get("NATLENS_TEST_SPARK_MASTER") or "local[2]"
+    if master == "cluster":
+        master = request.getfixturevalue("spark_cluster")
+    engine = SparkEngine(master)
     yield engine
     engine.close()
 

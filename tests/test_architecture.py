@@ -20,6 +20,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "sources": {"formats", "case"},
     "engine": {"case"},
     "ingest": {"sources", "formats", "case", "engine"},
+    "spark_ingest": {"ingest", "sources", "formats", "case", "engine"},
     "simulate": {"formats"},  # the simulator never imports analyses: its truth stays its own
     "insights": {"case", "engine"},
     "analyses": {"formats", "case", "engine", "topology", "insights"},

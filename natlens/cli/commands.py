@@ -41,7 +41,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from natlens.ingest import ingest
     from natlens.render.ingest_report import write_text
 
-    report = ingest(args.sources, args.case, ingest_options(args))
+    options = ingest_options(args)
+    if args.engine == "spark":  # the executors read the sources
+        from natlens.engine import SparkEngine
+        from natlens.spark_ingest import SparkReader
+
+        options.reader = SparkReader(SparkEngine(args.spark_master or "local[2]", args.spark_conf))
+    report = ingest(args.sources, args.case, options)
     data = report.to_json()
     with open_output(args) as out:
         if args.json:

@@ -98,7 +98,7 @@ def case_and_engine(
 
     with (
         case_from_inputs(args) as case,
-        open_engine(args.engine, args.spark_master, args.memory_limit) as engine,
+        open_engine(args.engine, args.spark_master, args.memory_limit, args.spark_conf) as engine,
     ):
         engine.window = time_window(args)
         if options is not None and options.context is not None:

@@ -121,14 +121,29 @@ def _source_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _engine_options(parser: argparse.ArgumentParser) -> None:
+def _engine_options(parser: argparse.ArgumentParser, duckdb_memory: bool = True) -> None:
     group = parser.add_argument_group("engine")
     group.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb")
-    group.add_argument("--spark-master", metavar="URL", help="Spark master URL (default: local[2])")
     group.add_argument(
-        "--memory-limit", metavar="SIZE", help="DuckDB: the most memory to use before spilling "
-        "to disk, e.g. 2GB (default: DuckDB's, 80%% of RAM)",
+        "--spark-master", metavar="URL",
+        help="Spark master URL: local[N], spark://HOST:PORT, yarn (default: local[2])",
     )  # fmt: skip
+    group.add_argument(
+        "--spark-conf", metavar="KEY=VALUE", action="append", default=[], type=_spark_setting,
+        help="a Spark setting (repeatable), e.g. spark.executor.memory=8g",
+    )  # fmt: skip
+    if duckdb_memory:
+        group.add_argument(
+            "--memory-limit", metavar="SIZE", help="DuckDB: the most memory to use before "
+            "spilling to disk, e.g. 2GB (default: DuckDB's, 80%% of RAM)",
+        )  # fmt: skip
+
+
+def _spark_setting(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return name.strip(), value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,13 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
         "read flow logs into a case directory",
         "Read VPC flow logs from files, directories, globs, s3://bucket/prefix or "
         "cwl://LOG_GROUP into a case: Parquet tables and a manifest. Sources read before are "
-        "not read again; new sources append.",
+        "not read again; new sources append. With --engine spark, Spark's executors read the "
+        "files and S3 objects (the case directory must be where every node sees it).",
     )
     ingest.add_argument("sources", nargs="+", metavar="SOURCE")
     ingest.add_argument("--case", required=True, metavar="DIR", help="the case directory")
     ingest.add_argument("--json", action="store_true", help="print the accounting as JSON")
     ingest.add_argument("--output", metavar="FILE", help="write the accounting here")
     _source_options(ingest)
+    _engine_options(ingest, duckdb_memory=False)
     ingest.set_defaults(run=cmd_ingest)
 
     records = _command(
