@@ -21,6 +21,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "engine": {"case"},
     "ingest": {"sources", "formats", "case", "engine"},
     "spark_ingest": {"ingest", "sources", "formats", "case", "engine"},
+    "export": {"analyses", "case", "engine"},
     "simulate": {"formats"},  # the simulator never imports analyses: its truth stays its own
     "insights": {"case", "engine"},
     "analyses": {"formats", "case", "engine", "topology", "insights"},

@@ -363,6 +363,41 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from natlens.export.ocsf import export_ocsf
+    from natlens.topology.report import analyse, to_json
+
+    options = nat_options(args)
+    context = options.conversations.context
+    topology = to_json(analyse(context, (), None)) if context is not None else None
+    with case_and_engine(args, options.conversations) as (case, engine):
+        report = export_ocsf(
+            engine, case, options, Path(args.output), args.format,
+            args.partition_region, args.partition_account, topology,
+        )  # fmt: skip
+    progress.output_starts()
+    data = report.to_json()
+    if args.json:
+        json.dump(versioned(data), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    out = safe(sys.stdout)
+    out.write(f"OCSF {data['ocsf_version']} ({args.format}) in {report.output}:\n")
+    for source, count in data["events"].items():
+        out.write(f"  {source}: {count:,} events\n")
+    for reason, count in data["flow_records_not_exported"].items():
+        out.write(f"  flow records not exported ({reason}): {count:,}\n")
+    partition = data["default_partition"]
+    out.write(
+        f"  {data['files']} files under region=/accountId=/eventDay= (region {partition['region']},"
+        f" account {partition['accountId']} where the logs do not say); each directory is one"
+        " Security Lake custom source\n"
+    )
+    return EXIT_OK
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from natlens.simulate.run import SimulateOptions, simulate
 

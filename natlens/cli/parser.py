@@ -17,6 +17,7 @@ from natlens.cli.commands import (
     cmd_conversations,
     cmd_demo,
     cmd_explain,
+    cmd_export,
     cmd_inbound,
     cmd_ingest,
     cmd_insights,
@@ -527,6 +528,38 @@ def _analysis_commands(commands: _Commands) -> None:
     explain.set_defaults(format="text")
     explain.add_argument("address", metavar="ADDRESS")
     explain.set_defaults(run=cmd_explain)
+
+    export = _command(
+        commands,
+        "export",
+        "write a case as OCSF for a security data lake (Amazon Security Lake)",
+        "Write the case's flow records and conversations as OCSF Network Activity (4001), with "
+        "the initiator and direction natlens decided, and its inbound exposures, unsolicited "
+        "packets at NAT gateways, attributed Network Firewall alerts and (with --context) "
+        "topology findings as OCSF Detection Findings (2004). OCSF 1.1.0, laid out as Amazon "
+        "Security Lake takes a custom source: one directory per source (flow-records, "
+        "conversations, findings), partitioned region=/accountId=/eventDay=.",
+    )
+    export.add_argument("inputs", nargs="+", metavar="CASE_OR_SOURCE")
+    export.add_argument("--to", choices=("ocsf",), required=True, help="the schema")
+    export.add_argument("--output", required=True, metavar="DIR", help="a new or empty directory")
+    export.add_argument("--format", choices=("parquet", "jsonl"), default="parquet")
+    export.add_argument(
+        "--context", metavar="DIR", help="the VPC's describe-* JSON: roles for the direction, "
+        "and topology findings",
+    )  # fmt: skip
+    export.add_argument(
+        "--partition-region", metavar="REGION", help="the region partition for events whose "
+        "logs do not say (default: the case's most common region field)",
+    )  # fmt: skip
+    export.add_argument(
+        "--partition-account", metavar="ID", help="the accountId partition for events whose "
+        "logs do not say (default: the case's most common account-id)",
+    )  # fmt: skip
+    export.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _source_options(export)
+    _engine_options(export)
+    export.set_defaults(run=cmd_export)
 
 
 def _aws_options(parser: argparse.ArgumentParser) -> None:

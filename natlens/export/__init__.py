@@ -1,0 +1,1 @@
+"""Exports of a case for other tools: OCSF for security data lakes."""
