@@ -53,6 +53,15 @@ def _nat(in_case: bool) -> SQL:
     return nat_links_sql(*_nat_options(in_case))
 
 
+def _attribute(in_case: bool) -> SQL:
+    """Every firewall event with its instance. The events are always natlens's
+    ``firewall_events`` table: who opened a flow is told by the order Suricata wrote its netflow
+    events in (``line``), which AWS's Athena tables of the JSON logs do not keep."""
+    from natlens.analyses.nat import attribute_sql
+
+    return attribute_sql(*_nat_options(in_case))
+
+
 def _top_talkers(in_case: bool) -> SQL:
     from natlens.analyses.nat import top_talkers_sql
 
@@ -65,4 +74,5 @@ QUERIES: dict[str, Callable[[bool], SQL]] = {
     "inbound": _inbound,
     "nat": _nat,
     "top-talkers": _top_talkers,
+    "attribute": _attribute,
 }

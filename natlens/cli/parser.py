@@ -265,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sql.add_argument(
         "analysis", metavar="ANALYSIS",
-        help="one of: records, conversations, inbound, nat, top-talkers",
+        help="one of: records, conversations, inbound, nat, top-talkers, attribute",
     )  # fmt: skip
     sql.add_argument("--dialect", choices=("duckdb", "spark", "athena"), default="duckdb")
     sql.add_argument(
