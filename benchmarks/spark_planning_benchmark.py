@@ -21,14 +21,16 @@ HERE = Path(__file__).parent
 TARGET = 0.10
 
 
-def run(case_dir: Path, analysis: str) -> tuple[float, dict[str, float], int]:
+def run(
+    case_dir: Path, analysis: str, conf: list[tuple[str, str]] | None = None
+) -> tuple[float, dict[str, float], int]:
     """Wall seconds, planning seconds per phase (summed over every statement), and rows."""
     from natlens.analyses.conversations import ConversationOptions, conversations_sql
     from natlens.analyses.inbound import inbound_sql
     from natlens.case import Case
     from natlens.engine import SparkEngine
 
-    engine = SparkEngine()
+    engine = SparkEngine("local[2]", conf or [])
     frames: list[Any] = []
     original = engine.spark.sql
 
@@ -61,12 +63,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("case", type=Path)
     parser.add_argument("--analysis", choices=("conversations", "inbound"), default="conversations")
+    parser.add_argument(
+        "--spark-conf", action="append", default=[], metavar="KEY=VALUE",
+        help="a Spark setting for the run (repeatable): to measure one's effect",
+    )  # fmt: skip
     parser.add_argument("--record-results", action="store_true")
     args = parser.parse_args()
+    conf = [tuple(item.split("=", 1)) for item in args.spark_conf]
     sys.path.insert(0, str(HERE))
     from ingest_benchmark import append_results, print_checks
 
-    wall, phases, rows = run(args.case, args.analysis)
+    wall, phases, rows = run(args.case, args.analysis, conf)  # type: ignore[arg-type]
     planning = sum(phases.values())
     share = planning / wall if wall else 0.0
     print(f"{args.analysis} on Spark: {wall:.1f} s, {rows:,} rows")

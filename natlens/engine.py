@@ -406,6 +406,10 @@ def spark_session(master: str = "local[2]", conf: Sequence[tuple[str, str]] = ()
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        # Constraint propagation infers filters from every predicate of every stage: on
+        # natlens's plans of many CASE expressions it is a large share of the optimiser's time
+        # for no filter that helps (benchmarks/spark_planning_benchmark.py).
+        .config("spark.sql.constraintPropagation.enabled", "false")
     )
     if local:
         builder = builder.config("spark.driver.host", "127.0.0.1").config(
@@ -441,24 +445,21 @@ class SparkEngine(Engine):
 
     def register_case(self, case: Case) -> None:
         # Everything read here is where the executors read it: the case's parts, by their own
-        # paths. The whole schema comes from an empty frame the driver sends with the plan (a
-        # file in the driver's temporary directory would be out of a remote executor's reach).
+        # paths. The parts are read with the table's whole schema, given: a column a part lacks
+        # reads as NULL, and Spark need not open every part's footer to merge their schemas.
+        from pyspark.sql.pandas.types import from_arrow_schema
+
         for name in TABLES:
-            frame = self._empty_frame(name)
+            schema = from_arrow_schema(TABLES[name])
             parts = [_hadoop_path(p) for p in case.parts(name)]
             if parts:
-                found = self.spark.read.option("mergeSchema", "true").parquet(*parts)
-                frame = found.unionByName(frame, allowMissingColumns=True)
-            frame = frame.select(*TABLES[name].names)
+                frame = self.spark.read.schema(schema).parquet(*parts)
+            else:
+                frame = self.spark.createDataFrame([], schema)
             where = self.window_filters().get(name)
             if where:
                 frame = frame.where(sqlglot.parse_one(where, read="duckdb").sql("spark"))
             frame.createOrReplaceTempView(name)
-
-    def _empty_frame(self, name: str) -> Any:
-        from pyspark.sql.pandas.types import from_arrow_schema
-
-        return self.spark.createDataFrame([], from_arrow_schema(TABLES[name]))
 
     def _frame(self, sql: SQL) -> Any:
         """The result of ``sql`` as a DataFrame, its shared stages computed first.
