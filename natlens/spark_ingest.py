@@ -79,59 +79,48 @@ class SparkReader:
         acct: Accounting,
         options: IngestOptions,
     ) -> tuple[list[UnitDone], list[tuple[str, Path, int]]]:
-        return read_on_spark(self.engine, case, units, known, acct, options)
-
-
-def read_on_spark(
-    engine: SparkEngine,
-    case: Case,
-    units: Iterator[Unit],
-    known: dict[str, dict[str, Any]],
-    acct: Accounting,
-    options: IngestOptions,
-) -> tuple[list[UnitDone], list[tuple[str, Path, int]]]:
-    """Read ``units`` on ``engine``'s executors into ``case``: what ``read_units`` gives, and
-    the parts written (adopted by the case: committed by its next save)."""
-    todo: list[Unit] = []
-    for unit in planned(units, known):
-        if isinstance(unit, UnitUnchanged):
-            acct.sources_skipped_unchanged += 1
-        else:
-            todo.append(unit)
-    remote = [
-        _Task(i, u.id, u.fingerprint)
-        for i, u in enumerate(todo)
-        if u.coverage is None and u.fingerprint != "unreadable"
-    ]
-    on_driver = [
-        i for i, u in enumerate(todo) if u.coverage is not None or u.fingerprint == "unreadable"
-    ]
-    portable = _portable(options)
-    outcomes: list[_Outcome] = []
-    try:
-        if remote:
-            outcomes.extend(_run_on_executors(engine, str(case.path), portable, remote))
-        if on_driver:
-            outcomes.append(_read_each(case.path, options, [(i, todo[i]) for i in on_driver]))
-        written: list[tuple[str, Path, int]] = []
-        for outcome in outcomes:
-            for table, path, rows in outcome.parts:
-                case.adopt_part(Path(path), table)
-                written.append((table, Path(path), rows))
-        stops = sorted(o.strict for o in outcomes if o.strict is not None)
-        if stops:
-            _index, message, hint = stops[0]
-            raise StrictError(message, hint=hint)
-    finally:
-        case.remove_strays()
-    reads = sorted((r for o in outcomes for r in o.reads), key=lambda r: r.index)
-    done = []
-    for read in reads:
-        unit = dataclasses.replace(todo[read.index], fingerprint=read.fingerprint)
-        acct.merge(read.acct)
-        done.append(UnitDone(unit, read.records, read.failed, read.incomplete))
-        progress.source_done(unit.id, unit.fingerprint, read.records)
-    return done, written
+        """Read ``units`` on the executors into ``case``: what ``read_units`` gives, and the
+        parts written (adopted by the case: committed by its next save)."""
+        todo: list[Unit] = []
+        for unit in planned(units, known):
+            if isinstance(unit, UnitUnchanged):
+                acct.sources_skipped_unchanged += 1
+            else:
+                todo.append(unit)
+        remote = [
+            _Task(i, u.id, u.fingerprint)
+            for i, u in enumerate(todo)
+            if u.coverage is None and u.fingerprint != "unreadable"
+        ]
+        on_driver = [
+            i for i, u in enumerate(todo) if u.coverage is not None or u.fingerprint == "unreadable"
+        ]
+        portable = _portable(options)
+        outcomes: list[_Outcome] = []
+        try:
+            if remote:
+                outcomes.extend(_run_on_executors(self.engine, str(case.path), portable, remote))
+            if on_driver:
+                outcomes.append(_read_each(case.path, options, [(i, todo[i]) for i in on_driver]))
+            written: list[tuple[str, Path, int]] = []
+            for outcome in outcomes:
+                for table, path, rows in outcome.parts:
+                    case.adopt_part(Path(path), table)
+                    written.append((table, Path(path), rows))
+            stops = sorted(o.strict for o in outcomes if o.strict is not None)
+            if stops:
+                _index, message, hint = stops[0]
+                raise StrictError(message, hint=hint)
+        finally:
+            case.remove_strays()
+        reads = sorted((r for o in outcomes for r in o.reads), key=lambda r: r.index)
+        done = []
+        for read in reads:
+            unit = dataclasses.replace(todo[read.index], fingerprint=read.fingerprint)
+            acct.merge(read.acct)
+            done.append(UnitDone(unit, read.records, read.failed, read.incomplete))
+            progress.source_done(unit.id, unit.fingerprint, read.records)
+        return done, written
 
 
 def _portable(options: IngestOptions) -> IngestOptions:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyspark
@@ -99,24 +100,41 @@ class SparkCluster:
                 )
             )
         service = "sparkMaster" if name == "master" else "sparkWorker"
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
+
+        def port() -> int | None:
             for match in _PORT.finditer(log.read_text(errors="replace")):
                 if match["service"] == service:
                     return int(match["port"])
-            if self.processes[-1].poll() is not None:
-                break
-            time.sleep(0.2)
-        raise RuntimeError(f"Spark {name} did not start; its log:\n{log.read_text()[-3000:]}")
+            return None
+
+        return self._wait(port, log, f"Spark {name} did not start", self.processes[-1])
 
     def _wait_registered(self, workers: int) -> None:
         master_log = self.logs[0]
+
+        def registered() -> int | None:
+            seen = master_log.read_text(errors="replace").count("Registering worker")
+            return seen if seen >= workers else None
+
+        self._wait(registered, master_log, "Spark workers did not register")
+
+    @staticmethod
+    def _wait(
+        found: Callable[[], int | None],
+        log: Path,
+        failure: str,
+        process: subprocess.Popen[bytes] | None = None,
+    ) -> int:
+        """``found()``'s first answer within 90 s, polling; else the failure and the log."""
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
-            if master_log.read_text(errors="replace").count("Registering worker") >= workers:
-                return
+            value = found()
+            if value is not None:
+                return value
+            if process is not None and process.poll() is not None:
+                break
             time.sleep(0.2)
-        raise RuntimeError(f"Spark workers did not register:\n{master_log.read_text()[-3000:]}")
+        raise RuntimeError(f"{failure}; its log:\n{log.read_text()[-3000:]}")
 
     def stop(self) -> None:
         for process in reversed(self.processes):

@@ -235,4 +235,7 @@ def _rows(table) -> list[tuple[object, ...]]:  # type: ignore[no-untyped-def]
 
 def test_unknown_analysis(natlens) -> None:
     run = natlens("sql", "conversation")
-    assert run.code == 64 and "one of: attribute, conversations, inbound, nat, records, top-talkers" in run.err
+    assert (
+        run.code == 64
+        and "one of: attribute, conversations, inbound, nat, records, top-talkers" in run.err
+    )
