@@ -249,6 +249,8 @@ def _next(directory: Path, address: str, kept: bool) -> str:
             f"natlens insights {directory / 'case'} 'filter isIpv4InSubnet(srcAddr, "
             '"10.0.0.0/16") | stats sum(bytes) as bytesOut by srcAddr | sort bytesOut desc | '
             "limit 5'   # a CloudWatch Logs Insights query, offline",
+            f"natlens export {directory / 'case'} --to ocsf --output {directory / 'ocsf'} "
+            f"--context {directory / 'world' / 'context'}   # OCSF for Amazon Security Lake",
             f"natlens conversations {directory / 'case'} --port 443 --format jsonl",
             f"natlens records {directory / 'case'} --limit 20",
             f"ls {directory / 'world' / 'truth'}   # what really happened",

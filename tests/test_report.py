@@ -316,6 +316,8 @@ def test_tables_filter_and_sort(browser, worlds, reports) -> None:
         link = page.locator("#table-inbound a.addr").first
         target = (link.get_attribute("href") or "#")[1:]
         link.click()
+        # (the page opens it on the hashchange event, which fires after the click returns)
+        page.wait_for_selector(f"details#{target}[open]", timeout=5000)
         assert page.locator(f"details#{target}").get_attribute("open") is not None
         assert page.locator(f"details#{target} pre").count() >= 2  # its Logs Insights queries
         assert visit.console == []

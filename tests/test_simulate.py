@@ -432,12 +432,14 @@ def test_demo_without_a_directory_prints_commands_that_work(tmp_path, natlens, m
     commands = run.out.split("Next\n----\n")[1].splitlines()
     assert commands[0].startswith("natlens demo natlens-demo")
     insights = [c for c in commands if c.startswith("natlens insights")]
-    for line in commands[:3] + insights:
+    export = [c for c in commands if c.startswith("natlens export")]
+    for line in commands[:3] + export + insights:
         command = shlex.split(line.split("#")[0])[1:]
         done = natlens(*command)
         assert done.code == 0, (line, done.err)
     assert "bytesOut" in done.out  # the Logs Insights query ran on the demo's case
     assert (tmp_path / "natlens-demo" / "report.html").exists()
+    assert list((tmp_path / "natlens-demo" / "ocsf" / "findings").rglob("part-0.parquet"))
 
 
 @pytest.mark.parametrize(
