@@ -295,8 +295,11 @@ def test_hostile_partition_values_stay_inside(tmp_path: Path) -> None:
         "../../x\n"
     )
     assert run_cli("ingest", log, "--case", tmp_path / "case").code == 0
-    run = run_cli("export", tmp_path / "case", "--to", "ocsf", "--output", tmp_path / "out")
+    run = run_cli(
+        "export", tmp_path / "case", "--to", "ocsf", "--output", tmp_path / "out", "--json"
+    )
     assert run.code == 0, run.err
+    assert json.loads(run.out)["default_partition"] == {"region": "unknown", "accountId": "unknown"}
     [path] = (tmp_path / "out" / "flow-records").rglob("*.parquet")
     assert path.relative_to(tmp_path / "out").parts[:3] == (
         "flow-records", "region=unknown", "accountId=unknown",

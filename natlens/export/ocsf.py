@@ -108,7 +108,7 @@ def export_ocsf(
         ]
     region = region or _most_common(engine, "region", "flows") or _zone_region(zones) or ""
     account = account or _most_common(engine, "account_id", "flows") or ""
-    report.partition = {"region": region or "unknown", "accountId": account or "unknown"}
+    report.partition = {"region": _region_value(region), "accountId": _account_value(account)}
     conv_options = options.conversations
     convs = conversations(engine, case, conv_options)
     initiators = engine.query(record_initiators_sql(conv_options))
@@ -164,6 +164,16 @@ def _most_common(engine: Engine, column: str, table: str) -> str | None:
         f" GROUP BY {column} ORDER BY n DESC, value LIMIT 1"
     ).to_pylist()
     return str(rows[0]["value"]) if rows else None
+
+
+def _region_value(region: str) -> str:
+    """A partition's region: the value when it is one (us-east-1), else ``unknown`` (the same
+    rule as the SQL's: a value from the logs never names a directory of its own)."""
+    return region if re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]+", region) else "unknown"
+
+
+def _account_value(account: str) -> str:
+    return account if re.fullmatch(r"[0-9]{12}", account) else "unknown"
 
 
 def _zone_region(zones: Iterable[str | None]) -> str | None:
@@ -440,8 +450,7 @@ def _topology_findings(document: dict[str, Any], when: int | None) -> list[dict[
 def _findings_table(findings: list[dict[str, Any]], region: str, account: str) -> pa.Table:
     """The findings as one table, each with the case's cloud (region and account) and its
     partition values (checked: a value from the logs never becomes a path of its own)."""
-    region_ok = region if re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]+", region) else "unknown"
-    account_ok = account if re.fullmatch(r"[0-9]{12}", account) else "unknown"
+    region_ok, account_ok = _region_value(region), _account_value(account)
     rows = []
     for finding in findings:
         finding["cloud"] = {
