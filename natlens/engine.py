@@ -36,17 +36,31 @@ ENGINES = ("duckdb", "spark")
 DIALECTS = ("duckdb", "spark", "athena")
 
 
-def translate(sql: SQL, dialect: str, tables: dict[str, str] | None = None) -> str:
+def translate(
+    sql: SQL,
+    dialect: str,
+    tables: dict[str, str] | None = None,
+    where: dict[str, list[exp.Expr]] | None = None,
+) -> str:
     """The analysis SQL for ``dialect`` (duckdb, spark, athena), with tables renamed as asked
-    (an Athena user's flow-log table is rarely called ``flows``)."""
+    (an Athena user's flow-log table is rarely called ``flows``) and, for the tables in
+    ``where``, only their rows that meet its conditions (each read as a filtered subquery)."""
     if dialect not in DIALECTS:
         raise UsageError(f"unknown SQL dialect {dialect!r}", hint=f"use one of {DIALECTS}")
     tree = sqlglot.parse_one(sql, read="duckdb") if isinstance(sql, str) else sql.copy()
-    for name, replacement in (tables or {}).items():
-        if name != replacement:
-            for table in tree.find_all(exp.Table):
-                if table.name == name:
-                    table.set("this", exp.to_identifier(replacement))
+    ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
+    for table in list(tree.find_all(exp.Table)):
+        name = table.name
+        if name in ctes or table.args.get("db"):
+            continue
+        replacement = (tables or {}).get(name, name)
+        conditions = (where or {}).get(name)
+        if conditions:
+            alias = table.alias or name
+            read = exp.select("*").from_(exp.to_table(replacement)).where(*conditions)
+            table.replace(read.subquery(alias))
+        elif replacement != name:
+            table.set("this", exp.to_identifier(replacement))
     return to_sql(tree, dialect, pretty=True)
 
 

@@ -454,10 +454,33 @@ def cmd_sql(args: argparse.Namespace) -> int:
             f"unknown analysis {args.analysis!r}", hint=f"one of: {', '.join(sorted(QUERIES))}"
         )
     in_case = args.table == "flows"
-    text = translate(query(in_case), args.dialect, tables={"flows": args.table})
+    text = translate(
+        query(in_case), args.dialect, tables={"flows": args.table}, where=_sql_window(args, in_case)
+    )
     with open_output(args) as out:
         out.write(text.rstrip() + ";\n")
     return EXIT_OK
+
+
+def _sql_window(args: argparse.Namespace, in_case: bool) -> dict[str, list[Any]]:
+    """--since/--until as conditions on the tables natlens sql reads: the times a case's engine
+    view applies, and on AWS's Athena table also its date partition."""
+    from types import SimpleNamespace
+
+    import sqlglot
+
+    from natlens.engine import Engine
+    from natlens.insights.values import athena_window
+
+    since, until = time_window(args)
+    if since is None and until is None:
+        return {}
+    filters = Engine.window_filters(SimpleNamespace(window=(since, until)))  # type: ignore[arg-type]
+    where = {name: [sqlglot.parse_one(text, read="duckdb")] for name, text in filters.items()}
+    if args.dialect == "athena" and not in_case:
+        days = [c for c in athena_window(since, until) if "date" in c.this.name]
+        where["flows"] = days + where["flows"]
+    return where
 
 
 def cmd_insights(args: argparse.Namespace) -> int:

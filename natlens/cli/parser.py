@@ -273,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the flow-log table to read (default: flows, a natlens case's). Another name means "
         "an existing table with AWS's columns only, such as Athena's vpc_flow_logs",
     )  # fmt: skip
+    sql.add_argument(
+        "--since", metavar="TIME", help="only records from then (ISO 8601, epoch seconds, or "
+        "6h/7d ago); on Athena's table also its date partition, so Athena reads only those days",
+    )  # fmt: skip
+    sql.add_argument("--until", metavar="TIME", help="only records until then")
     sql.add_argument("--output", metavar="FILE", help="write the query here")
     sql.set_defaults(run=cmd_sql)
 
