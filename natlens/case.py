@@ -334,25 +334,16 @@ class Case:
                 return final
         return path
 
-    def remove_strays(self) -> list[str]:
+    def remove_strays(self) -> None:
         """Remove the temporary parts this run did not take (a failed Spark task's): only an
         ingest, which holds the case alone, may call this."""
-        removed = []
         pending = set(self._pending.values())
         for table in TABLES:
             folder = self.path / table
-            if not folder.is_dir():
-                continue
-            for path in folder.iterdir():
-                name = path.name
-                if (
-                    name.startswith(TMP_PREFIX)
-                    and name.endswith(TMP_SUFFIX)
-                    and path not in pending
-                ):
-                    path.unlink(missing_ok=True)
-                    removed.append(str(path.relative_to(self.path)))
-        return removed
+            if folder.is_dir():
+                for path in folder.iterdir():
+                    if _temporary(path.name) and path not in pending:
+                        path.unlink(missing_ok=True)
 
     def discard(self) -> None:
         """Forget everything this run wrote; a case this run created is removed again."""
@@ -489,7 +480,7 @@ class Case:
                         found.superseded.append(str(path.relative_to(self.path)))
                         if repair:
                             path.unlink(missing_ok=True)
-                elif name.startswith(TMP_PREFIX) and name.endswith(TMP_SUFFIX):
+                elif _temporary(name):
                     if path in self._pending.values():
                         continue
                     found.temporary.append(str(path.relative_to(self.path)))
@@ -554,6 +545,11 @@ def new_part_path(root: Path, table: str) -> Path:
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     final = folder / f"part-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
     return folder / f"{TMP_PREFIX}{final.name}{TMP_SUFFIX}"
+
+
+def _temporary(name: str) -> bool:
+    """A part's name while its run has not committed it (new_part_path)."""
+    return name.startswith(TMP_PREFIX) and name.endswith(TMP_SUFFIX)
 
 
 def _final_name(temporary: Path) -> Path:

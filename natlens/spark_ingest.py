@@ -31,6 +31,7 @@ from natlens.engine import SparkEngine
 from natlens.errors import EnvironmentProblem, StrictError
 from natlens.formats.containers import Piece, SourceProblem
 from natlens.ingest import IngestOptions, Parts, UnitDone, UnitUnchanged, planned, read_units
+from natlens.sources.local import file_unit
 from natlens.sources.units import SourceOptions, Unit, expand
 
 
@@ -206,8 +207,11 @@ def _read_each(root: Path, options: IngestOptions, units: Iterable[tuple[int, Un
 
 
 def _found_again(task: _Task, options: SourceOptions) -> Unit:
-    """The unit named ``task.id``, listed again where the task runs; if it is gone, a unit that
-    says so (it is read again by the next ingest, as any unreadable source)."""
+    """The unit named ``task.id``, found again where the task runs: a file by its exact path
+    (its name may hold glob characters), an S3 object by listing its key; if it is gone, a unit
+    that says so (it is read again by the next ingest, as any unreadable source)."""
+    if not task.id.startswith("s3://"):
+        return file_unit(Path(task.id))  # a file that is gone reads as unreadable
     try:
         for unit in expand([task.id], options, {}):
             if unit.id == task.id:

@@ -102,7 +102,12 @@ def test_ingest_on_the_cluster_reads_what_a_local_ingest_reads(
     damaged = tmp_path / "damaged.log"
     first = next((world / "flowlogs").rglob("*.log*"))
     damaged.write_text("version srcaddr\nnot-a-number 10.0.0.1\n\x00\x01binary\n")
-    sources += [damaged, first]
+    # A file whose name is a glob pattern, found by listing its directory: each executor must
+    # open that very file, not read its name as a pattern.
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    shutil.copy(first, odd / "flows [1]*?.log.gz")
+    sources += [damaged, first, odd]
     local = run_cli("ingest", *sources, "--case", tmp_path / "local", "--json")
     jobs = spark_jobs()
     spark = run_cli(

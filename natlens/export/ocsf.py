@@ -97,7 +97,8 @@ def export_ocsf(
         )
     report = ExportReport(output, fmt)
     engine.register_case(case)
-    zones = [_most_common(engine, "az_id", "flows")]  # (a zone id: use1-az1, not a name)
+    # A region from a zone name (us-east-1b). Flow logs' az-id is a zone id (use1-az1): no use.
+    zones: list[str | None] = []
     if case.parts("firewall_events"):
         zones.append(_most_common(engine, "availability_zone", "firewall_events"))
     if topology is not None:
@@ -143,10 +144,12 @@ def export_ocsf(
             report.events["conversations"] = _write(
                 local, template("ocsf_conversations", **values), staging / "conversations", fmt
             )
-            local.register("findings", _findings_table(findings, region, account))
-            report.events["findings"] = (
-                _copy(local, "SELECT * FROM findings", staging / "findings", fmt) if findings else 0
-            )
+            report.events["findings"] = 0
+            if findings:
+                local.register("findings", _findings_table(findings, region, account))
+                report.events["findings"] = _copy(
+                    local, "SELECT * FROM findings", staging / "findings", fmt
+                )
         report.not_exported = _not_exported(engine)
         report.files = sum(1 for p in staging.rglob("*") if p.is_file())
         if output.exists():
@@ -467,4 +470,4 @@ def _findings_table(findings: list[dict[str, Any]], region: str, account: str) -
                 "day_partition": day,
             }
         )
-    return pa.Table.from_pylist(rows) if rows else pa.table({"time": pa.array([], pa.int64())})
+    return pa.Table.from_pylist(rows)

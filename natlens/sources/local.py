@@ -45,7 +45,7 @@ def units(source: str) -> Iterator[Unit]:
             hint="give files, directories, globs, s3://bucket/prefix or cwl://log-group",
         )
     for file in files:
-        yield _unit(file)
+        yield file_unit(file)
 
 
 def _walk(root: Path) -> tuple[list[Path], list[tuple[Path, OSError]]]:
@@ -83,7 +83,8 @@ def _hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
-def _unit(path: Path) -> Unit:
+def file_unit(path: Path) -> Unit:
+    """The unit of one file, by its exact path (never read as a pattern)."""
     resolved = path if path.is_symlink() and not path.exists() else path.resolve()
     try:
         stat = resolved.stat()
