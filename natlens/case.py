@@ -37,7 +37,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -46,6 +46,9 @@ import pyarrow.parquet as pq
 from natlens import __version__
 from natlens.errors import CaseError
 from natlens.schema import FIREWALL_EVENTS_SCHEMA, FLOWS_SCHEMA
+
+if TYPE_CHECKING:
+    from natlens.inplace import InPlace
 
 MANIFEST = "manifest.json"
 CASE_FORMAT = 1
@@ -160,6 +163,9 @@ class Case:
         self._superseded: list[Path] = []
         self._created = False  # this run made the directory: a failed run removes it again
         self.recovery = Recovery()
+        # Flow log files read where they lie (--in-place, natlens/inplace.py): engines show them
+        # in the flows table beside the parts. Only a temporary case has them.
+        self.in_place: InPlace | None = None
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -293,6 +299,11 @@ class Case:
         committed is read from its temporary file)."""
         paths = [self.path / part for part in self._table(table)["parts"]]
         return [self._pending.get(p) or self._aside.get(p, p) for p in paths]
+
+    def has(self, table: str = "flows") -> bool:
+        """Whether the table has rows to read: parts, or (flows) files read in place."""
+        in_place = table == "flows" and self.in_place is not None and self.in_place.files > 0
+        return bool(self.parts(table)) or in_place
 
     def new_part_path(self, table: str = "flows") -> Path:
         """Where to write a new part: a hidden temporary file, renamed into place at commit."""

@@ -17,7 +17,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import duckdb
 import pyarrow as pa
@@ -28,6 +28,10 @@ from sqlglot import exp
 from natlens.case import TABLES, Case
 from natlens.errors import CaseError, EnvironmentProblem, NatlensError, UsageError
 from natlens.sqltree import to_sql
+
+if TYPE_CHECKING:
+    from natlens.inplace import InPlace
+    from natlens.sources.units import SourceOptions
 
 # A query: a sqlglot tree (what analyses build) or DuckDB-dialect text (short fixed queries).
 SQL = str | exp.Expr
@@ -328,11 +332,120 @@ class DuckDBEngine(Engine):
             else:  # the temporary directory itself has other characters
                 self.con.execute(f"SET VARIABLE natlens_{name}_parts = ?", [texts])
             where = self.window_filters().get(name)
+            read = f"read_parquet(getvariable('natlens_{name}_parts'), union_by_name = true)"
+            if name == "flows" and case.in_place is not None and case.in_place.groups:
+                self._register_in_place(case.in_place)
+                columns = ", ".join(f'"{f.name}"' for f in TABLES[name])
+                read = f"(SELECT {columns} FROM {read} UNION ALL SELECT * FROM natlens_in_place)"
             self.con.execute(
-                f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM "
-                f"read_parquet(getvariable('natlens_{name}_parts'), union_by_name = true)"
+                f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {read}"
                 + (f" WHERE {where}" if where else "")
             )
+
+    def _register_in_place(self, in_place: InPlace) -> None:
+        """The files read in place (natlens/inplace.py): ``natlens_in_place_all`` holds every
+        row with the field that failed its checks, if one did; ``natlens_in_place`` the
+        records."""
+        from natlens import inplace
+
+        if getattr(self, "_in_place", None) is in_place:
+            return
+        if in_place.s3 is not None:
+            self._s3(in_place.s3)
+        selects = []
+        for index, group in enumerate(in_place.groups):
+            reads = [str(self._empty.plain(Path(f))) if not f.startswith("s3://") else f
+                     for f in group.files]  # fmt: skip
+            self.con.execute(f"SET VARIABLE natlens_in_place_{index} = ?", [reads])
+            self.con.register(
+                f"natlens_in_place_files_{index}",
+                pa.table({"path": reads, "source": group.files}),
+            )
+            files = exp.func("getvariable", exp.Literal.string(f"natlens_in_place_{index}"))
+            reader = (
+                _read_parquet(files)
+                if group.kind == inplace.PARQUET
+                else _read_csv(files, group, index)
+            )
+            row = (
+                exp.column("file_row_number", "r")
+                if group.kind == inplace.PARQUET
+                else exp.cast(exp.Null(), "BIGINT")
+            )
+            raw = (
+                exp.select(
+                    exp.alias_(exp.column("source", "m"), inplace.SOURCE),
+                    exp.alias_(row, inplace.ROW),
+                    exp.Column(this=exp.Star(), table=exp.to_identifier("r")),
+                )
+                .from_(exp.Table(this=reader, alias=exp.TableAlias(this=exp.to_identifier("r"))))
+                .join(
+                    exp.to_table(f"natlens_in_place_files_{index}").as_("m"),
+                    on=exp.EQ(this=exp.column("filename", "r"), expression=exp.column("path", "m")),
+                )
+            )
+            self._execute(exp.Create(
+                this=exp.to_table(f"natlens_in_place_raw_{index}"), kind="VIEW",
+                expression=raw, replace=True,
+            ))  # fmt: skip
+            selects.append(inplace.group_select(group, f"natlens_in_place_raw_{index}"))
+        # Read once per run: the checks are many expressions, and analyses read flows often.
+        self._execute(exp.Create(
+            this=exp.to_table("natlens_in_place_all"), kind="TABLE", replace=True,
+            expression=inplace.all_select(selects),
+            properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+        ))  # fmt: skip
+        self._execute(exp.Create(
+            this=exp.to_table("natlens_in_place"), kind="VIEW", expression=inplace.RECORDS,
+            replace=True,
+        ))  # fmt: skip
+        self._in_place = in_place
+
+    def in_place_rejected(self, in_place: InPlace) -> tuple[int, str | None]:
+        """Text lines DuckDB's CSV reader set aside (another number of fields than the header
+        has), counted once however many queries read them, and the first one's file."""
+        from natlens import inplace
+
+        total, example = 0, None
+        for index, group in enumerate(in_place.groups):
+            if group.kind != inplace.TEXT:
+                continue
+            try:
+                count, first = self.con.execute(
+                    f"SELECT count(*), min(file_path) FROM (SELECT DISTINCT s.file_path, e.line "
+                    f"FROM natlens_rejects_{index} e JOIN natlens_scans_{index} s "
+                    "USING (scan_id, file_id))"
+                ).fetchone() or (0, None)
+            except duckdb.CatalogException:
+                continue  # the files were not read yet
+            total += int(count)
+            example = example or first
+        return total, real_path(example) if example else None
+
+    def _s3(self, options: SourceOptions) -> None:
+        """DuckDB's S3 reader (the httpfs extension from PyPI, built for this DuckDB), with the
+        credentials, region and endpoint boto3 uses for the same sources."""
+        load_httpfs(self.con)
+        client = options.client("s3")
+        credentials = client._request_signer._credentials
+        frozen = credentials.get_frozen_credentials() if credentials is not None else None
+        settings: dict[str, str] = {"TYPE": "s3", "REGION": client.meta.region_name or "us-east-1"}
+        if frozen is not None:
+            settings["KEY_ID"] = frozen.access_key
+            settings["SECRET"] = frozen.secret_key
+            if frozen.token:
+                settings["SESSION_TOKEN"] = frozen.token
+        endpoint = options.endpoint_url
+        if endpoint:
+            scheme, _, host = endpoint.partition("://")
+            settings["ENDPOINT"] = host.rstrip("/") if host else scheme
+            settings["URL_STYLE"] = "path"
+            settings["USE_SSL"] = "true" if scheme == "https" else "false"
+        body = ", ".join(
+            f"{key} {value if key in ('TYPE', 'USE_SSL') else sql_string(value)}"
+            for key, value in settings.items()
+        )
+        self.con.execute(f"CREATE OR REPLACE TEMPORARY SECRET natlens_s3 ({body})")
 
     def _execute(self, sql: SQL) -> duckdb.DuckDBPyConnection:
         try:
@@ -380,6 +493,84 @@ class DuckDBEngine(Engine):
         self._empty.cleanup()
         if self._spill is not None:
             self._spill.cleanup()
+
+
+def load_httpfs(con: duckdb.DuckDBPyConnection) -> None:
+    """Load the httpfs extension natlens installs from PyPI (never downloaded at run time)."""
+    import importlib.resources
+
+    try:
+        package = importlib.resources.files("duckdb_extension_httpfs")
+    except ModuleNotFoundError:
+        raise EnvironmentProblem(
+            "reading s3:// in place needs DuckDB's httpfs extension, which is not installed",
+            hint=f"pip install duckdb-extension-httpfs=={duckdb.__version__}",
+        ) from None
+    path = package / "extensions" / f"v{duckdb.__version__}" / "httpfs.duckdb_extension"
+    if not path.is_file():
+        raise EnvironmentProblem(
+            f"the httpfs extension installed is not built for DuckDB {duckdb.__version__}",
+            hint=f"pip install duckdb-extension-httpfs=={duckdb.__version__}",
+        )
+    con.execute(f"LOAD {sql_string(str(path))}")
+
+
+def real_path(path: str) -> str:
+    """A path as the user named it (not natlens's plain link to its folder)."""
+    for link, real in _LINKS.items():
+        if path.startswith(link + "/"):
+            return real + path[len(link) :]
+    return path
+
+
+def _named(name: str, value: exp.Expr) -> exp.Expr:
+    return exp.EQ(this=exp.column(name), expression=value)
+
+
+def _read_parquet(files: exp.Expr) -> exp.Expr:
+    return exp.Anonymous(
+        this="read_parquet",
+        expressions=[
+            files,
+            _named("filename", exp.true()),
+            _named("file_row_number", exp.true()),
+            # AWS's Hive folders (year=...) are not columns of the records
+            _named("hive_partitioning", exp.false()),
+        ],
+    )
+
+
+def _read_csv(files: exp.Expr, group: Any, index: int) -> exp.Expr:
+    """AWS's text files: one space between fields, a header line, no quoting; a line with
+    another number of fields is set aside in ``natlens_rejects_INDEX``, not read."""
+    columns = exp.Struct(
+        expressions=[
+            exp.PropertyEQ(
+                this=exp.to_identifier(c.raw, quoted=True),
+                expression=exp.Literal.string("VARCHAR"),
+            )
+            for c in group.columns
+        ]
+    )
+    text = exp.Literal.string
+    return exp.Anonymous(
+        this="read_csv",
+        expressions=[
+            files,
+            _named("delim", text(" ")),
+            _named("header", exp.true()),
+            _named("auto_detect", exp.false()),
+            _named("columns", columns),
+            _named("quote", text("")),
+            _named("escape", text("")),
+            _named("filename", exp.true()),
+            _named("compression", text("gzip" if group.compressed else "none")),
+            _named("strict_mode", exp.true()),
+            _named("store_rejects", exp.true()),
+            _named("rejects_table", text(f"natlens_rejects_{index}")),
+            _named("rejects_scan", text(f"natlens_scans_{index}")),
+        ],
+    )
 
 
 _SPARK_SESSION: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
@@ -470,10 +661,75 @@ class SparkEngine(Engine):
                 frame = self.spark.read.schema(schema).parquet(*parts)
             else:
                 frame = self.spark.createDataFrame([], schema)
+            if name == "flows" and case.in_place is not None and case.in_place.groups:
+                self._register_in_place(case.in_place)
+                frame = frame.unionByName(self.spark.table("natlens_in_place"))
             where = self.window_filters().get(name)
             if where:
                 frame = frame.where(sqlglot.parse_one(where, read="duckdb").sql("spark"))
             frame.createOrReplaceTempView(name)
+
+    def _register_in_place(self, in_place: InPlace) -> None:
+        """The files read in place as Spark reads them, where the executors read them; the
+        same tables as on DuckDB (``natlens_in_place_all``, ``natlens_in_place``)."""
+        from pyspark.sql import functions as F
+        from pyspark.sql.types import StringType, StructField, StructType
+
+        from natlens import inplace
+
+        if getattr(self, "_in_place", None) is in_place:
+            return
+        spark = self.spark
+        hadoop = spark._jvm.org.apache.hadoop.fs.Path  # the URIs Spark gives _metadata.file_path
+        selects = []
+        for index, group in enumerate(in_place.groups):
+            reads = [f if f.startswith("s3://") else _hadoop_path(Path(f)) for f in group.files]
+            if group.kind == inplace.PARQUET:
+                frame = spark.read.parquet(*[_glob_escaped(r) for r in reads])
+                row = F.col("_metadata.row_index")
+            else:
+                names = [c.raw for c in group.columns]
+                schema = StructType(
+                    [StructField(n, StringType()) for n in names]
+                    + [StructField(inplace.CORRUPT, StringType())]
+                )
+                frame = (
+                    spark.read.schema(schema)
+                    .options(
+                        sep=" ",
+                        header=True,
+                        mode="PERMISSIVE",
+                        quote="\u0000",
+                        columnNameOfCorruptRecord=inplace.CORRUPT,
+                        enforceSchema=True,
+                        ignoreLeadingWhiteSpace=False,
+                        ignoreTrailingWhiteSpace=False,
+                    )
+                    .csv(*[_glob_escaped(r) for r in reads])
+                )
+                row = F.lit(None).cast("bigint")
+            frame = frame.select(
+                "*",
+                F.col("_metadata.file_path").alias("natlens_file"),
+                row.alias(inplace.ROW),
+            )
+            files = spark.createDataFrame(
+                [
+                    (hadoop(_uri(r)).toUri().toString(), f)
+                    for r, f in zip(reads, group.files, strict=True)
+                ],
+                "natlens_file string, natlens_source string",
+            )
+            frame.join(F.broadcast(files), "natlens_file").createOrReplaceTempView(
+                f"natlens_in_place_raw_{index}"
+            )
+            selects.append(inplace.group_select(group, f"natlens_in_place_raw_{index}", spark=True))
+        # Read once per run, kept by the executors (as the shared stages of a query are).
+        spark.sql(translate(inplace.all_select(selects), "spark")).localCheckpoint(
+            eager=True
+        ).createOrReplaceTempView("natlens_in_place_all")
+        spark.sql(translate(inplace.RECORDS, "spark")).createOrReplaceTempView("natlens_in_place")
+        self._in_place = in_place
 
     def _frame(self, sql: SQL) -> Any:
         """The result of ``sql`` as a DataFrame, its shared stages computed first.
@@ -542,6 +798,20 @@ class SparkEngine(Engine):
     def close(self) -> None:
         self._drop_stages()
         self.release()
+
+
+def _glob_escaped(path: str) -> str:
+    """An s3:// URI with its Hadoop glob characters escaped (local paths come escaped)."""
+    if path.startswith("s3://"):
+        return path[:5] + re.sub(r"([\\\[\]{}*?])", r"\\\1", path[5:])
+    return path
+
+
+def _uri(read: str) -> str:
+    """The path Spark was given, unescaped, as a URI Hadoop's Path parses."""
+    if read.startswith("s3://"):
+        return read
+    return "file:" + re.sub(r"\\(.)", r"\1", read)
 
 
 def _hadoop_path(path: Path) -> str:

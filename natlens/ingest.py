@@ -67,6 +67,9 @@ class IngestOptions:
     # What reads the sources instead of this process (spark_ingest.SparkReader: Spark's
     # executors, for --engine spark); None: read here.
     reader: Reader | None = None
+    # The units to read, when the caller expanded the sources itself (--in-place reads the
+    # rest where they lie); None: the sources' units.
+    units: list[Unit] | None = None
 
 
 class Reader(Protocol):
@@ -150,7 +153,11 @@ def _ingest(case: Case, sources: list[str], options: IngestOptions, started: flo
     known: dict[str, dict[str, Any]] = case.manifest["sources"]
     coverage: dict[str, list[list[int]]] = case.manifest["cloudwatch_coverage"]
 
-    units = expand(sources, options.sources, coverage)
+    units = (
+        iter(options.units)
+        if options.units is not None
+        else expand(sources, options.sources, coverage)
+    )
     parts = Parts(case.new_part_path)
     try:
         if options.reader is not None:

@@ -300,13 +300,13 @@ def attribute(engine: Engine, case: Case, options: NatOptions) -> pa.Table:
 def attribute_batches(engine: Engine, case: Case, options: NatOptions) -> pa.RecordBatchReader:
     """``attribute`` as a stream (a firewall logs millions of events). Read it before the
     engine closes."""
-    if not case.parts("firewall_events"):
+    if not case.has("firewall_events"):
         raise UsageError(
             "the case has no Network Firewall events",
             hint="ingest the firewall's alert and flow logs beside the flow logs: natlens ingest "
             "s3://BUCKET/AWSLogs/ACCOUNT/network-firewall/ --case CASE",
         )
-    if not case.parts("flows") and options.conversations.context is None:
+    if not case.has("flows") and options.conversations.context is None:
         # The firewall's source could be a NAT gateway's address as well as an instance's:
         # only flow logs (or the context) tell them apart.
         raise UsageError(

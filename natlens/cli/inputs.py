@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from natlens.engine import Engine
     from natlens.formats.describe_json import Context
     from natlens.ingest import IngestOptions
+    from natlens.inplace import InPlace
     from natlens.render.registry import Layout
     from natlens.render.terminal import SafeWriter, Writer
     from natlens.sources.timerange import TimeRange
@@ -101,6 +102,7 @@ def case_and_engine(
         open_engine(args.engine, args.spark_master, args.memory_limit, args.spark_conf) as engine,
     ):
         engine.window = time_window(args)
+        check_in_place(engine, case, bool(getattr(args, "strict", False)))
         if options is not None and options.context is not None:
             from natlens.analyses.context_check import prepare
 
@@ -254,6 +256,11 @@ def case_from_inputs(args: argparse.Namespace) -> Iterator[Case]:
     """A case directory as given, or the sources read into a temporary case."""
     from natlens.case import Case, is_case
 
+    if getattr(args, "in_place", False) and any(is_case(i) for i in args.inputs):
+        raise UsageError(
+            "--in-place reads sources where they lie; a case is read already",
+            hint="give the flow log files or s3:// prefixes, or drop --in-place",
+        )
     if len(args.inputs) == 1 and is_case(args.inputs[0]):
         with Case.open(args.inputs[0]) as case:
             yield case
@@ -266,11 +273,21 @@ def case_from_inputs(args: argparse.Namespace) -> Iterator[Case]:
             f"{cases[0]} is a case: give one case, or sources only",
             hint="to add sources to a case: natlens ingest SOURCE... --case DIR",
         )
+    options = ingest_options(args)
+    in_place = None
+    if getattr(args, "in_place", False):
+        from natlens.inplace import plan
+
+        in_place = plan(args.inputs, options.sources)
+        options.units = in_place.others
+        _say_in_place(in_place)
     with tempfile.TemporaryDirectory(prefix="natlens-case-") as tmp:
-        report = ingest(args.inputs, os.path.join(tmp, "case"), ingest_options(args))
+        report = ingest(args.inputs, os.path.join(tmp, "case"), options)
         data = report.to_json()
         skipped = data["lines"]["skipped"]
-        if report.records_written == 0 and report.accounting.examples:
+        if in_place is not None and in_place.files:
+            pass  # the records are in the files read in place
+        elif report.records_written == 0 and report.accounting.examples:
             first = next(iter(report.accounting.examples.values()))[0]
             raise InputError(str(first))
         if skipped:
@@ -282,4 +299,75 @@ def case_from_inputs(args: argparse.Namespace) -> Iterator[Case]:
                 for example in entry["examples"][:2]:
                     safe(sys.stderr).write(f"  {reason}: {example}\n")
         with Case.open(report.case) as case:
+            if in_place is not None:
+                case.in_place = in_place
+                for group in in_place.groups:  # what the analyses ask of a case's formats
+                    fields = group.fields
+                    origin = "parquet" if group.kind == "parquet" else "header"
+                    case.manifest["formats"].append({"fields": fields, "origin": origin})
+                    for source in group.files:
+                        case.manifest["sources"][source] = {"fields": fields, "in_place": True}
             yield case
+
+
+def _say_in_place(in_place: InPlace) -> None:
+    """What --in-place reads where it lies, and what it does not (on stderr)."""
+    from natlens.inplace import PARQUET
+
+    out = safe(sys.stderr)
+    parquet = sum(len(g.files) for g in in_place.groups if g.kind == PARQUET)
+    text = in_place.files - parquet
+    out.write(
+        f"natlens: reading {in_place.files:,} file(s) in place ({parquet:,} Parquet, "
+        f"{text:,} text with a header)"
+        + (f"; {len(in_place.others):,} other source(s) read first" if in_place.others else "")
+        + (
+            f"; {in_place.passed_over:,} file(s) or folder(s) outside --since/--until by their "
+            "names' dates not read"
+            if in_place.passed_over
+            else ""
+        )
+        + "\n"
+    )
+    if in_place.not_flow_logs:
+        out.write(
+            f"natlens: {len(in_place.not_flow_logs):,} Parquet file(s) not read: most of their "
+            f"columns are not flow log fields, such as {in_place.not_flow_logs[0]}\n"
+        )
+
+
+def check_in_place(engine: Engine, case: Case, strict: bool) -> None:
+    """Count the rows of the files read in place that ingest would have refused (one more pass
+    over them), and say so on stderr; with --strict, any stops the run."""
+    from natlens.inplace import SKIPPED
+
+    if case.in_place is None or not case.in_place.groups:
+        return
+    engine.register_case(case)
+    rows = engine.query(SKIPPED).to_pylist()
+    rejected = getattr(engine, "in_place_rejected", None)
+    if rejected is not None:
+        count, example = rejected(case.in_place)
+        if count:
+            rows.append({"field": "line", "rows": count, "example": example})
+    lines = [row for row in rows if row["rows"]]
+    if not lines:
+        return
+    total = sum(row["rows"] for row in lines)
+    out = safe(sys.stderr)
+    out.write(
+        f"natlens: {total:,} row(s) of the files read in place skipped (as ingest would "
+        "skip them); 'natlens ingest ... --json' lists each\n"
+    )
+    for row in lines:
+        what = (
+            "a line with another number of fields than its header"
+            if row["field"] == "line"
+            else f"a bad {row['field']} value"
+        )
+        out.write(f"  {row['rows']:,} with {what}, such as in {row['example']}\n")
+    if strict:
+        raise InputError(
+            f"{total:,} row(s) of the files read in place have bad values (--strict)",
+            hint="natlens ingest SOURCE... --case DIR --json names each line and value",
+        )

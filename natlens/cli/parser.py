@@ -99,8 +99,15 @@ class _Parser(argparse.ArgumentParser):
         return parser
 
 
-def _source_options(parser: argparse.ArgumentParser) -> None:
+def _source_options(parser: argparse.ArgumentParser, in_place: bool = True) -> None:
     group = parser.add_argument_group("reading sources")
+    if in_place:
+        group.add_argument(
+            "--in-place", action="store_true",
+            help="read AWS-delivered flow log files (Parquet, or text with a header line; "
+            "local or s3://) where they lie, through the engine, instead of copying them into "
+            "a temporary case first; other sources are read as without it",
+        )  # fmt: skip
     group.add_argument(
         "--log-format",
         metavar="FORMAT",
@@ -170,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--case", required=True, metavar="DIR", help="the case directory")
     ingest.add_argument("--json", action="store_true", help="print the accounting as JSON")
     ingest.add_argument("--output", metavar="FILE", help="write the accounting here")
-    _source_options(ingest)
+    _source_options(ingest, in_place=False)
     _engine_options(ingest, duckdb_memory=False)
     ingest.set_defaults(run=cmd_ingest)
 
@@ -562,7 +569,7 @@ def _analysis_commands(commands: _Commands) -> None:
         "logs do not say (default: the case's most common account-id)",
     )  # fmt: skip
     export.add_argument("--json", action="store_true", help="print the summary as JSON")
-    _source_options(export)
+    _source_options(export, in_place=False)
     _engine_options(export)
     export.set_defaults(run=cmd_export)
 

@@ -99,7 +99,7 @@ def export_ocsf(
     engine.register_case(case)
     # A region from a zone name (us-east-1b). Flow logs' az-id is a zone id (use1-az1): no use.
     zones: list[str | None] = []
-    if case.parts("firewall_events"):
+    if case.has("firewall_events"):
         zones.append(_most_common(engine, "availability_zone", "firewall_events"))
     if topology is not None:
         zones += [
@@ -114,7 +114,7 @@ def export_ocsf(
     convs = conversations(engine, case, conv_options)
     initiators = engine.query(record_initiators_sql(conv_options))
     findings = list(_inbound_findings(inbound(engine, case, conv_options).to_pylist()))
-    if case.parts("firewall_events"):
+    if case.has("firewall_events"):
         alerts = attribute(engine, case, options).to_pylist()
         findings += _alert_findings(a for a in alerts if a.get("event_type") == "alert")
     if topology is not None:

@@ -83,7 +83,7 @@ def gather(
     verdicts = verdicts_from(engine, head, options)
     inbound = _inbound(engine, head, options, verdicts, limits)
     nat = NatOptions(options, top=limits.talkers, by="bytes", log_types=("alert",))
-    has_flows = bool(case.parts("flows"))
+    has_flows = bool(case.has("flows"))
     talkers = top_talkers(engine, case, nat).to_pylist() if has_flows else []
     alerts = _alerts(engine, case, nat, limits)
     topology = _topology(context)
@@ -211,9 +211,9 @@ def _query(sql: str, **values: int) -> exp.Query:
 
 
 def _alerts(engine: Engine, case: Case, nat: NatOptions, limits: Limits) -> dict[str, Any] | None:
-    if not case.parts("firewall_events"):
+    if not case.has("firewall_events"):
         return None
-    if not case.parts("flows") and nat.conversations.context is None:
+    if not case.has("flows") and nat.conversations.context is None:
         return {"rows": [], "total": 0, "left_out": 0, "per_instance": [], "blocked": True}
     table = attribute_batches(engine, case, nat).read_all()
     rows = table.to_pylist()
@@ -307,7 +307,7 @@ def _coverage(
         formats.append({"origin": fmt.get("origin"), "records": fmt.get("records"),
                         "fields": fmt["fields"]})  # fmt: skip
     gaps: list[dict[str, Any]] = []
-    if case.parts("flows"):
+    if case.has("flows"):
         gaps = engine.query(
             fragment(
                 """

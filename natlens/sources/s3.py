@@ -15,6 +15,7 @@ never read.
 from __future__ import annotations
 
 import io
+import os
 import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -54,7 +55,7 @@ def units(uri: str, options: SourceOptions) -> Iterator[Unit]:
     client = options.client("s3")
     bucket, prefix = parse_uri(uri)
     outside: list[str] = []
-    objects = list(_walk(client, bucket, prefix, (), options.time_range, outside))
+    objects = list(walk(client, bucket, prefix, (), options.time_range, outside))
     if not objects:
         window = options.time_range
         if outside:
@@ -68,6 +69,11 @@ def units(uri: str, options: SourceOptions) -> Iterator[Unit]:
             f"{uri}: no object under this prefix",
             hint="check the prefix: AWS writes under AWSLogs/ACCOUNT/vpcflowlogs/REGION/...",
         )
+    yield from object_units(client, bucket, objects)
+
+
+def object_units(client: Any, bucket: str, objects: list[dict[str, Any]]) -> Iterator[Unit]:
+    """The units of listed objects, each read while the one before it is parsed."""
     fetcher = _Prefetcher(client, bucket, [obj["Key"] for obj in objects])
     for index, obj in enumerate(objects):
         key = obj["Key"]
@@ -115,7 +121,7 @@ class _Prefetcher:
                 self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _walk(
+def walk(
     client: Any,
     bucket: str,
     prefix: str,
@@ -151,7 +157,7 @@ def _walk(
         if child is not None and not _folder_in_range(child, window):
             outside.append(f"s3://{bucket}/{folder}")
             continue
-        yield from _walk(
+        yield from walk(
             client, bucket, folder, child if child is not None else date, window, outside
         )
 
@@ -186,6 +192,24 @@ def _folder_in_range(date: tuple[int, ...], window: TimeRange) -> bool:
     else:
         end = start + timedelta(hours=1)
     return window.overlaps(int((start - _SLACK).timestamp()), int((end + _SLACK).timestamp()))
+
+
+def path_in_range(path: str, window: TimeRange) -> bool:
+    """Whether a local file may hold records of ``window`` by the dates in its path: its
+    folders as AWS names them (YYYY/MM/DD/HH or year=/month=/day=/hour=) and its name's time."""
+    if not window.bounded:
+        return True
+    folders = path.replace(os.sep, "/").split("/")[:-1]
+    for first in range(len(folders)):
+        date: tuple[int, ...] = ()
+        for name in folders[first:]:
+            child = _date_level(name, date)
+            if child is None:
+                break
+            date = child
+        if len(date) >= 3 and not _folder_in_range(date, window):
+            return False
+    return _file_in_range(path, window)
 
 
 def _file_in_range(key: str, window: TimeRange) -> bool:
