@@ -705,7 +705,7 @@ class SparkEngine(Engine):
                         ignoreLeadingWhiteSpace=False,
                         ignoreTrailingWhiteSpace=False,
                     )
-                    .csv(*[_glob_escaped(r) for r in reads])
+                    .csv([_glob_escaped(r) for r in reads])
                 )
                 row = F.lit(None).cast("bigint")
             frame = frame.select(

@@ -47,7 +47,7 @@ SOURCE, ROW, CORRUPT = "natlens_source", "natlens_row", "natlens_corrupt"
 # The first field whose value ingest would refuse, or "line": the view keeps rows without one.
 BAD = "natlens_bad"
 _PEEK = 65536
-_THREADS = 16
+_THREADS = 10  # botocore keeps 10 connections per client
 
 
 @dataclass(frozen=True)

@@ -290,10 +290,10 @@ def case_from_inputs(args: argparse.Namespace) -> Iterator[Case]:
         elif report.records_written == 0 and report.accounting.examples:
             first = next(iter(report.accounting.examples.values()))[0]
             raise InputError(str(first))
-        if skipped:
+        if skipped or data["skipped"]:  # a damaged or unreadable file skips no line
             sys.stderr.write(
-                f"natlens: {skipped:,} line(s) skipped while reading; "
-                "'natlens ingest ... --json' lists them\n"
+                (f"natlens: {skipped:,} line(s) skipped" if skipped else "natlens: problems")
+                + " while reading; 'natlens ingest ... --json' lists them\n"
             )
             for reason, entry in data["skipped"].items():
                 for example in entry["examples"][:2]:
@@ -366,8 +366,16 @@ def check_in_place(engine: Engine, case: Case, strict: bool) -> None:
             else f"a bad {row['field']} value"
         )
         out.write(f"  {row['rows']:,} with {what}, such as in {row['example']}\n")
-    if strict:
+    # no record at all: an input problem, as when the sources are ingested first
+    nothing = not strict and not case.parts("flows") and not _has_records(engine)
+    if strict or nothing:
         raise InputError(
-            f"{total:,} row(s) of the files read in place have bad values (--strict)",
+            f"{total:,} row(s) of the files read in place have bad values"
+            + (" (--strict)" if strict else ", and no record was read"),
             hint="natlens ingest SOURCE... --case DIR --json names each line and value",
         )
+
+
+def _has_records(engine: Engine) -> bool:
+    first = engine.query("SELECT count(*) AS n FROM natlens_in_place").column("n")[0]
+    return bool(first.as_py())

@@ -1,0 +1,302 @@
+"""--in-place: flow logs read where AWS delivered them, through the engine, give the answers an
+ingest gives.
+
+Every test compares two independent paths on fresh state: the analysis run on a case that
+``natlens ingest`` wrote (Python's parser) and the same analysis run with ``--in-place`` (the
+engine's own Parquet and CSV readers and natlens/inplace.py's checks in SQL).
+"""
+
+from __future__ import annotations
+
+import gzip
+import ipaddress
+import json
+import re
+import shutil
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from natlens.inplace import ipv6_pattern
+from tests.conftest import run_cli
+
+HEADER = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"
+
+
+def jsonl(*args: object) -> list[dict[str, object]]:
+    run = run_cli(*args)
+    assert run.code == 0, run.err
+    return [json.loads(line) for line in run.out.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four flow logs at once: default text on S3, version 5 Parquet, a CloudWatch export and
+    filter-log-events JSON (the last two are not AWS's S3 files: ingest reads them)."""
+    from natlens.simulate.run import SimulateOptions, simulate
+
+    root = tmp_path_factory.mktemp("mixed") / "world"
+    simulate(root, SimulateOptions(scenario="mixed-formats", minutes=12, seed=4))
+    return root
+
+
+@pytest.fixture(scope="module")
+def firewalled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from natlens.simulate.run import SimulateOptions, simulate
+
+    root = tmp_path_factory.mktemp("fw") / "world"
+    simulate(
+        root,
+        SimulateOptions(scenario="fw-after-nat", minutes=70, seed=5, delivery="parquet"),
+    )
+    return root
+
+
+# -- the checks, on their own ------------------------------------------------------------------
+
+
+IPV6_CASES = [
+    "::", "::1", "1::", "2001:db8::1", "2001:DB8:0:0:8:800:200C:417A", "fe80::1:2:3:4",
+    "::ffff:10.0.0.1", "64:ff9b::192.0.2.33", "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7::",
+    "::2:3:4:5:6:7:8", "1:2:3:4:5:6:1.2.3.4", "1::1.2.3.4", "::1.2.3.4",
+    # not addresses
+    "", ":", ":::", "1:2:3:4:5:6:7:8:9", "1::2::3", "12345::", "g::1", "1:2:3:4:5:6:7",
+    "::1.2.3.04", "::1.2.3.256", "1:2:3:4:5:6:7:1.2.3.4", "fe80::1%eth0", "1.2.3.4",
+    "::ffff:1.2.3", " ::1", "::1 ", "1:2:3:4:5::6:7:8",
+]  # fmt: skip
+
+
+def _python_ipv6(text: str) -> bool:
+    if "%" in text:
+        return False
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def test_ipv6_pattern_matches_python_on_known_cases() -> None:
+    pattern = ipv6_pattern()
+    assert "\\" not in pattern  # means the same to RE2 and Java
+    con = duckdb.connect()
+    for text in IPV6_CASES:
+        by_duckdb = con.execute("SELECT regexp_matches(?, ?)", [text, pattern]).fetchone()
+        assert by_duckdb == (_python_ipv6(text),), text
+        assert bool(re.fullmatch(pattern, text)) == _python_ipv6(text), text
+
+
+_groups = st.lists(
+    st.text("0123456789abcdefABCDEF", min_size=0, max_size=5), min_size=1, max_size=9
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_groups, st.booleans(), st.integers(0, 300))
+def test_ipv6_pattern_matches_python(groups: list[str], dotted: bool, octet: int) -> None:
+    """Random colon-joined groups (some with an IPv4 tail) read alike by the pattern in DuckDB
+    and by Python's ipaddress, which ingest uses."""
+    text = ":".join(groups) + (f":{octet}.2.3.{octet % 256}" if dotted else "")
+    con = duckdb.connect()
+    by_duckdb = con.execute("SELECT regexp_matches(?, ?)", [text, ipv6_pattern()]).fetchone()
+    assert by_duckdb == (_python_ipv6(text),), text
+
+
+# -- damaged values: refused as ingest refuses them --------------------------------------------
+
+GOOD = (
+    "2 123456789012 eni-0a1 10.0.0.1 203.0.113.9 44321 443 6 10 840 1717200000 1717200060 ACCEPT OK"
+)
+_VALUES = {
+    3: ["10.0.0.256", "10.0.0.01", "::1", "2001:db8::7", "x", "1.2.3", "-"],  # srcaddr
+    5: ["65535", "65536", "-1", "00080", "99999999999999999999", "1e3", "-"],  # srcport
+    7: ["6", "17", "256", "-"],  # protocol
+    8: ["0", "17592186044416", "17592186044417", "9223372036854775807", "-"],  # packets
+    10: ["1717200000", "1717200000000", "3000000000", "-"],  # start
+    12: ["ACCEPT", "REJECT", "accept", "-"],  # action
+    2: ["eni-0a1", "eni\x01bad", "-"],  # interface-id
+}
+
+
+def _line(choices: dict[int, str]) -> str:
+    tokens = GOOD.split(" ")
+    for index, value in choices.items():
+        tokens[index] = value
+    return " ".join(tokens)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.fixed_dictionaries({}, optional={k: st.sampled_from(v) for k, v in _VALUES.items()}),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_text_values_are_checked_as_ingest_checks_them(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[dict[int, str]]
+) -> None:
+    """Lines with good and bad values of every kind: the records read in place are the records
+    ingest keeps, value for value (text read in place has no line numbers)."""
+    where = tmp_path_factory.mktemp("values")
+    path = where / "123456789012_vpcflowlogs_us-east-1_fl-1_20240601T0000Z_ab.log.gz"
+    path.write_bytes(gzip.compress(("\n".join([HEADER, *map(_line, lines)]) + "\n").encode()))
+    columns = "srcaddr,srcport,protocol,packets,start,end,action,interface_id,srcaddr_v4"
+    ingest = run_cli("records", path, "--format", "jsonl", "--columns", columns)
+    in_place = run_cli("records", path, "--in-place", "--format", "jsonl", "--columns", columns)
+    assert in_place.code == ingest.code, in_place.err  # 2: no record at all
+    ingested = [json.loads(line) for line in ingest.out.splitlines() if line.strip()]
+    rows = [json.loads(line) for line in in_place.out.splitlines() if line.strip()]
+    key = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
+    assert sorted(map(key, rows)) == sorted(map(key, ingested))
+    refused = len(lines) - len(rows)
+    if refused:
+        assert f"{refused:,} row(s) of the files read in place skipped" in in_place.err
+
+
+def test_bad_lines_are_counted_and_strict_stops(tmp_path: Path) -> None:
+    path = tmp_path / "flows.log.gz"
+    lines = [HEADER, GOOD, GOOD.replace("10.0.0.1", "10.0.0.300"), GOOD + " extra", GOOD]
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    run = run_cli("records", path, "--in-place", "--format", "jsonl")
+    assert run.code == 0, run.err
+    assert len(run.out.splitlines()) == 2
+    assert "2 row(s) of the files read in place skipped" in run.err
+    assert "1 with a bad srcaddr value" in run.err
+    assert "1 with a line with another number of fields than its header" in run.err
+    strict = run_cli("records", path, "--in-place", "--strict")
+    assert strict.code == 2
+    assert "--strict" in strict.err
+
+
+def test_parquet_values_and_names_as_ingest(tmp_path: Path) -> None:
+    """AWS's Parquet column names (``log_status``), other spellings ingest accepts
+    (``SRCADDR``), out-of-range numbers, pandas' "None", an unknown column kept in ``extra``,
+    and a Parquet file of other columns that is not read."""
+    table = pa.table(
+        {
+            "version": pa.array([2, 2, 2, 2], pa.int32()),
+            "SRCADDR": ["10.0.0.1", "10.0.0.2", "bad", "::1"],
+            "dstaddr": ["203.0.113.9"] * 4,
+            "srcport": pa.array([443, 70000, 443, 443], pa.int64()),
+            "dstport": pa.array([1, 2, 3, 4], pa.int32()),
+            "protocol": ["6", "6", "6", "None"],
+            "start": pa.array([1717200000, 1717200000, 1717200000, 1717200000000], pa.int64()),
+            "end": pa.array([1717200060, 1717199000, 1717200060, 1717200060000], pa.int64()),
+            "log_status": ["OK", "OK", "OK", "NODATA"],
+            "future_field": ["a", None, "c", "d"],
+        }
+    )
+    pq.write_table(table, tmp_path / "flows.parquet")
+    pq.write_table(pa.table({"name": ["x"], "other": [1], "more": [2]}), tmp_path / "x.parquet")
+    columns = "srcaddr,srcport,protocol,start,end,log_status,extra,source,line"
+    ingested = run_cli("records", tmp_path, "--format", "jsonl", "--columns", columns)
+    in_place = run_cli("records", tmp_path, "--in-place", "--format", "jsonl", "--columns", columns)
+    assert in_place.code == 0, in_place.err
+    assert in_place.out == ingested.out
+    assert len(in_place.out.splitlines()) == 2  # port 70000, "bad" refused; end before start
+    assert "Parquet file(s) not read" in in_place.err
+    assert "with a bad srcport value" in in_place.err
+
+
+def test_a_case_is_not_read_in_place(tmp_path: Path, mixed: Path) -> None:
+    case = tmp_path / "case"
+    assert run_cli("ingest", mixed / "flowlogs" / "nat-gateways", "--case", case).code == 0
+    run = run_cli("conversations", case, "--in-place")
+    assert run.code == 64
+    assert "--in-place" in run.err
+
+
+# -- analyses: in place equals ingested --------------------------------------------------------
+
+
+@pytest.mark.parametrize("analysis", ["conversations", "inbound", "nat"])
+def test_local_text_and_parquet_on_duckdb(analysis: str, mixed: Path) -> None:
+    """The mixed world's S3 text and Parquet are read in place, its CloudWatch files by
+    ingest beside them."""
+    common = (analysis, mixed, "--context", mixed / "context", "--format", "jsonl")
+    ingested = jsonl(*common)
+    in_place = run_cli(*common, "--in-place")
+    assert in_place.code == 0, in_place.err
+    assert "reading 6 file(s) in place (3 Parquet, 3 text with a header)" in in_place.err
+    assert [json.loads(x) for x in in_place.out.splitlines()] == ingested
+    assert len(ingested) > 5
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("analysis", ["conversations", "inbound"])
+def test_local_text_and_parquet_on_spark(analysis: str, mixed: Path, tmp_path: Path) -> None:
+    """Spark reads the same files where they lie (names with characters Spark reads as a glob
+    pattern included): the rows DuckDB gives after an ingest."""
+    shutil.copytree(mixed / "flowlogs", tmp_path / "logs" / "odd [1]{a,b}*? %20")
+    common = (analysis, tmp_path / "logs", "--context", mixed / "context", "--format", "jsonl")
+    ingested = jsonl(*common)
+    spark = jsonl(*common, "--in-place", "--engine", "spark")
+    assert spark == ingested
+    assert len(ingested) > 5
+
+
+def _hive_key(path: Path) -> str:
+    """The key AWS writes with Hive-compatible prefixes and hourly partitions."""
+    stamp = re.search(r"_(\d{8}T\d{4})Z_", path.name)
+    assert stamp
+    when = datetime.strptime(stamp.group(1), "%Y%m%dT%H%M").replace(tzinfo=UTC)
+    return (
+        "AWSLogs/aws-account-id=123456789012/aws-service=vpcflowlogs/aws-region=us-east-1/"
+        f"year={when:%Y}/month={when:%m}/day={when:%d}/hour={when:%H}/{path.name}"
+    )
+
+
+@pytest.mark.s3
+def test_s3_parquet_in_hive_layout_on_duckdb(firewalled: Path, s3_server, tmp_path: Path) -> None:
+    """AWS's Parquet under Hive-compatible prefixes and its firewall logs, on the S3 server:
+    DuckDB reads the flow logs where they lie (httpfs), ingest the firewall's; every analysis
+    equals the same analysis on an ingested case, with and without --since/--until, and the
+    hours outside the window are never read."""
+    client = s3_server.client()
+    bucket = f"natlens-{uuid.uuid4().hex[:10]}"
+    client.create_bucket(Bucket=bucket)
+    flows = sorted((firewalled / "flowlogs").rglob("*.parquet"))
+    hours = set()
+    for path in flows:
+        key = _hive_key(path)
+        hours.add(key.split("/hour=")[1][:2])
+        client.upload_file(str(path), bucket, "vpc/" + key)
+    assert hours == {"00", "01"}
+    for path in sorted((firewalled / "firewall").rglob("*.gz")):
+        client.upload_file(str(path), bucket, "fw/" + str(path.relative_to(firewalled)))
+    # Not a Parquet file, in an hour the window leaves out: reading it would stop the run.
+    client.put_object(
+        Bucket=bucket,
+        Key="vpc/AWSLogs/aws-account-id=123456789012/aws-service=vpcflowlogs/"
+        "aws-region=us-east-1/year=2024/month=06/day=02/hour=05/"
+        "123456789012_vpcflowlogs_us-east-1_fl-1_20240602T0500Z_ab.log.parquet",
+        Body=b"PAR1 damaged",
+    )
+    sources = (f"s3://{bucket}/vpc/", f"s3://{bucket}/fw/")
+    endpoint = ("--endpoint-url", s3_server.endpoint)
+    window = ("--since", "2024-06-01T00:20:00Z", "--until", "2024-06-01T00:50:00Z")
+    case = tmp_path / "case"
+    run = run_cli("ingest", *sources, "--case", case, *endpoint, *window)
+    assert run.code == 0, run.err
+    context = ("--context", firewalled / "context", "--format", "jsonl")
+    for analysis in ("conversations", "inbound", "nat", "attribute"):
+        ingested = jsonl(analysis, case, *context, *window)
+        in_place = run_cli(analysis, *sources, *context, *endpoint, *window, "--in-place")
+        assert in_place.code == 0, in_place.err
+        assert [json.loads(x) for x in in_place.out.splitlines()] == ingested, analysis
+        assert len(ingested) > 3, analysis
+    assert "outside --since/--until" in in_place.err
+    assert "20240602T0500Z" not in in_place.err
+    # no window: every hour, and the damaged object (left to ingest, which names it)
+    everything = run_cli("conversations", *sources, *endpoint, "--in-place", "--format", "csv")
+    assert everything.code == 0, everything.err
+    assert "damaged Parquet file" in everything.err
+    assert "20240602T0500Z" in everything.err
