@@ -339,7 +339,7 @@ def _typed(column: Column, t: exp.Expr) -> tuple[exp.Expr, exp.Expr, exp.Expr | 
     if kind is Kind.ADDRESS:
         octets = [
             exp.TryCast(
-                this=_f("regexp_extract", t.copy(), _lit(_IPV4), _lit(i)),
+                this=_f("split_part", t.copy(), _lit("."), _lit(i)),
                 to=exp.DataType.build("BIGINT"),
             )
             for i in range(1, 5)

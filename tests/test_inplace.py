@@ -161,22 +161,39 @@ def test_text_values_are_checked_as_ingest_checks_them(
         assert f"{refused:,} row(s) of the files read in place skipped" in in_place.err
 
 
-def test_bad_lines_are_counted_and_strict_stops(tmp_path: Path) -> None:
+ENGINES = ["duckdb", pytest.param("spark", marks=pytest.mark.spark)]
+
+
+@pytest.mark.spark
+def test_ipv6_pattern_means_the_same_to_spark() -> None:
+    from natlens.engine import spark_session
+
+    spark = spark_session()
+    frame = spark.createDataFrame([(t,) for t in IPV6_CASES], "t string")
+    frame.createOrReplaceTempView("natlens_test_ipv6")
+    pattern = ipv6_pattern()
+    got = spark.sql("SELECT t, t RLIKE ? AS ok FROM natlens_test_ipv6", args=[pattern]).collect()
+    assert {r["t"]: r["ok"] for r in got} == {t: _python_ipv6(t) for t in IPV6_CASES}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_bad_lines_are_counted_and_strict_stops(tmp_path: Path, engine: str) -> None:
     path = tmp_path / "flows.log.gz"
     lines = [HEADER, GOOD, GOOD.replace("10.0.0.1", "10.0.0.300"), GOOD + " extra", GOOD]
     path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
-    run = run_cli("records", path, "--in-place", "--format", "jsonl")
+    run = run_cli("records", path, "--in-place", "--format", "jsonl", "--engine", engine)
     assert run.code == 0, run.err
     assert len(run.out.splitlines()) == 2
     assert "2 row(s) of the files read in place skipped" in run.err
     assert "1 with a bad srcaddr value" in run.err
     assert "1 with a line with another number of fields than its header" in run.err
-    strict = run_cli("records", path, "--in-place", "--strict")
+    strict = run_cli("records", path, "--in-place", "--strict", "--engine", engine)
     assert strict.code == 2
     assert "--strict" in strict.err
 
 
-def test_parquet_values_and_names_as_ingest(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_parquet_values_and_names_as_ingest(tmp_path: Path, engine: str) -> None:
     """AWS's Parquet column names (``log_status``), other spellings ingest accepts
     (``SRCADDR``), out-of-range numbers, pandas' "None", an unknown column kept in ``extra``,
     and a Parquet file of other columns that is not read."""
@@ -198,7 +215,10 @@ def test_parquet_values_and_names_as_ingest(tmp_path: Path) -> None:
     pq.write_table(pa.table({"name": ["x"], "other": [1], "more": [2]}), tmp_path / "x.parquet")
     columns = "srcaddr,srcport,protocol,start,end,log_status,extra,source,line"
     ingested = run_cli("records", tmp_path, "--format", "jsonl", "--columns", columns)
-    in_place = run_cli("records", tmp_path, "--in-place", "--format", "jsonl", "--columns", columns)
+    in_place = run_cli(
+        "records", tmp_path, "--in-place", "--format", "jsonl", "--columns", columns,
+        "--engine", engine,
+    )  # fmt: skip
     assert in_place.code == 0, in_place.err
     assert in_place.out == ingested.out
     assert len(in_place.out.splitlines()) == 2  # port 70000, "bad" refused; end before start
@@ -300,3 +320,36 @@ def test_s3_parquet_in_hive_layout_on_duckdb(firewalled: Path, s3_server, tmp_pa
     assert everything.code == 0, everything.err
     assert "damaged Parquet file" in everything.err
     assert "20240602T0500Z" in everything.err
+
+
+def test_local_folders_outside_the_window_are_not_read(tmp_path: Path) -> None:
+    """AWS's date folders (plain and Hive) and file-name times prune local files as they prune
+    S3 keys: a damaged file in an hour outside --since/--until is never opened."""
+    from natlens.sources.s3 import path_in_range
+    from natlens.sources.timerange import TimeRange, parse_time
+
+    window = TimeRange(parse_time("2024-06-01T00:20:00Z"), parse_time("2024-06-01T00:40:00Z"))
+    base = "/logs/AWSLogs/123456789012/vpcflowlogs/us-east-1"
+    hive = "/logs/AWSLogs/aws-account-id=1/aws-service=vpcflowlogs/aws-region=x"
+    named = "1_vpcflowlogs_x_fl-1_20240601T0300Z_a.log.gz"
+    assert path_in_range(f"{base}/2024/06/01/a.log.gz", window)
+    assert not path_in_range(f"{base}/2024/06/02/a.log.gz", window)
+    assert not path_in_range(f"{hive}/year=2024/month=06/day=01/hour=05/a.parquet", window)
+    assert path_in_range(f"{hive}/year=2024/month=06/day=01/hour=00/a.parquet", window)
+    assert not path_in_range(f"{base}/2024/06/01/{named}", window)
+    assert path_in_range("/somewhere/else.log.gz", window)
+
+    good = tmp_path / "year=2024" / "month=06" / "day=01" / "hour=00" / "flows.log.gz"
+    bad = tmp_path / "year=2024" / "month=06" / "day=01" / "hour=07" / "flows.log.gz"
+    for path in (good, bad):
+        path.parent.mkdir(parents=True)
+    start = parse_time("2024-06-01T00:30:00Z")
+    line = GOOD.replace("1717200000 1717200060", f"{start} {start + 60}")
+    good.write_bytes(gzip.compress(f"{HEADER}\n{line}\n".encode()))
+    bad.write_bytes(b"\x1f\x8b damaged")
+    window_args = ("--since", "2024-06-01T00:20:00Z", "--until", "2024-06-01T00:40:00Z")
+    run = run_cli("records", tmp_path, "--in-place", *window_args, "--format", "jsonl")
+    assert run.code == 0, run.err
+    assert len(run.out.splitlines()) == 1
+    assert "1 file(s) or folder(s) outside --since/--until" in run.err
+    assert "damaged" not in run.err
