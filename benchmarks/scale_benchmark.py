@@ -5,12 +5,17 @@ times each stage as a user runs it, each in a fresh process:
 
 - ingest: local (DuckDB writes nothing; natlens's readers in this process) and on a Spark
   standalone cluster of two workers on this machine (--engine spark: the executors read);
-- conversations and attribute: on DuckDB, on Spark local[2], and on the same cluster.
+- conversations and attribute: on DuckDB, on Spark local[2], and on the same cluster;
+- conversations --in-place: the engine reads the flow log files where they lie (no case).
 
 docs/scale.md turns the per-stage costs into estimates for N workers. Each Spark command pays
 its JVM start; that is part of what a user waits for, so it is kept in.
 
     python benchmarks/scale_benchmark.py --records 1000000 [--record-results]
+    python benchmarks/scale_benchmark.py --records 100000000 --engines duckdb --record-results
+
+A stage that fails (out of memory, say) is recorded as failed, with its time, and the others
+still run.
 """
 
 from __future__ import annotations
@@ -28,52 +33,87 @@ sys.path.insert(0, str(HERE.parent))
 
 from ingest_benchmark import append_results, run  # noqa: E402
 
+ENGINES = ("duckdb", "spark-local", "spark-cluster")
+
+
+def attempt(args: list[str]) -> tuple[float, int, bool]:
+    """Seconds, peak RSS and whether the command succeeded (a failure is a result too)."""
+    import time
+
+    started = time.monotonic()
+    try:
+        seconds, rss, _out = run(args)
+    except SystemExit as exc:
+        print(str(exc)[-2000:], file=sys.stderr, flush=True)
+        return time.monotonic() - started, 0, False
+    return seconds, rss, True
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--record-results", action="store_true")
+    parser.add_argument(
+        "--engines", default=",".join(ENGINES), help=f"comma separated, of {', '.join(ENGINES)}"
+    )
     args = parser.parse_args()
+    chosen = args.engines.split(",")
+    if unknown := set(chosen) - set(ENGINES):
+        parser.error(f"unknown engines {sorted(unknown)}")
     from tests.spark_cluster import SparkCluster
 
     natlens = str(Path(sys.executable).parent / "natlens")
     # The executors' Python workers (ingest) run this Python, where natlens is installed.
     os.environ["PYSPARK_PYTHON"] = sys.executable
     root = Path(tempfile.mkdtemp(prefix="natlens-scale-"))
-    cluster = SparkCluster(workers=2, cores=1, memory="4g")
-    rows: list[tuple[str, str, float, int]] = []
+    cluster = SparkCluster(workers=2, cores=1, memory="4g") if "spark-cluster" in chosen else None
+    rows: list[tuple[str, str, float, int, bool]] = []
+
+    def stage(name: str, engine: str, command: list[str]) -> None:
+        seconds, rss, ok = attempt(command)
+        rows.append((name, engine, seconds, rss, ok))
+        print(rows[-1], flush=True)
+
     try:
         world = root / "w"
         run([natlens, "simulate", str(world), "--scenario", "fw-after-nat", "--records",
              str(args.records), "--json"])  # fmt: skip
         sources = [str(world / "flowlogs"), str(world / "firewall")]
-        for engine, extra in (("duckdb", []), ("spark cluster", ["--engine", "spark",
-                              "--spark-master", cluster.url])):  # fmt: skip
-            case = root / f"case-{engine.split()[0]}"
-            seconds, rss, _out = run([natlens, "ingest", *sources, "--case", str(case), *extra])
-            rows.append(("ingest", engine, seconds, rss))
-            print(rows[-1], flush=True)
+        master = ["--spark-master", cluster.url] if cluster else []
+        spark = {
+            "duckdb": [],
+            "spark-local": ["--engine", "spark"],
+            "spark-cluster": ["--engine", "spark", *master],
+        }
+        for engine in ("duckdb", "spark-cluster"):
+            if engine in chosen:
+                case = root / f"case-{engine}"
+                stage("ingest", engine, [natlens, "ingest", *sources, "--case", str(case),
+                                         *spark[engine]])  # fmt: skip
         case = root / "case-duckdb"
+        if not case.exists():
+            stage("ingest", "duckdb", [natlens, "ingest", *sources, "--case", str(case)])
         context = ["--context", str(world / "context")]
-        engines = (
-            ("duckdb", []),
-            ("spark local[2]", ["--engine", "spark"]),
-            ("spark cluster", ["--engine", "spark", "--spark-master", cluster.url]),
-        )
         for analysis in ("conversations", "attribute"):
-            for engine, extra in engines:
+            for engine in chosen:
                 shutil.rmtree(case / "derived", ignore_errors=True)  # each computes every stage
                 out = root / f"{analysis}.parquet"
-                seconds, rss, _ = run([natlens, analysis, str(case), *context, "--format",
-                                       "parquet", "--output", str(out), *extra])  # fmt: skip
-                rows.append((analysis, engine, seconds, rss))
-                print(rows[-1], flush=True)
+                command = [natlens, analysis, str(case), *context, "--format", "parquet"]
+                stage(analysis, engine, [*command, "--output", str(out), *spark[engine]])
+        for engine in chosen:
+            if engine == "spark-cluster":
+                continue  # the case-free read is the same code on either Spark master
+            out = root / "in-place.parquet"
+            stage("conversations --in-place", engine, [natlens, "conversations",
+                  str(world / "flowlogs"), "--in-place", *context, "--format", "parquet",
+                  "--output", str(out), *spark[engine]])  # fmt: skip
     finally:
-        cluster.stop()
+        if cluster is not None:
+            cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
     table = "\n".join(
-        f"| {stage} | {engine} | {seconds:.1f} | {rss / 2**20:,.0f} |"
-        for stage, engine, seconds, rss in rows
+        f"| {name} | {engine} | {seconds:.1f}{'' if ok else ' (failed)'} | {rss / 2**20:,.0f} |"
+        for name, engine, seconds, rss, ok in rows
     )
     text = (
         f"\n\n{args.records:,} simulated flow records (fw-after-nat, with its firewall logs); "
