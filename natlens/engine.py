@@ -234,6 +234,22 @@ class _Scratch:
             _LINKS[str(link)] = str(folder)
         return link / path.name
 
+    def plain_file(self, path: Path) -> Path:
+        """``path`` itself when it is plain; else a plain-named link to the file (a user's file
+        named ``flows [1].log.gz`` would be a glob pattern to DuckDB)."""
+        path = Path(os.path.abspath(path))
+        if _SAFE_PATH.fullmatch(str(path)):
+            return path
+        if path in self._links:
+            return self._links[path]
+        link = self._root() / f"file-{len(self._links)}{''.join(path.suffixes[-2:])}"
+        if not _SAFE_PATH.fullmatch(link.name):
+            link = link.with_name(f"file-{len(self._links)}")
+        os.symlink(path, link)
+        self._links[path] = link
+        _LINKS[str(link)] = str(path)
+        return link
+
     def cleanup(self) -> None:
         if self._dir is not None:
             self._dir.cleanup()
@@ -313,6 +329,7 @@ class DuckDBEngine(Engine):
             # Keeping input order costs memory the analyses do not need.
             self.con.execute("SET preserve_insertion_order = false")
         self._empty = _Scratch()
+        self._in_place: InPlace | None = None  # the files read in place, once registered
         if temp_directory:
             self.con.execute(f"SET temp_directory = {sql_string(str(temp_directory))}")
         if threads:
@@ -348,13 +365,13 @@ class DuckDBEngine(Engine):
         records."""
         from natlens import inplace
 
-        if getattr(self, "_in_place", None) is in_place:
+        if self._in_place is in_place:
             return
         if in_place.s3 is not None:
             self._s3(in_place.s3)
         selects = []
         for index, group in enumerate(in_place.groups):
-            reads = [str(self._empty.plain(Path(f))) if not f.startswith("s3://") else f
+            reads = [f if f.startswith("s3://") else str(self._empty.plain_file(Path(f)))
                      for f in group.files]  # fmt: skip
             self.con.execute(f"SET VARIABLE natlens_in_place_{index} = ?", [reads])
             self.con.register(

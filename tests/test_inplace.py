@@ -353,3 +353,24 @@ def test_local_folders_outside_the_window_are_not_read(tmp_path: Path) -> None:
     assert len(run.out.splitlines()) == 1
     assert "1 file(s) or folder(s) outside --since/--until" in run.err
     assert "damaged" not in run.err
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_file_names_that_read_as_patterns(tmp_path: Path, engine: str) -> None:
+    """A user's files named with glob and quoting characters are read by their exact names,
+    and named so in ``source``."""
+    text = tmp_path / "flows [1]*?'.log.gz"
+    text.write_bytes(gzip.compress(f"{HEADER}\n{GOOD}\n".encode()))
+    pq.write_table(
+        pa.table({"srcaddr": ["10.0.0.9"], "dstaddr": ["10.0.0.1"], "version": [2]}),
+        tmp_path / "a{b},c.parquet",
+    )
+    columns = "srcaddr,dstaddr,source"
+    ingested = jsonl("records", tmp_path, "--format", "jsonl", "--columns", columns)
+    in_place = jsonl(
+        "records", tmp_path, "--in-place", "--format", "jsonl", "--columns", columns,
+        "--engine", engine,
+    )  # fmt: skip
+    key = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
+    assert sorted(map(key, in_place)) == sorted(map(key, ingested))
+    assert {r["source"] for r in in_place} == {str(text), str(tmp_path / "a{b},c.parquet")}
