@@ -195,8 +195,8 @@ def test_bad_lines_are_counted_and_strict_stops(tmp_path: Path, engine: str) -> 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_parquet_values_and_names_as_ingest(tmp_path: Path, engine: str) -> None:
     """AWS's Parquet column names (``log_status``), other spellings ingest accepts
-    (``SRCADDR``), out-of-range numbers, pandas' "None", an unknown column kept in ``extra``,
-    and a Parquet file of other columns that is not read."""
+    (``SRCADDR``), out-of-range numbers, pandas' "None", unknown columns kept in ``extra`` (one
+    named to break out of SQL quoting), and a Parquet file of other columns that is not read."""
     table = pa.table(
         {
             "version": pa.array([2, 2, 2, 2], pa.int32()),
@@ -209,6 +209,7 @@ def test_parquet_values_and_names_as_ingest(tmp_path: Path, engine: str) -> None
             "end": pa.array([1717200060, 1717199000, 1717200060, 1717200060000], pa.int64()),
             "log_status": ["OK", "OK", "OK", "NODATA"],
             "future_field": ["a", None, "c", "d"],
+            'odd`name"; DROP TABLE flows; --': ["x", "y", "z", "w"],
         }
     )
     pq.write_table(table, tmp_path / "flows.parquet")
