@@ -102,6 +102,19 @@ def test_a_link_to_nothing_is_reported(tmp_path, natlens) -> None:
     assert example.endswith("gone.log: unreadable: No such file or directory")
 
 
+def test_a_directory_named_like_a_pattern_is_that_directory(tmp_path, natlens) -> None:
+    """'logs [1]' exists: it is read as the directory it is, not as a glob pattern that
+    matches nothing; a pattern that names no existing path is still a pattern."""
+    (tmp_path / "logs [1]").mkdir()
+    (tmp_path / "logs [1]" / "good.log").write_text(f"{HEADER}\n{GOOD}\n")
+    report = ingest(natlens, tmp_path, tmp_path / "logs [1]")
+    assert report["lines"]["records"] == 1
+    (tmp_path / "more").mkdir()
+    (tmp_path / "more" / "good.log").write_text(f"{HEADER}\n{GOOD}\n")
+    report = ingest(natlens, tmp_path, tmp_path / "more" / "*.log")
+    assert report["lines"]["records"] == 1
+
+
 def test_invalid_utf8_line_in_text(tmp_path, natlens) -> None:
     source = tmp_path / "latin.log"
     source.write_bytes(

@@ -146,6 +146,23 @@ def test_strict_ingest_on_the_cluster_commits_nothing(
 
 
 @pytest.mark.s3
+def test_in_place_on_the_cluster(world: Path, spark_cluster: str, tmp_path: Path) -> None:
+    """--in-place on the cluster: the executors read the flow log files where they lie (the
+    firewall's logs are read first into a temporary case), and attribute gives the rows it
+    gives on DuckDB's ingested case."""
+    common = ("--context", world / "context", "--format", "jsonl")
+    duck = rows("attribute", fresh(world, tmp_path / "duckdb"), *common)
+    run = run_cli(
+        "attribute", world / "flowlogs", world / "firewall", *common, "--in-place",
+        "--engine", "spark", "--spark-master", spark_cluster,
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    assert "in place" in run.err
+    spark = [json.loads(line) for line in run.out.splitlines() if line.strip()]
+    assert len(spark) == len(duck) > 5
+    assert spark == duck
+
+
 def test_ingest_on_the_cluster_from_s3(
     world: Path, spark_cluster: str, s3_server, tmp_path: Path
 ) -> None:

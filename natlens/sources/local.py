@@ -16,7 +16,8 @@ from natlens.sources.units import Unit
 
 def units(source: str) -> Iterator[Unit]:
     path = Path(source).expanduser()
-    if any(ch in source for ch in "*?["):
+    # A name that exists is that file or directory, even with pattern characters in it.
+    if any(ch in source for ch in "*?[") and not os.path.lexists(path):
         matches = sorted(glob.glob(os.path.expanduser(source), recursive=True))
         files = [Path(m) for m in matches if Path(m).is_file()]
         if not files:
