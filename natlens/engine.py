@@ -659,6 +659,7 @@ class SparkEngine(Engine):
         self.master = master
         self.conf = tuple(conf)
         self._stages: list[str] = []
+        self._in_place: InPlace | None = None  # the files read in place, once registered
 
     @property
     def spark(self) -> Any:
@@ -694,7 +695,7 @@ class SparkEngine(Engine):
 
         from natlens import inplace
 
-        if getattr(self, "_in_place", None) is in_place:
+        if self._in_place is in_place:
             return
         spark = self.spark
         hadoop = spark._jvm.org.apache.hadoop.fs.Path  # the URIs Spark gives _metadata.file_path
