@@ -161,6 +161,11 @@ class Engine(ABC):
     def register_parquet(self, name: str, directory: Path) -> None:
         """Make the Parquet files in ``directory`` a table called ``name``."""
 
+    def in_place_rejected(self, in_place: InPlace) -> tuple[int, str | None]:
+        """Lines of text files read in place that the engine's reader set aside before natlens
+        saw them, and the first one's file (Spark's CSV source keeps them as rows: none)."""
+        return 0, None
+
     def hold(self, fd: int) -> None:
         """Keep a lock (an open file) until the engine closes: the files it guards are read
         lazily, by every query that names them."""
@@ -273,9 +278,7 @@ def _quoted(path: Path) -> str:
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     text = lines[0] if lines else type(exc).__name__
-    for link, real in _LINKS.items():  # the user's own paths, not natlens's links to them
-        text = text.replace(link, real)
-    return text[:300]
+    return real_path(text)[:300]
 
 
 def engine_error(exc: Exception) -> NatlensError:
@@ -420,7 +423,7 @@ class DuckDBEngine(Engine):
 
     def in_place_rejected(self, in_place: InPlace) -> tuple[int, str | None]:
         """Text lines DuckDB's CSV reader set aside (another number of fields than the header
-        has), counted once however many queries read them, and the first one's file."""
+        has), and the first one's file."""
         from natlens import inplace
 
         total, example = 0, None
@@ -444,6 +447,7 @@ class DuckDBEngine(Engine):
         credentials, region and endpoint boto3 uses for the same sources."""
         load_httpfs(self.con)
         client = options.client("s3")
+        # (botocore resolves the credential chain for its client; it has no public getter)
         credentials = client._request_signer._credentials
         frozen = credentials.get_frozen_credentials() if credentials is not None else None
         settings: dict[str, str] = {"TYPE": "s3", "REGION": client.meta.region_name or "us-east-1"}
@@ -532,12 +536,11 @@ def load_httpfs(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"LOAD {sql_string(str(path))}")
 
 
-def real_path(path: str) -> str:
-    """A path as the user named it (not natlens's plain link to its folder)."""
+def real_path(text: str) -> str:
+    """Paths in ``text`` as the user named them, not natlens's plain links to them."""
     for link, real in _LINKS.items():
-        if path.startswith(link + "/"):
-            return real + path[len(link) :]
-    return path
+        text = text.replace(link, real)
+    return text
 
 
 def _named(name: str, value: exp.Expr) -> exp.Expr:
@@ -701,9 +704,10 @@ class SparkEngine(Engine):
         hadoop = spark._jvm.org.apache.hadoop.fs.Path  # the URIs Spark gives _metadata.file_path
         selects = []
         for index, group in enumerate(in_place.groups):
+            # (local paths escaped; an S3 key with pattern characters is left to ingest)
             reads = [f if f.startswith("s3://") else _hadoop_path(Path(f)) for f in group.files]
             if group.kind == inplace.PARQUET:
-                frame = spark.read.parquet(*[_glob_escaped(r) for r in reads])
+                frame = spark.read.parquet(*reads)
                 row = F.col("_metadata.row_index")
             else:
                 names = [c.raw for c in group.columns]
@@ -723,7 +727,7 @@ class SparkEngine(Engine):
                         ignoreLeadingWhiteSpace=False,
                         ignoreTrailingWhiteSpace=False,
                     )
-                    .csv([_glob_escaped(r) for r in reads])
+                    .csv(reads)
                 )
                 row = F.lit(None).cast("bigint")
             frame = frame.select(
@@ -816,13 +820,6 @@ class SparkEngine(Engine):
     def close(self) -> None:
         self._drop_stages()
         self.release()
-
-
-def _glob_escaped(path: str) -> str:
-    """An s3:// URI with its Hadoop glob characters escaped (local paths come escaped)."""
-    if path.startswith("s3://"):
-        return path[:5] + re.sub(r"([\\\[\]{}*?])", r"\\\1", path[5:])
-    return path
 
 
 def _uri(read: str) -> str:

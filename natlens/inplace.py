@@ -160,7 +160,7 @@ def _s3_unit(file: _File, client: Any, options: SourceOptions) -> Unit:
 def _classify(file: _File, client: Any) -> tuple[str, tuple[Column, ...], bool] | str | None:
     """(kind, columns, gzip) of a file read in place, "not-flow-logs" for Parquet of other
     columns, or None: ingest reads it."""
-    if file.unit is None and any(c in file.key for c in "*?[]{}"):
+    if file.unit is None and any(c in file.key for c in "*?[]{}\\"):
         return None  # the engines read such a key as a pattern
     try:
         head = _head(file, client)

@@ -290,9 +290,11 @@ def test_s3_parquet_in_hive_layout_on_duckdb(firewalled: Path, s3_server, tmp_pa
     client.create_bucket(Bucket=bucket)
     flows = sorted((firewalled / "flowlogs").rglob("*.parquet"))
     hours = set()
-    for path in flows:
+    for index, path in enumerate(flows):
         key = _hive_key(path)
         hours.add(key.split("/hour=")[1][:2])
+        if index == 3:  # a key DuckDB would read as a pattern: left to ingest, still read
+            key = key.replace(".log.parquet", " [1]{a}.log.parquet")
         client.upload_file(str(path), bucket, "vpc/" + key)
     assert hours == {"00", "01"}
     for path in sorted((firewalled / "firewall").rglob("*.gz")):

@@ -285,9 +285,8 @@ def case_from_inputs(args: argparse.Namespace) -> Iterator[Case]:
         report = ingest(args.inputs, os.path.join(tmp, "case"), options)
         data = report.to_json()
         skipped = data["lines"]["skipped"]
-        if in_place is not None and in_place.files:
-            pass  # the records are in the files read in place
-        elif report.records_written == 0 and report.accounting.examples:
+        read_in_place = in_place is not None and in_place.files > 0
+        if report.records_written == 0 and report.accounting.examples and not read_in_place:
             first = next(iter(report.accounting.examples.values()))[0]
             raise InputError(str(first))
         if skipped or data["skipped"]:  # a damaged or unreadable file skips no line
@@ -300,10 +299,12 @@ def case_from_inputs(args: argparse.Namespace) -> Iterator[Case]:
                     safe(sys.stderr).write(f"  {reason}: {example}\n")
         with Case.open(report.case) as case:
             if in_place is not None:
+                from natlens.inplace import PARQUET
+
                 case.in_place = in_place
                 for group in in_place.groups:  # what the analyses ask of a case's formats
                     fields = group.fields
-                    origin = "parquet" if group.kind == "parquet" else "header"
+                    origin = "parquet" if group.kind == PARQUET else "header"
                     case.manifest["formats"].append({"fields": fields, "origin": origin})
                     for source in group.files:
                         case.manifest["sources"][source] = {"fields": fields, "in_place": True}
@@ -337,19 +338,18 @@ def _say_in_place(in_place: InPlace) -> None:
 
 
 def check_in_place(engine: Engine, case: Case, strict: bool) -> None:
-    """Count the rows of the files read in place that ingest would have refused (one more pass
-    over them), and say so on stderr; with --strict, any stops the run."""
+    """Count the rows of the files read in place that ingest would have refused (the engine
+    read them once, keeping each row's failed check), and say so on stderr; with --strict, any
+    stops the run."""
     from natlens.inplace import SKIPPED
 
     if case.in_place is None or not case.in_place.groups:
         return
     engine.register_case(case)
     rows = engine.query(SKIPPED).to_pylist()
-    rejected = getattr(engine, "in_place_rejected", None)
-    if rejected is not None:
-        count, example = rejected(case.in_place)
-        if count:
-            rows.append({"field": "line", "rows": count, "example": example})
+    count, example = engine.in_place_rejected(case.in_place)
+    if count:
+        rows.append({"field": "line", "rows": count, "example": example})
     lines = [row for row in rows if row["rows"]]
     if not lines:
         return
