@@ -8,20 +8,11 @@
 Each ingest writes new part files; a source read before with the same fingerprint is not read
 again, and a source whose content changed replaces its earlier rows.
 
-Consistency (docs/case.md says the same for users):
-
-- A part is written under a hidden temporary name (``.part-*.parquet.tmp``) and renamed into
-  place only when the ingest commits; engines and the documented glob never see it before.
-- The commit runs with the case's read lock held exclusively: parts that rows are taken from
-  are renamed out of the glob (``.part-*.parquet.old``), the new parts renamed in, and the
-  manifest replaced atomically (write, fsync, rename, fsync of the directory). Only then are
-  the old parts deleted.
-- Ingests into one case run one at a time (``.ingest.lock``); analyses hold the read lock shared,
-  so a commit never removes a part an analysis is reading.
-- ``recover`` puts the case back to its last committed state after any interruption: it deletes
-  temporary and unreferenced parts, restores old parts whose commit did not happen, and, if a
-  part the manifest names is gone, forgets it and the sources whose rows it held so that the next
-  ingest reads them again. Every ingest runs it first; ``natlens case check`` runs it on demand.
+Consistency (docs/case.md says it for users): parts are written under hidden temporary names
+and renamed in only at the commit, which holds the read lock exclusively, moves replaced parts
+out of the glob (``.old``) and replaces the manifest atomically; ingests run one at a time
+(``.ingest.lock``), analyses hold the read lock shared. ``recover`` (run by every ingest and by
+``natlens case check``) puts the case back to its last committed state after an interruption.
 """
 
 from __future__ import annotations
@@ -48,7 +39,7 @@ from natlens.errors import CaseError
 from natlens.schema import FIREWALL_EVENTS_SCHEMA, FLOWS_SCHEMA
 
 if TYPE_CHECKING:
-    from natlens.inplace import InPlace
+    from natlens.formats.inplace import InPlace
 
 MANIFEST = "manifest.json"
 CASE_FORMAT = 1
@@ -163,7 +154,7 @@ class Case:
         self._superseded: list[Path] = []
         self._created = False  # this run made the directory: a failed run removes it again
         self.recovery = Recovery()
-        # Flow log files read where they lie (--in-place, natlens/inplace.py): engines show them
+        # Flow log files read where they lie (--in-place, formats/inplace.py): engines show them
         # in the flows table beside the parts. Only a temporary case has them.
         self.in_place: InPlace | None = None
 

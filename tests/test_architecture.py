@@ -18,7 +18,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "formats": set(),
     "case": set(),
     "sources": {"formats", "case"},
-    "engine": {"case"},
+    "engine": {"case", "formats"},
     "ingest": {"sources", "formats", "case", "engine"},
     "spark_ingest": {"ingest", "sources", "formats", "case", "engine"},
     "export": {"analyses", "case", "engine"},

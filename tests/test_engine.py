@@ -281,3 +281,35 @@ def test_printed_sql_takes_the_time_window(natlens, v5_worlds, tmp_path, analysi
     athena = natlens("sql", analysis, "--dialect", "athena", "--table", "vpc_flow_logs", *window)
     assert "\"date\" >= CAST('2024-06-01' AS DATE)" in athena.out
     assert "\"date\" <= CAST('2024-06-01' AS DATE)" in athena.out
+
+
+def test_duckdb_spills_into_the_temporary_directory_not_the_working_one(tmp_path) -> None:
+    """DuckDB's default is '.tmp' in the working directory: the user's folder, left behind."""
+    import tempfile
+    from pathlib import Path
+
+    from natlens.engine import DuckDBEngine
+
+    with DuckDBEngine() as engine:
+        (spill,) = engine.con.execute("SELECT current_setting('temp_directory')").fetchone()
+        assert Path(spill).parent == Path(tempfile.gettempdir())
+        assert Path(spill).is_dir()
+    assert not Path(spill).exists()
+
+
+def test_a_full_disk_is_said_to_be_one() -> None:
+    """What DuckDB said when its spill filled the disk in the 100M benchmark (a file of the
+    case was not the problem, as natlens once said)."""
+    import duckdb
+
+    from natlens.engine import engine_error
+
+    said = duckdb.IOException(
+        'IO Error: Could not write file ".tmp/duckdb_temp_storage_DEFAULT-5.tmp": '
+        "No space left on device"
+    )
+    error = engine_error(said)
+    assert isinstance(error, EnvironmentProblem)
+    assert "disk filled up" in str(error) and "--memory-limit" in (error.hint or "")
+    damaged = engine_error(duckdb.IOException("IO Error: No magic bytes found at end of file"))
+    assert not isinstance(damaged, EnvironmentProblem)

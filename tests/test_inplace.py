@@ -3,7 +3,7 @@ ingest gives.
 
 Every test compares two independent paths on fresh state: the analysis run on a case that
 ``natlens ingest`` wrote (Python's parser) and the same analysis run with ``--in-place`` (the
-engine's own Parquet and CSV readers and natlens/inplace.py's checks in SQL).
+engine's own Parquet and CSV readers and natlens/formats/inplace.py's checks in SQL).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from natlens.inplace import ipv6_pattern
+from natlens.formats.inplace import ipv6_pattern
 from tests.conftest import Run, run_cli
 
 HEADER = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"

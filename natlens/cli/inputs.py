@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from natlens.case import Case
     from natlens.engine import Engine
     from natlens.formats.describe_json import Context
+    from natlens.formats.inplace import InPlace
     from natlens.ingest import IngestOptions
-    from natlens.inplace import InPlace
     from natlens.render.registry import Layout
     from natlens.render.terminal import SafeWriter, Writer
     from natlens.sources.timerange import TimeRange
@@ -276,7 +276,7 @@ def case_from_inputs(args: argparse.Namespace) -> Iterator[Case]:
     options = ingest_options(args)
     in_place = None
     if getattr(args, "in_place", False):
-        from natlens.inplace import plan
+        from natlens.sources.inplace import plan
 
         in_place = plan(args.inputs, options.sources)
         options.units = in_place.others
@@ -299,7 +299,7 @@ def case_from_inputs(args: argparse.Namespace) -> Iterator[Case]:
                     safe(sys.stderr).write(f"  {reason}: {example}\n")
         with Case.open(report.case) as case:
             if in_place is not None:
-                from natlens.inplace import PARQUET
+                from natlens.formats.inplace import PARQUET
 
                 case.in_place = in_place
                 for group in in_place.groups:  # what the analyses ask of a case's formats
@@ -313,7 +313,7 @@ def case_from_inputs(args: argparse.Namespace) -> Iterator[Case]:
 
 def _say_in_place(in_place: InPlace) -> None:
     """What --in-place reads where it lies, and what it does not (on stderr)."""
-    from natlens.inplace import PARQUET
+    from natlens.formats.inplace import PARQUET
 
     out = safe(sys.stderr)
     parquet = sum(len(g.files) for g in in_place.groups if g.kind == PARQUET)
@@ -341,7 +341,7 @@ def check_in_place(engine: Engine, case: Case, strict: bool) -> None:
     """Count the rows of the files read in place that ingest would have refused (the engine
     read them once, keeping each row's failed check), and say so on stderr; with --strict, any
     stops the run."""
-    from natlens.inplace import SKIPPED
+    from natlens.formats.inplace import SKIPPED
 
     if case.in_place is None or not case.in_place.groups:
         return
