@@ -406,3 +406,83 @@ def test_file_names_that_read_as_patterns(tmp_path: Path, engine: str) -> None:
     assert as_set(in_place) == as_set(ingested)
     sources = {json.loads(line)["source"] for line in in_place.out.splitlines()}
     assert sources == {str(text), str(tmp_path / "a{b},c.parquet")}
+
+
+# -- files the engine cannot read ----------------------------------------------------------------
+
+
+def _damaged_parquet(path: Path, rows: int = 20000) -> None:
+    """A flow log Parquet file whose footer reads (planning reads it) but whose pages do not:
+    the bytes in the middle of its second row group overwritten."""
+    import random
+
+    chance = random.Random(7)
+    table = pa.table(
+        {
+            "version": pa.array([2] * rows, pa.int32()),
+            "srcaddr": [f"10.0.{i % 200}.{i % 250}" for i in range(rows)],
+            "dstaddr": ["203.0.113.9"] * rows,
+            "srcport": pa.array([chance.randint(1024, 65000) for _ in range(rows)], pa.int32()),
+            "dstport": pa.array([443] * rows, pa.int32()),
+            "protocol": pa.array([6] * rows, pa.int32()),
+            "packets": pa.array([chance.randint(1, 999) for _ in range(rows)], pa.int64()),
+            "bytes": pa.array([chance.randint(40, 10**6) for _ in range(rows)], pa.int64()),
+            "start": pa.array([1717200000 + i % 600 for i in range(rows)], pa.int64()),
+            "end": pa.array([1717200060 + i % 600 for i in range(rows)], pa.int64()),
+            "action": ["ACCEPT"] * rows,
+            "log_status": ["OK"] * rows,
+        }
+    )
+    pq.write_table(table, path, compression="snappy", row_group_size=rows // 4)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 2000] = bytes(chance.randrange(256) for _ in range(2000))
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_file_that_cannot_be_read_is_left_out_and_named(tmp_path: Path, engine: str) -> None:
+    """A Parquet file with damaged pages stops the engine's read: natlens leaves that file out,
+    names it, and reads the others; --strict stops; no file left to read is an input error."""
+    good = tmp_path / "logs" / "123456789012_vpcflowlogs_us-east-1_fl-1_20240601T0000Z_ab.log.gz"
+    good.parent.mkdir()
+    lines = [_line({5: str(1024 + i)}) for i in range(50)]
+    good.write_bytes(gzip.compress(("\n".join([HEADER, *lines]) + "\n").encode()))
+    _damaged_parquet(tmp_path / "logs" / "damaged.parquet")
+    shown = ("--format", "jsonl", "--columns", "srcport,source")
+    run = run_cli("records", tmp_path / "logs", *shown, "--in-place", "--engine", engine)
+    assert run.code == 0, run.err
+    assert sorted(json.loads(r)["srcport"] for r in run.out.splitlines()) == list(
+        range(1024, 1074)
+    )
+    assert "1 file(s) read in place could not be read and were left out" in run.err
+    assert f"{tmp_path / 'logs' / 'damaged.parquet'}: " in run.err
+    strict = run_cli("records", tmp_path / "logs", "--in-place", "--strict", "--engine", engine)
+    assert strict.code == 2
+    assert "could not be read (--strict)" in strict.err
+    good.unlink()
+    nothing = run_cli("records", tmp_path / "logs", "--in-place", "--engine", engine)
+    assert nothing.code == 2
+    assert "no file read in place could be read" in nothing.err
+
+
+@pytest.mark.spark
+def test_a_cut_gzip_file_on_spark(tmp_path: Path) -> None:
+    """Spark stops at a gzip stream cut short; the file is left out and named (DuckDB reads
+    the lines before the cut, as ingest does, and sets the cut line aside)."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    good = logs / "123456789012_vpcflowlogs_us-east-1_fl-1_20240601T0000Z_ab.log.gz"
+    good.write_bytes(gzip.compress(("\n".join([HEADER, GOOD]) + "\n").encode()))
+    cut = logs / "123456789012_vpcflowlogs_us-east-1_fl-1_20240601T0005Z_ab.log.gz"
+    body = "\n".join([HEADER, *[_line({5: str(2000 + i)}) for i in range(5000)]]) + "\n"
+    whole = gzip.compress(body.encode())
+    cut.write_bytes(whole[: len(whole) * 2 // 3])
+    run = run_cli("records", logs, "--in-place", "--format", "jsonl", "--engine", "spark")
+    assert run.code == 0, run.err
+    assert len(run.out.splitlines()) == 1
+    assert f"{cut}: java.io.EOFException" in run.err
+    duck = run_cli("records", logs, "--in-place", "--format", "jsonl")
+    ingested = run_cli("records", logs, "--format", "jsonl")
+    assert duck.code == 0 and ingested.code == 0, duck.err + ingested.err
+    assert len(duck.out.splitlines()) == len(ingested.out.splitlines()) > 1

@@ -346,6 +346,22 @@ def check_in_place(engine: Engine, case: Case, strict: bool) -> None:
     if case.in_place is None or not case.in_place.groups:
         return
     engine.register_case(case)
+    unreadable = case.in_place.unreadable
+    if unreadable:
+        out = safe(sys.stderr)
+        out.write(
+            f"natlens: {len(unreadable):,} file(s) read in place could not be read and were "
+            "left out; 'natlens ingest' keeps the lines before the damage in a text file\n"
+        )
+        for source, why in unreadable[:10]:
+            out.write(f"  {source}: {why}\n")
+        if len(unreadable) > 10:
+            out.write(f"  ... and {len(unreadable) - 10:,} more\n")
+        if strict:
+            raise InputError(
+                f"{len(unreadable):,} file(s) read in place could not be read (--strict)",
+                hint="natlens ingest SOURCE... --case DIR --json names each problem",
+            )
     rows = engine.query(SKIPPED).to_pylist()
     count, example = engine.in_place_rejected(case.in_place)
     if count:

@@ -272,6 +272,16 @@ def _first_line(exc: BaseException) -> str:
     return real_path(text)[:300]
 
 
+def _environment(exc: Exception) -> bool:
+    """Whether DuckDB stopped for want of memory or disk (not for what it read)."""
+    text = str(exc)
+    return (
+        isinstance(exc, duckdb.OutOfMemoryException)
+        or "No space left on device" in text
+        or "disk is full" in text.lower()
+    )
+
+
 def engine_error(exc: Exception) -> NatlensError:
     """A DuckDB error as a natlens error: what happened and what to do."""
     if isinstance(exc, duckdb.OutOfMemoryException):

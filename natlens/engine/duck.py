@@ -18,13 +18,15 @@ from natlens.errors import EnvironmentProblem, UsageError
 from natlens.sqltree import to_sql
 
 if TYPE_CHECKING:
-    from natlens.formats.inplace import InPlace
+    from natlens.formats.inplace import Group, InPlace
     from natlens.sources.units import SourceOptions
 
 from natlens.engine.base import (
     _SAFE_PATH,
     SQL,
     Engine,
+    _environment,
+    _first_line,
     _quoted,
     _Scratch,
     check_size,
@@ -97,17 +99,60 @@ class DuckDBEngine(Engine):
     def _register_in_place(self, in_place: InPlace) -> None:
         """The files read in place (formats/inplace.py): ``natlens_in_place_all`` holds every
         row with the field that failed its checks, if one did; ``natlens_in_place`` the
-        records."""
+        records. A file DuckDB cannot read is left out and named (``in_place.unreadable``)."""
         from natlens.formats import inplace
 
         if self._in_place is in_place:
             return
         if in_place.s3 is not None:
             self._s3(in_place.s3)
+        try:
+            self._read_in_place(in_place)
+        except duckdb.Error as exc:
+            if _environment(exc):
+                raise engine_error(exc) from None
+            # Which files? DuckDB's message does not always say: each is read alone.
+            bad = {}
+            for index, group in enumerate(in_place.groups):
+                for read, source in zip(self._reads(group), group.files, strict=True):
+                    self.con.execute(f"SET VARIABLE natlens_in_place_{index} = ?", [[read]])
+                    try:
+                        self.con.execute(
+                            "CREATE OR REPLACE TEMPORARY TABLE natlens_in_place_probe AS "
+                            f"SELECT * FROM natlens_in_place_raw_{index}"
+                        )
+                    except duckdb.Error as one:
+                        if _environment(one):
+                            raise engine_error(one) from None
+                        bad[source] = _first_line(one)
+            self.con.execute("DROP TABLE IF EXISTS natlens_in_place_probe")
+            if not bad:
+                raise engine_error(exc) from None
+            in_place.leave_out(bad)
+            try:
+                self._read_in_place(in_place)
+            except duckdb.Error as again:
+                raise engine_error(again) from None
+        self._execute(exp.Create(
+            this=exp.to_table("natlens_in_place"), kind="VIEW", expression=inplace.RECORDS,
+            replace=True,
+        ))  # fmt: skip
+        self._in_place = in_place
+
+    def _reads(self, group: Group) -> list[str]:
+        """The paths DuckDB is given for ``group``'s files (plain links to local ones)."""
+        return [f if f.startswith("s3://") else str(self._empty.plain_file(Path(f)))
+                for f in group.files]  # fmt: skip
+
+    def _read_in_place(self, in_place: InPlace) -> None:
+        """A view of each group's files as the reader gives them, and every row of every group
+        read once into ``natlens_in_place_all`` (the checks are many expressions, and analyses
+        read flows often). duckdb.Error when a file cannot be read."""
+        from natlens.formats import inplace
+
         selects = []
         for index, group in enumerate(in_place.groups):
-            reads = [f if f.startswith("s3://") else str(self._empty.plain_file(Path(f)))
-                     for f in group.files]  # fmt: skip
+            reads = self._reads(group)
             self.con.execute(f"SET VARIABLE natlens_in_place_{index} = ?", [reads])
             self.con.register(
                 f"natlens_in_place_files_{index}",
@@ -136,22 +181,16 @@ class DuckDBEngine(Engine):
                     on=exp.EQ(this=exp.column("filename", "r"), expression=exp.column("path", "m")),
                 )
             )
-            self._execute(exp.Create(
+            self.con.execute(to_sql(exp.Create(
                 this=exp.to_table(f"natlens_in_place_raw_{index}"), kind="VIEW",
                 expression=raw, replace=True,
-            ))  # fmt: skip
+            ), "duckdb"))  # fmt: skip
             selects.append(inplace.group_select(group, f"natlens_in_place_raw_{index}"))
-        # Read once per run: the checks are many expressions, and analyses read flows often.
-        self._execute(exp.Create(
+        self.con.execute(to_sql(exp.Create(
             this=exp.to_table("natlens_in_place_all"), kind="TABLE", replace=True,
             expression=inplace.all_select(selects),
             properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-        ))  # fmt: skip
-        self._execute(exp.Create(
-            this=exp.to_table("natlens_in_place"), kind="VIEW", expression=inplace.RECORDS,
-            replace=True,
-        ))  # fmt: skip
-        self._in_place = in_place
+        ), "duckdb"))  # fmt: skip
 
     def in_place_rejected(self, in_place: InPlace) -> tuple[int, str | None]:
         """Text lines DuckDB's CSV reader set aside (another number of fields than the header

@@ -17,7 +17,7 @@ from natlens.case import TABLES, Case
 from natlens.errors import EnvironmentProblem
 
 if TYPE_CHECKING:
-    from natlens.formats.inplace import InPlace
+    from natlens.formats.inplace import Group, InPlace
 
 from natlens.engine.base import SQL, Engine, translate
 
@@ -121,19 +121,47 @@ class SparkEngine(Engine):
     def _register_in_place(self, in_place: InPlace) -> None:
         """The files read in place as Spark reads them, where the executors read them; the
         same tables as on DuckDB (``natlens_in_place_all``, ``natlens_in_place``)."""
+        from natlens.formats import inplace
+
+        if self._in_place is in_place:
+            return
+        # A file Spark cannot read (a damaged gzip stream or Parquet page) stops the read, and
+        # Spark's message names it: it is left out and named, and the rest read again.
+        for _ in range(in_place.files):
+            try:
+                self._read_in_place(in_place)
+                break
+            except Exception as exc:
+                files = [
+                    (uri, source)
+                    for group in in_place.groups
+                    for uri, source in zip(self._uris(group), group.files, strict=True)
+                ]
+                source = inplace.named_file(str(exc), files)
+                if source is None or "FAILED_READ_FILE" not in str(exc):
+                    raise
+                in_place.leave_out({source: _cause(exc)})
+        spark = self.spark
+        spark.sql(translate(inplace.RECORDS, "spark")).createOrReplaceTempView("natlens_in_place")
+        self._in_place = in_place
+
+    def _uris(self, group: Group) -> list[str]:
+        """The URIs Spark gives ``_metadata.file_path`` for ``group``'s files."""
+        hadoop = self.spark._jvm.org.apache.hadoop.fs.Path
+        return [hadoop(_uri(r)).toUri().toString() for r in _spark_reads(group)]
+
+    def _read_in_place(self, in_place: InPlace) -> None:
+        """Each group's files as Spark reads them, every row read once into
+        ``natlens_in_place_all`` (kept by the executors, as the shared stages of a query are)."""
         from pyspark.sql import functions as F
         from pyspark.sql.types import StringType, StructField, StructType
 
         from natlens.formats import inplace
 
-        if self._in_place is in_place:
-            return
         spark = self.spark
-        hadoop = spark._jvm.org.apache.hadoop.fs.Path  # the URIs Spark gives _metadata.file_path
         selects = []
         for index, group in enumerate(in_place.groups):
-            # (local paths escaped; an S3 key with pattern characters is left to ingest)
-            reads = [f if f.startswith("s3://") else _hadoop_path(Path(f)) for f in group.files]
+            reads = _spark_reads(group)
             if group.kind == inplace.PARQUET:
                 frame = spark.read.parquet(*reads)
                 row = F.col("_metadata.row_index")
@@ -164,22 +192,16 @@ class SparkEngine(Engine):
                 row.alias(inplace.ROW),
             )
             files = spark.createDataFrame(
-                [
-                    (hadoop(_uri(r)).toUri().toString(), f)
-                    for r, f in zip(reads, group.files, strict=True)
-                ],
+                list(zip(self._uris(group), group.files, strict=True)),
                 "natlens_file string, natlens_source string",
             )
             frame.join(F.broadcast(files), "natlens_file").createOrReplaceTempView(
                 f"natlens_in_place_raw_{index}"
             )
             selects.append(inplace.group_select(group, f"natlens_in_place_raw_{index}", spark=True))
-        # Read once per run, kept by the executors (as the shared stages of a query are).
         spark.sql(translate(inplace.all_select(selects), "spark")).localCheckpoint(
             eager=True
         ).createOrReplaceTempView("natlens_in_place_all")
-        spark.sql(translate(inplace.RECORDS, "spark")).createOrReplaceTempView("natlens_in_place")
-        self._in_place = in_place
 
     def _frame(self, sql: SQL) -> Any:
         """The result of ``sql`` as a DataFrame, its shared stages computed first.
@@ -248,6 +270,19 @@ class SparkEngine(Engine):
     def close(self) -> None:
         self._drop_stages()
         self.release()
+
+
+def _spark_reads(group: Group) -> list[str]:
+    """The paths Spark is given for ``group``'s files (local paths escaped; an S3 key with
+    pattern characters is left to ingest)."""
+    return [f if f.startswith("s3://") else _hadoop_path(Path(f)) for f in group.files]
+
+
+def _cause(exc: Exception) -> str:
+    """What Spark says stopped a file's read: its innermost Java cause, else its first line."""
+    causes = re.findall(r"Caused by: ([^\n]+)", str(exc))
+    text = causes[-1] if causes else (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return text.strip()[:300]
 
 
 def _uri(read: str) -> str:

@@ -11,8 +11,9 @@ and, for Parquet, its row.
 
 Two things ingest knows and a view cannot: a text file's line numbers (DuckDB's CSV reader
 gives none, so ``line`` is NULL for text read in place), and a line split by runs of spaces
-(AWS writes one space; a line with another count of fields is skipped and counted). A file that
-cannot be read at all (damaged gzip) stops the query; ``natlens ingest`` reads around it.
+(AWS writes one space; a line with another count of fields is skipped and counted). A file the
+engine cannot read (a damaged Parquet page or gzip stream) is left out whole and named
+(``InPlace.unreadable``), where ``natlens ingest`` keeps what comes before the damage.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 from sqlglot import exp
 
+from natlens.errors import InputError
 from natlens.formats.flow_columns import _CONTROL, _INT32_MAX, RANGES, VOCABULARY
 from natlens.schema import (
     ADDRESS_INT_SUFFIX,
@@ -72,10 +74,41 @@ class InPlace:
     s3: SourceOptions | None = None  # how to reach the s3:// files, when there are some
     passed_over: int = 0  # files and folders outside --since/--until by their names' dates
     not_flow_logs: list[str] = field(default_factory=list)  # Parquet of other columns
+    # files the engine could not read, left out, and what it said (engine/*.py)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def files(self) -> int:
         return sum(len(g.files) for g in self.groups)
+
+    def leave_out(self, bad: dict[str, str]) -> None:
+        """Leave out the files (sources) in ``bad``, keeping why; a group left with no file
+        goes. InputError when no file is left to read."""
+        for group in self.groups:
+            group.files = [f for f in group.files if f not in bad]
+        self.groups = [g for g in self.groups if g.files]
+        self.unreadable += sorted(bad.items())
+        if not self.groups:
+            first, why = self.unreadable[0]
+            raise InputError(
+                f"no file read in place could be read ({len(self.unreadable):,}; {first}: {why})",
+                hint="natlens ingest SOURCE... --case DIR keeps the lines before the damage in "
+                "a text file",
+            )
+
+
+def named_file(message: str, files: list[tuple[str, str]]) -> str | None:
+    """The source whose path (``files``: the path the engine was given, the source) an
+    engine's error message names, the longest if several do (a.log and a.log.1)."""
+    from urllib.parse import quote
+
+    named = [
+        (len(read), source)
+        for read, source in files
+        for form in {read, source, quote(read), read.removeprefix("s3://")}
+        if form and form in message
+    ]
+    return max(named)[1] if named else None
 
 
 # -- the view ----------------------------------------------------------------------------------
