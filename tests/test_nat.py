@@ -27,7 +27,7 @@ from natlens.errors import UsageError
 from natlens.formats.describe_json import load_context
 from natlens.ingest import IngestOptions, ingest
 from natlens.simulate.run import SimulateOptions, simulate
-from tests.conftest import FIXTURES, fresh_copy
+from tests.conftest import FIXTURES, Run, fresh_copy, run_cli
 
 DOCS = Path(__file__).parents[1] / "docs"
 
@@ -436,3 +436,31 @@ def test_printed_attribute_on_aws_flow_columns_gives_the_same_rows(
         return sorted(json.dumps(r, sort_keys=True, default=str) for r in rows)
 
     assert canonical(got) == canonical(want)
+
+
+def test_a_window_does_not_hide_competing_legs(tmp_path: Path) -> None:
+    """attribute --since/--until answers for the events in the window; the flow records just
+    outside it are still evidence. Cut away, a leg that competes with the one inside is unseen
+    and the answer looks surer than it is (before the margin: 'unknown' became 'certain' for
+    another instance). Every event in the window gets the answer it gets with the whole hour."""
+    world = tmp_path / "world"
+    simulate(world, SimulateOptions(scenario="fw-after-nat", minutes=15, records=300_000, seed=3))
+    case = tmp_path / "case"
+    ingest([str(world / "flowlogs"), str(world / "firewall")], str(case), IngestOptions())
+    shown = ["--context", world / "context", "--format", "jsonl"]
+    whole = run_cli("attribute", case, *shown)
+    window = ["--since", "2024-06-01T00:05:00Z", "--until", "2024-06-01T00:10:00Z"]
+    part = run_cli("attribute", case, *shown, *window)
+    assert whole.code == 0 and part.code == 0, whole.err + part.err
+    answer = ("confidence", "instance_address", "instance_port", "instance_id", "ambiguous")
+
+    def keyed(run: Run) -> dict[tuple[str, int], tuple[object, ...]]:
+        rows = (json.loads(line) for line in run.out.splitlines())
+        return {(r["source"], r["line"]): tuple(r[k] for k in answer) for r in rows
+                if 1717200300 <= r["event_time"] <= 1717200600}  # fmt: skip
+
+    inside, everything = keyed(part), keyed(whole)
+    assert len(inside) > 10_000
+    sure = sum(v[0] in ("certain", "high") for v in inside.values())
+    assert sure > len(inside) // 2
+    assert {k: everything[k] for k in inside} == inside

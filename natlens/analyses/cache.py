@@ -42,7 +42,10 @@ def derived_table(engine: Engine, case: Case, name: str, sql: SQL, make: bool = 
     # each engine is then tested on its own work.
     # The manifest's tables list every part file and its row count.
     text = to_sql(sql)  # written out once: the key, and the query run
-    state = json.dumps([engine.name, engine.window, text, case.manifest["tables"]], sort_keys=True)
+    margin = [engine.flows_margin] if engine.flows_margin and engine.window != (None, None) else []
+    state = json.dumps(
+        [engine.name, engine.window, text, case.manifest["tables"], *margin], sort_keys=True
+    )
     key = hashlib.sha256(state.encode()).hexdigest()[:16]
     root = case.path / DERIVED
     directory = root / f"{name}-{key}"

@@ -28,6 +28,7 @@ of several instances) is never more than ``medium``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,9 @@ from natlens.vocabulary import LogType, Method, SourceKind
 
 # Capture windows, and AWS's note that a record's start may lag the packet by up to 60 s.
 SLACK = 60
+# Flow records read either side of --since/--until for attribute: a leg compared with an event's
+# flow starts within SLACK of it, or was open at its start (AWS's longest capture window, 600 s).
+WINDOW_MARGIN = SLACK + 600
 CANDIDATE_SLOTS = 5
 # Legs compared per bucket (started in the same 2 s, or the same bytes out in the same minute):
 # the bound on pairs per row. The densest 2 s bucket holds 11 legs at 1M records, 26 at 4M and
@@ -315,8 +319,23 @@ def attribute_batches(engine: Engine, case: Case, options: NatOptions) -> pa.Rec
             hint="ingest the flow logs of the NAT gateways' and instances' interfaces into the "
             "same case, and give --context DIR",
         )
-    head = _head(engine, case, options, all_links=False)
-    return engine.query_batches(attribute_sql(options, *head))
+    # With --since/--until, the instance legs just outside the window are evidence too: a leg
+    # that competes with the one inside, unseen, would make an answer look surer than it is.
+    wide = options.conversations
+    if wide.since is not None or wide.until is not None:
+        wide = dataclasses.replace(
+            wide,
+            since=None if wide.since is None else wide.since - WINDOW_MARGIN,
+            until=None if wide.until is None else wide.until + WINDOW_MARGIN,
+        )
+        options = dataclasses.replace(options, conversations=wide)
+    before = engine.flows_margin
+    engine.flows_margin = WINDOW_MARGIN
+    try:
+        head = _head(engine, case, options, all_links=False)
+        return engine.query_batches(attribute_sql(options, *head))
+    finally:
+        engine.flows_margin = before  # the next analysis registers the case again
 
 
 class AlertSources:

@@ -112,16 +112,20 @@ class Engine(ABC):
     # --since/--until in epoch seconds: register_case shows only the flow records whose capture
     # window overlaps it, and the firewall events in it (NULL times are kept).
     window: tuple[int | None, int | None] = (None, None)
+    # Seconds of flow records read either side of the window, the firewall events not: an
+    # analysis whose answers are about events in the window sees the evidence just outside it.
+    flows_margin: int = 0
 
     def window_filters(self) -> dict[str, str]:
         """The WHERE condition per table for ``window`` (numbers only), or none."""
         since, until = self.window
+        margin = int(getattr(self, "flows_margin", 0))  # (also called on a namespace)
         flows, events = [], []
         if since is not None:
-            flows.append(f'coalesce("end", start) >= {int(since)}')
+            flows.append(f'coalesce("end", start) >= {int(since) - margin}')
             events.append(f"coalesce(flow_end, event_time) >= {int(since)}")
         if until is not None:
-            flows.append(f"start <= {int(until)}")
+            flows.append(f"start <= {int(until) + margin}")
             events.append(f"coalesce(flow_start, event_time) <= {int(until)}")
         out = {}
         if flows:

@@ -616,7 +616,9 @@ class Compiler:
 
                 from natlens.engine import Engine
 
-                filters = Engine.window_filters(SimpleNamespace(window=self.window))  # type: ignore[arg-type]
+                filters = Engine.window_filters(
+                    SimpleNamespace(window=self.window, flows_margin=0)  # type: ignore[arg-type]
+                )
                 where_ = filters[TABLES[self.logs]]
                 self.base = self.base.where(sqlglot.parse_one(where_, read="duckdb"), copy=False)
             return
