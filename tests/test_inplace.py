@@ -452,9 +452,7 @@ def test_a_file_that_cannot_be_read_is_left_out_and_named(tmp_path: Path, engine
     shown = ("--format", "jsonl", "--columns", "srcport,source")
     run = run_cli("records", tmp_path / "logs", *shown, "--in-place", "--engine", engine)
     assert run.code == 0, run.err
-    assert sorted(json.loads(r)["srcport"] for r in run.out.splitlines()) == list(
-        range(1024, 1074)
-    )
+    assert sorted(json.loads(r)["srcport"] for r in run.out.splitlines()) == list(range(1024, 1074))
     assert "1 file(s) read in place could not be read and were left out" in run.err
     assert f"{tmp_path / 'logs' / 'damaged.parquet'}: " in run.err
     strict = run_cli("records", tmp_path / "logs", "--in-place", "--strict", "--engine", engine)
