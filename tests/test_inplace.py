@@ -339,7 +339,10 @@ def test_s3_parquet_in_hive_layout_on_duckdb(firewalled: Path, s3_server, tmp_pa
     endpoint = ("--endpoint-url", s3_server.endpoint)
     window = ("--since", "2024-06-01T00:20:00Z", "--until", "2024-06-01T00:50:00Z")
     case = tmp_path / "case"
-    run = run_cli("ingest", *sources, "--case", case, *endpoint, *window)
+    # attribute reads the flow records of 11 minutes either side of the window as evidence:
+    # the case holds them too
+    wider = ("--since", "2024-06-01T00:09:00Z", "--until", "2024-06-01T01:01:00Z")
+    run = run_cli("ingest", *sources, "--case", case, *endpoint, *wider)
     assert run.code == 0, run.err
     context = ("--context", firewalled / "context", "--format", "jsonl")
     for analysis in ("conversations", "inbound", "nat", "attribute"):

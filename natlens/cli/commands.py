@@ -469,16 +469,25 @@ def _sql_window(args: argparse.Namespace, in_case: bool) -> dict[str, list[Any]]
 
     import sqlglot
 
+    from natlens.analyses.nat import WINDOW_MARGIN
     from natlens.engine import Engine
     from natlens.insights.values import athena_window
 
     since, until = time_window(args)
     if since is None and until is None:
         return {}
-    filters = Engine.window_filters(SimpleNamespace(window=(since, until)))  # type: ignore[arg-type]
+    # attribute reads the flow records either side of the window as evidence (nat.py)
+    margin = WINDOW_MARGIN if args.analysis == "attribute" else 0
+    filters = Engine.window_filters(
+        SimpleNamespace(window=(since, until), flows_margin=margin)  # type: ignore[arg-type]
+    )
     where = {name: [sqlglot.parse_one(text, read="duckdb")] for name, text in filters.items()}
     if args.dialect == "athena" and not in_case:
-        days = [c for c in athena_window(since, until) if "date" in c.this.name]
+        wide = (
+            None if since is None else since - margin,
+            None if until is None else until + margin,
+        )
+        days = [c for c in athena_window(*wide) if "date" in c.this.name]
         where["flows"] = days + where["flows"]
     return where
 

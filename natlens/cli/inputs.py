@@ -228,11 +228,22 @@ def ingest_options(args: argparse.Namespace) -> IngestOptions:
     from natlens.ingest import IngestOptions
     from natlens.sources.units import SourceOptions
 
+    window = time_range(args)
+    if getattr(args, "command", None) in ("attribute", "report"):
+        # attribute reads the flow records either side of the window as evidence (nat.py):
+        # sources are read that much wider (the engine shows each analysis its own window)
+        from natlens.analyses.nat import WINDOW_MARGIN
+        from natlens.sources.timerange import TimeRange
+
+        window = TimeRange(
+            None if window.since is None else window.since - WINDOW_MARGIN,
+            None if window.until is None else window.until + WINDOW_MARGIN,
+        )
     return IngestOptions(
         log_format=parse_log_format(args.log_format) if args.log_format else None,
         strict=args.strict,
         sources=SourceOptions(
-            time_range=time_range(args),
+            time_range=window,
             endpoint_url=args.endpoint_url,
             profile=args.profile,
             region=args.region,
