@@ -472,6 +472,7 @@ def _sql_window(args: argparse.Namespace, in_case: bool) -> dict[str, list[Any]]
     from natlens.analyses.nat import WINDOW_MARGIN
     from natlens.engine import Engine
     from natlens.insights.values import athena_window
+    from natlens.sources.timerange import TimeRange
 
     since, until = time_window(args)
     if since is None and until is None:
@@ -483,11 +484,8 @@ def _sql_window(args: argparse.Namespace, in_case: bool) -> dict[str, list[Any]]
     )
     where = {name: [sqlglot.parse_one(text, read="duckdb")] for name, text in filters.items()}
     if args.dialect == "athena" and not in_case:
-        wide = (
-            None if since is None else since - margin,
-            None if until is None else until + margin,
-        )
-        days = [c for c in athena_window(*wide) if "date" in c.this.name]
+        wide = TimeRange(since, until).widened(margin)
+        days = [c for c in athena_window(wide.since, wide.until) if "date" in c.this.name]
         where["flows"] = days + where["flows"]
     return where
 

@@ -233,12 +233,8 @@ def ingest_options(args: argparse.Namespace) -> IngestOptions:
         # attribute reads the flow records either side of the window as evidence (nat.py):
         # sources are read that much wider (the engine shows each analysis its own window)
         from natlens.analyses.nat import WINDOW_MARGIN
-        from natlens.sources.timerange import TimeRange
 
-        window = TimeRange(
-            None if window.since is None else window.since - WINDOW_MARGIN,
-            None if window.until is None else window.until + WINDOW_MARGIN,
-        )
+        window = window.widened(WINDOW_MARGIN)
     return IngestOptions(
         log_format=parse_log_format(args.log_format) if args.log_format else None,
         strict=args.strict,

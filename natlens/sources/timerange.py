@@ -47,6 +47,13 @@ class TimeRange:
             self.until is None or start <= self.until
         )
 
+    def widened(self, seconds: int) -> TimeRange:
+        """The window with ``seconds`` more either side (open ends stay open)."""
+        return TimeRange(
+            None if self.since is None else self.since - seconds,
+            None if self.until is None else self.until + seconds,
+        )
+
     @property
     def bounded(self) -> bool:
         return self.since is not None or self.until is not None
