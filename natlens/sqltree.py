@@ -213,4 +213,9 @@ def to_sql(query: exp.Expr | str, dialect: str = "duckdb", pretty: bool = False)
         if dialect == "duckdb" and not pretty:
             return query
         query = sqlglot.parse_one(query, read="duckdb")
+    if dialect != "duckdb":
+        # A TRY_CAST built as a tree (not parsed from text) lacks sqlglot's "safe" mark, and
+        # Spark's writer makes it a CAST, which stops the whole query at one bad value.
+        for node in query.find_all(exp.TryCast):
+            node.set("safe", True)
     return query.sql(dialect=dialect, pretty=pretty, copy=False)

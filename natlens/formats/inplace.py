@@ -217,7 +217,6 @@ def _typed(column: Column, t: exp.Expr) -> tuple[exp.Expr, exp.Expr, exp.Expr | 
             exp.TryCast(
                 this=_f("split_part", t.copy(), _lit("."), _lit(i)),
                 to=exp.DataType.build("BIGINT"),
-                safe=True,
             )
             for i in range(1, 5)
         ]
@@ -249,7 +248,7 @@ def _typed(column: Column, t: exp.Expr) -> tuple[exp.Expr, exp.Expr, exp.Expr | 
             )
         ),
     )
-    typed = exp.TryCast(this=t.copy(), to=exp.DataType.build("BIGINT"), safe=True)
+    typed = exp.TryCast(this=t.copy(), to=exp.DataType.build("BIGINT"))
     low, high = RANGES.get(name, (0, _INT32_MAX if kind is Kind.INT32 else 2**63 - 1))
     ok = exp.and_(shaped, exp.Between(this=typed, low=_lit(low), high=_lit(high)))
     value = _case((ok, typed.copy()), default=exp.cast(exp.Null(), "BIGINT"))

@@ -188,7 +188,7 @@ class Compiler:
         literal = _numeric_literal(value.node)
         if literal is not None:
             return _lit(literal)
-        return exp.TryCast(this=value.sql, to=exp.DataType.build("DOUBLE"), safe=True)
+        return exp.TryCast(this=value.sql, to=exp.DataType.build("DOUBLE"))
 
     def text_of(self, value: _Value) -> exp.Expr:
         return value.sql if value.kind in ("str", "any") else _text(value.sql)

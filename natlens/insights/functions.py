@@ -180,7 +180,6 @@ def _octets(c: Compiler, text: exp.Expr) -> list[exp.Expr]:
         exp.TryCast(
             this=exp.RegexpExtract(this=text, expression=_lit(_V4), group=_lit(i)),
             to=exp.DataType.build("BIGINT"),
-            safe=True,
         )
         for i in range(1, 5)
     ]
@@ -209,9 +208,7 @@ def in_subnet(c: Compiler, node: Call, value: _Value) -> _Value:
         return _Value(exp.false(), "bool")  # an IPv4 test of an IPv6 block holds for none
     text = c.text_of(value)
     if c.target == "athena":
-        parsed = exp.TryCast(
-            this=text, to=exp.DataType.build("IPADDRESS", dialect="trino"), safe=True
-        )
+        parsed = exp.TryCast(this=text, to=exp.DataType.build("IPADDRESS", dialect="trino"))
         inside = exp.Anonymous(this="CONTAINS", expressions=[_lit(str(network)), parsed])
         colon = exp.GT if network.version == 6 else exp.EQ
         family = colon(this=exp.StrPosition(this=text, substr=_lit(":")), expression=_lit(0))
